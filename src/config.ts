@@ -1,0 +1,292 @@
+/**
+ * The one configuration schema (../shared/API.md, "Configuration contract") and the only reader
+ * of process.env. A bad file stops start-up with the key's path and the problem in the message.
+ */
+import { readFileSync } from 'node:fs';
+import { dirname, isAbsolute, resolve } from 'node:path';
+import { isIP } from 'node:net';
+import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
+import { parseDuration } from './duration.js';
+
+export class ConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ConfigError';
+  }
+}
+
+const duration = z.union([z.string(), z.number()]).transform((v, ctx) => {
+  const s = parseDuration(v);
+  if (s === undefined || s <= 0) {
+    ctx.addIssue({ code: 'custom', message: `"${v}" is not a duration (use 30s, 5m, 24h, 7d or seconds)` });
+    return z.NEVER;
+  }
+  return s;
+});
+
+const nonNegativeDuration = z.union([z.string(), z.number()]).transform((v, ctx) => {
+  const s = parseDuration(v);
+  if (s === undefined) {
+    ctx.addIssue({ code: 'custom', message: `"${v}" is not a duration (use 30s, 5m, 24h, 7d or seconds)` });
+    return z.NEVER;
+  }
+  return s;
+});
+
+const port = z.number().int().min(0).max(65535);
+const hostName = z.string().min(1);
+
+const tlsSchema = z.discriminatedUnion('mode', [
+  z.object({
+    mode: z.literal('auto'),
+    names: z.array(z.string().min(1)).min(1).default(['localhost', '127.0.0.1']),
+    ttl: duration.default(24 * 3600),
+  }).strict(),
+  z.object({ mode: z.literal('files'), certificate: z.string().min(1), key: z.string().min(1) }).strict(),
+  z.object({ mode: z.literal('off') }).strict(),
+]);
+
+const HMAC_ALGS = ['HS256', 'HS384', 'HS512'] as const;
+const ASYM_ALGS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA'] as const;
+export const JWT_ALGORITHMS = [...ASYM_ALGS, ...HMAC_ALGS] as const;
+export type JwtAlgorithm = (typeof JWT_ALGORITHMS)[number];
+
+const jwksSchema = z.union([
+  z.object({ file: z.string().min(1) }).strict(),
+  z.object({ url: z.url({ protocol: /^https?$/ }) }).strict(),
+  z.object({ keys: z.array(z.record(z.string(), z.unknown())).min(1) }).strict(),
+  z.object({ discovery: z.literal(true) }).strict(),
+]);
+
+const issuerSchema = z
+  .object({
+    name: z.string().min(1).regex(/^[A-Za-z0-9._-]+$/, 'letters, digits, ".", "_" and "-" only'),
+    issuer: z.string().min(1),
+    audience: z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]),
+    jwks: jwksSchema.optional(),
+    secret: z.string().min(32, 'an HMAC secret must be at least 32 characters').optional(),
+    algorithms: z.array(z.enum(JWT_ALGORITHMS)).min(1).default(['RS256', 'ES256', 'EdDSA']),
+    identity: z.string().min(1).default('{sub}'),
+    maxTokenAge: duration.optional(),
+    requireJti: z.boolean().default(false),
+  })
+  .strict()
+  .superRefine((iss, ctx) => {
+    const hmac = iss.algorithms.filter((a) => (HMAC_ALGS as readonly string[]).includes(a));
+    if (hmac.length > 0 && iss.secret === undefined) {
+      ctx.addIssue({ code: 'custom', path: ['algorithms'], message: `${hmac.join(', ')} needs a shared "secret" on this issuer` });
+    }
+    if (iss.secret !== undefined && hmac.length !== iss.algorithms.length) {
+      ctx.addIssue({ code: 'custom', path: ['algorithms'], message: 'an issuer with a shared secret allows HMAC algorithms only' });
+    }
+    if (iss.secret === undefined && iss.jwks === undefined) {
+      ctx.addIssue({ code: 'custom', path: ['jwks'], message: 'required: { file }, { url }, { keys } or { discovery: true }' });
+    }
+    if (iss.secret !== undefined && iss.jwks !== undefined) {
+      ctx.addIssue({ code: 'custom', path: ['jwks'], message: 'an issuer has either jwks or a shared secret, not both' });
+    }
+  });
+
+const EKUS = ['serverAuth', 'clientAuth'] as const;
+export type ExtendedKeyUsage = (typeof EKUS)[number];
+
+/** Placeholders `{name}` in a policy pattern. */
+export function placeholders(pattern: string): string[] {
+  return [...pattern.matchAll(/\{([^{}]*)\}/g)].map((m) => m[1] ?? '');
+}
+
+const policySchema = z
+  .object({
+    identity: z.string().min(1),
+    dns: z.array(z.string().min(1)).default([]),
+    uri: z.array(z.string().min(1)).default([]),
+    ip: z.array(z.string().min(1)).default([]),
+    email: z.array(z.string().min(1)).default([]),
+    wildcards: z.boolean().default(false),
+    maxTtl: duration.optional(),
+    extendedKeyUsage: z.array(z.enum(EKUS)).min(1).default(['serverAuth', 'clientAuth']),
+  })
+  .strict()
+  .superRefine((p, ctx) => {
+    const captures = placeholders(p.identity);
+    captures.forEach((c) => {
+      if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(c) || c === 'identity') {
+        ctx.addIssue({ code: 'custom', path: ['identity'], message: `"{${c}}" is not a valid capture name` });
+      }
+    });
+    if (new Set(captures).size !== captures.length) {
+      ctx.addIssue({ code: 'custom', path: ['identity'], message: 'a capture name appears twice' });
+    }
+    for (const kind of ['dns', 'uri', 'email'] as const) {
+      p[kind].forEach((pattern, i) => {
+        for (const name of placeholders(pattern)) {
+          if (name !== 'identity' && !captures.includes(name)) {
+            ctx.addIssue({ code: 'custom', path: [kind, i], message: `"{${name}}" is neither {identity} nor a capture of the identity pattern` });
+          }
+        }
+      });
+    }
+    p.ip.forEach((range, i) => {
+      const [addr, bits, extra] = range.split('/');
+      const family = isIP(addr ?? '');
+      const max = family === 4 ? 32 : 128;
+      const ok = family !== 0 && extra === undefined && (bits === undefined || (/^\d{1,3}$/.test(bits) && Number(bits) <= max));
+      if (!ok) ctx.addIssue({ code: 'custom', path: ['ip', i], message: `"${range}" is not an IP address or CIDR range` });
+    });
+  });
+
+const configSchema = z
+  .object({
+    server: z
+      .object({
+        host: hostName.default('127.0.0.1'),
+        port: port.default(8443),
+        tls: tlsSchema.default({ mode: 'auto', names: ['localhost', '127.0.0.1'], ttl: 24 * 3600 }),
+      })
+      .strict()
+      .prefault({}),
+    public: z.object({ host: hostName.default('127.0.0.1'), port: port.default(8080) }).strict().prefault({}),
+    publicUrl: z.url({ protocol: /^https?$/ }).default('http://127.0.0.1:8080').transform((u) => u.replace(/\/+$/, '')),
+    database: z.object({ url: z.string().min(1).optional() }).strict().prefault({}),
+    dataDir: z.string().min(1).default('./data'),
+    ca: z
+      .object({
+        certificate: z.string().min(1),
+        key: z.string().min(1),
+        keyPassphrase: z.string().optional(),
+        chain: z.string().min(1).optional(),
+      })
+      .strict(),
+    issuance: z
+      .object({
+        defaultTtl: duration.default(24 * 3600),
+        maxTtl: duration.default(72 * 3600),
+        backdate: nonNegativeDuration.default(60),
+      })
+      .strict()
+      .prefault({}),
+    crl: z
+      .object({ validity: duration.default(24 * 3600), refresh: duration.default(3600), maxDelay: duration.default(5) })
+      .strict()
+      .prefault({}),
+    auth: z
+      .object({
+        clockTolerance: nonNegativeDuration.default(30),
+        issuers: z.array(issuerSchema).min(1),
+        admins: z.object({ identities: z.array(z.string().min(1)).default([]) }).strict().prefault({}),
+      })
+      .strict(),
+    policies: z.array(policySchema).default([]),
+    logging: z
+      .object({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') })
+      .strict()
+      .prefault({}),
+    limits: z.object({ bodyBytes: z.number().int().min(1024).max(16 * 1024 * 1024).default(64 * 1024) }).strict().prefault({}),
+  })
+  .strict()
+  .superRefine((c, ctx) => {
+    if (c.issuance.defaultTtl > c.issuance.maxTtl) {
+      ctx.addIssue({ code: 'custom', path: ['issuance', 'defaultTtl'], message: 'is longer than issuance.maxTtl' });
+    }
+    if (c.crl.refresh >= c.crl.validity) {
+      ctx.addIssue({ code: 'custom', path: ['crl', 'refresh'], message: 'must be shorter than crl.validity' });
+    }
+    const names = c.auth.issuers.map((i) => i.name);
+    names.forEach((n, i) => {
+      if (names.indexOf(n) !== i) ctx.addIssue({ code: 'custom', path: ['auth', 'issuers', i, 'name'], message: `"${n}" is used twice` });
+    });
+  });
+
+export type Config = z.output<typeof configSchema>;
+export type IssuerConfig = Config['auth']['issuers'][number];
+export type PolicyConfig = Config['policies'][number];
+export type TlsConfig = Config['server']['tls'];
+
+/** Expands `${VAR}` and `${VAR:-default}` in every string value; an unset variable is an error. */
+function expandEnv(value: unknown, env: NodeJS.ProcessEnv, path: string[]): unknown {
+  if (typeof value === 'string') {
+    return value.replace(/\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g, (_m, name: string, fallback: string | undefined) => {
+      const v = env[name];
+      if (v !== undefined && v !== '') return v;
+      if (fallback !== undefined) return fallback;
+      throw new ConfigError(`config: ${path.join('.') || '(root)'}: environment variable ${name} is not set`);
+    });
+  }
+  if (Array.isArray(value)) return value.map((v, i) => expandEnv(v, env, [...path, String(i)]));
+  if (value !== null && typeof value === 'object') {
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, expandEnv(v, env, [...path, k])]));
+  }
+  return value;
+}
+
+function resolvePaths(c: Config, baseDir: string): Config {
+  const abs = (p: string) => (isAbsolute(p) ? p : resolve(baseDir, p));
+  const tls = c.server.tls.mode === 'files' ? { ...c.server.tls, certificate: abs(c.server.tls.certificate), key: abs(c.server.tls.key) } : c.server.tls;
+  return {
+    ...c,
+    server: { ...c.server, tls },
+    dataDir: abs(c.dataDir),
+    ca: { ...c.ca, certificate: abs(c.ca.certificate), key: abs(c.ca.key), ...(c.ca.chain ? { chain: abs(c.ca.chain) } : {}) },
+    auth: {
+      ...c.auth,
+      issuers: c.auth.issuers.map((i) => (i.jwks && 'file' in i.jwks ? { ...i, jwks: { file: abs(i.jwks.file) } } : i)),
+    },
+  };
+}
+
+function formatIssues(error: z.ZodError): string {
+  return error.issues
+    .map((i) => `config: ${i.path.map(String).join('.') || '(root)'}: ${i.message}`)
+    .join('\n');
+}
+
+/**
+ * Parses a configuration object (already read from YAML). Relative paths are resolved against
+ * baseDir (the configuration file's folder). `DATABASE_URL` fills database.url when it is absent.
+ */
+export function parseConfig(raw: unknown, options: { baseDir: string; env?: NodeJS.ProcessEnv }): Config {
+  const env = options.env ?? process.env;
+  const expanded = expandEnv(raw ?? {}, env, []);
+  const result = configSchema.safeParse(expanded);
+  if (!result.success) throw new ConfigError(formatIssues(result.error));
+  const config = resolvePaths(result.data, options.baseDir);
+  if (config.database.url === undefined && env.DATABASE_URL) {
+    return { ...config, database: { url: env.DATABASE_URL } };
+  }
+  return config;
+}
+
+/** Reads and parses the YAML file at path. */
+export function loadConfigFile(path: string, env: NodeJS.ProcessEnv = process.env): Config {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new ConfigError(`config: cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
+  }
+  let raw: unknown;
+  try {
+    raw = parseYaml(text);
+  } catch (err) {
+    throw new ConfigError(`config: ${path} is not valid YAML: ${(err as Error).message}`);
+  }
+  return parseConfig(raw, { baseDir: dirname(resolve(path)), env });
+}
+
+/** Where the configuration comes from: `--config FILE`, else SERVICE_CA_CONFIG, else none (development CA). */
+export function configPathFrom(argv: string[], env: NodeJS.ProcessEnv = process.env): string | undefined {
+  const i = argv.findIndex((a) => a === '--config' || a.startsWith('--config='));
+  if (i >= 0) {
+    const arg = argv[i] ?? '';
+    const value = arg.includes('=') ? arg.slice(arg.indexOf('=') + 1) : argv[i + 1];
+    if (!value) throw new ConfigError('config: --config needs a file path');
+    return value;
+  }
+  return env.SERVICE_CA_CONFIG || undefined;
+}
+
+/** Environment facts other modules need, read here so that config.ts stays the only reader. */
+export function envFacts(env: NodeJS.ProcessEnv = process.env): { logLevel: string | undefined; nodeEnv: string | undefined } {
+  return { logLevel: env.LOG_LEVEL, nodeEnv: env.NODE_ENV };
+}

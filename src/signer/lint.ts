@@ -1,0 +1,65 @@
+/**
+ * Pre-issuance lint: the signer re-checks every template against the profile before it signs,
+ * so that a policy bug cannot produce a certificate outside the profile (the idea of Boulder's
+ * and zlint's pre-issuance checks). What was checked is what gets encoded and signed.
+ */
+import { createPublicKey } from 'node:crypto';
+import { isIP } from 'node:net';
+import { CaError } from '../errors.js';
+import type { KeyType } from '../model.js';
+import { readTlv } from './der.js';
+import type { LeafTemplate } from './leaf-profile.js';
+
+const DNS_NAME = /^(\*\.)?(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/i;
+const PRINTABLE_ASCII = /^[\x21-\x7e]+$/;
+
+function lintFailed(what: string): never {
+  throw new CaError('serverInternal', `pre-issuance lint failed: ${what}`);
+}
+
+/** The key type of an SPKI as node reads it, or undefined when it is not one we certify. */
+export function keyTypeOfSpki(spki: Uint8Array): KeyType | undefined {
+  const key = createPublicKey({ key: Buffer.from(spki), format: 'der', type: 'spki' });
+  const t = key.asymmetricKeyType;
+  if (t === 'ed25519') return 'ed25519';
+  if (t === 'rsa') return 'rsa';
+  if (t === 'ec') {
+    const c = key.asymmetricKeyDetails?.namedCurve;
+    return c === 'prime256v1' ? 'ecdsa-p256' : c === 'secp384r1' ? 'ecdsa-p384' : undefined;
+  }
+  return undefined;
+}
+
+/** Walks a DER value and every constructed value inside it; throws on a malformed encoding. */
+export function assertWellFormedDer(der: Uint8Array, start = 0, end = der.length): void {
+  let p = start;
+  while (p < end) {
+    const t = readTlv(der, p);
+    if (t.end > end) throw new RangeError('DER value overruns its parent');
+    if (t.tag & 0x20) assertWellFormedDer(der, t.start, t.end);
+    p = t.end;
+  }
+}
+
+export function lintLeaf(t: LeafTemplate, caNotBefore: Date, caNotAfter: Date): void {
+  if (t.serial.length === 0 || t.serial.length > 20 || (t.serial[0]! & 0x80) !== 0 || t.serial.every((b) => b === 0)) {
+    lintFailed('serial must be positive and at most 20 octets');
+  }
+  if (!(t.notBefore.getTime() < t.notAfter.getTime())) lintFailed('notBefore must precede notAfter');
+  if (t.notAfter.getTime() > caNotAfter.getTime()) lintFailed('notAfter is past the intermediate\'s notAfter');
+  if (t.notBefore.getTime() < caNotBefore.getTime()) lintFailed('notBefore precedes the intermediate\'s notBefore');
+  const count = t.sans.dns.length + t.sans.ip.length + t.sans.uri.length + t.sans.email.length;
+  if (count === 0) lintFailed('no subjectAltName');
+  for (const n of t.sans.dns) if (!DNS_NAME.test(n)) lintFailed(`bad dNSName ${JSON.stringify(n)}`);
+  for (const n of t.sans.ip) if (isIP(n) === 0) lintFailed(`bad iPAddress ${JSON.stringify(n)}`);
+  for (const n of t.sans.uri) if (!PRINTABLE_ASCII.test(n) || !/^[a-z][a-z0-9+.-]*:/i.test(n)) lintFailed(`bad URI ${JSON.stringify(n)}`);
+  for (const n of t.sans.email) if (!PRINTABLE_ASCII.test(n) || !/^[^@]+@[^@]+$/.test(n)) lintFailed(`bad rfc822Name ${JSON.stringify(n)}`);
+  if (t.extendedKeyUsage.length === 0) lintFailed('no extendedKeyUsage');
+  let actual: KeyType | undefined;
+  try {
+    actual = keyTypeOfSpki(t.spki);
+  } catch {
+    lintFailed('subject public key does not parse');
+  }
+  if (actual !== t.keyType) lintFailed('subject public key type does not match the template');
+}

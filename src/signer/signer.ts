@@ -1,0 +1,105 @@
+/**
+ * The CA: the only holder of key material. It builds certificates from checked templates,
+ * lints them against the profile and signs them. The private key is read once at start-up and
+ * kept in this closure as a node KeyObject (node:crypto signs on it directly, without the thread
+ * pool round trip of WebCrypto); nothing outside this module can reach it.
+ */
+import { randomBytes } from 'node:crypto';
+import { X509Certificate, verify as nodeVerify } from 'node:crypto';
+import type { Clock } from '../clock.js';
+import { CaError } from '../errors.js';
+import { signatureAlgorithmFor } from './algorithms.js';
+import { certificatePem, loadAuthority, sha256Fingerprint, type AuthorityCertificates, type AuthorityFiles } from './authority.js';
+import { encodeLeafTbs, encodeSigned, type IssuerProfile, type LeafTemplate } from './leaf-profile.js';
+import { assertWellFormedDer, lintLeaf } from './lint.js';
+
+export type LeafRequest = Omit<LeafTemplate, 'serial'>;
+
+export interface IssuedCertificate {
+  serial: string;
+  der: Buffer;
+  pem: string;
+  fingerprint: string;
+  notBefore: Date;
+  notAfter: Date;
+}
+
+export interface Signer {
+  readonly authority: AuthorityCertificates;
+  /** The signature algorithm's name, e.g. ecdsa-with-SHA256. */
+  readonly algorithm: string;
+  issueLeaf(request: LeafRequest): IssuedCertificate;
+  /** Signs and verifies a probe value: the readiness check of the key. */
+  selfTest(): boolean;
+}
+
+export interface SignerConfig {
+  ca: AuthorityFiles;
+  publicUrl: string;
+}
+
+/**
+ * A fresh serial from the CSPRNG: 20 octets with the top bit clear, so it is positive, at most
+ * 20 octets (RFC 5280 §4.1.2.2) and holds 159 random bits (API.md asks for at least 127).
+ */
+export function newSerial(): Uint8Array {
+  const bytes = randomBytes(20);
+  bytes[0] = bytes[0]! & 0x7f;
+  if (bytes[0] === 0) bytes[0] = 1;
+  return bytes;
+}
+
+/** Serial text per API.md: lower-case hex of the INTEGER content without a 00 sign octet. */
+export function serialHex(serial: Uint8Array): string {
+  let start = 0;
+  while (start < serial.length - 1 && serial[start] === 0) start++;
+  return Buffer.from(serial.subarray(start)).toString('hex');
+}
+
+export function createSigner(config: SignerConfig, clock: Clock): Signer {
+  const loaded = loadAuthority(config.ca, clock.now());
+  const { key, ...authority } = loaded;
+  const algorithm = signatureAlgorithmFor(key);
+  const issuer: IssuerProfile = {
+    subjectDer: authority.subjectDer,
+    keyIdentifier: authority.keyIdentifier,
+    signatureAlgorithm: algorithm.identifier,
+    crlUrl: `${config.publicUrl}/v1/crl`,
+    caIssuersUrl: `${config.publicUrl}/v1/ca/intermediate.der`,
+  };
+  const publicKey = new X509Certificate(authority.intermediateDer).publicKey;
+
+  return {
+    authority,
+    algorithm: algorithm.name,
+    issueLeaf(request) {
+      const template: LeafTemplate = { ...request, serial: newSerial() };
+      lintLeaf(template, authority.notBefore, authority.notAfter);
+      const tbs = encodeLeafTbs(template, issuer);
+      try {
+        assertWellFormedDer(tbs);
+      } catch {
+        throw new CaError('serverInternal', 'pre-issuance lint failed: TBS certificate is not well-formed DER');
+      }
+      const der = Buffer.from(encodeSigned(tbs, algorithm.identifier, algorithm.sign(tbs)));
+      return {
+        serial: serialHex(template.serial),
+        der,
+        pem: certificatePem(der),
+        fingerprint: sha256Fingerprint(der),
+        notBefore: template.notBefore,
+        notAfter: template.notAfter,
+      };
+    },
+    selfTest() {
+      try {
+        const probe = randomBytes(32);
+        const sig = algorithm.sign(probe);
+        const hash = algorithm.name === 'Ed25519' ? null : algorithm.name.endsWith('384') ? 'sha384' : 'sha256';
+        return nodeVerify(hash, probe, { key: publicKey, dsaEncoding: 'der' }, sig);
+      } catch {
+        return false;
+      }
+    },
+  };
+}
