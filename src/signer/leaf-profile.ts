@@ -6,7 +6,7 @@ import { createHash } from 'node:crypto';
 import { ipToBytes } from '../ip.js';
 import type { ExtendedKeyUsageName, KeyType, SubjectAltNames } from '../model.js';
 import {
-  bitString, booleanValue, contextTag, ia5String, octetString, oid, readTlv, sequence, setOf, smallInteger,
+  bitString, booleanValue, contextTag, octetString, oid, readTlv, sequence, setOf, smallInteger,
   tlv, time, unsignedInteger, utf8String, type Der,
 } from './der.js';
 

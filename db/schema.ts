@@ -1,0 +1,61 @@
+/**
+ * The database schema. drizzle-kit generates the committed migrations under db/migrations from
+ * this file (`npm run db:generate`); a migration is never edited once committed.
+ * Serials are lower-case hex text, DER is bytea, times are timestamptz (STYLE.md rule 4).
+ */
+import { sql } from 'drizzle-orm';
+import { check, customType, index, jsonb, pgTable, primaryKey, text, timestamp } from 'drizzle-orm/pg-core';
+
+const bytea = customType<{ data: Uint8Array; driverData: Uint8Array }>({
+  dataType: () => 'bytea',
+});
+
+const tstz = (name: string) => timestamp(name, { withTimezone: true, mode: 'date' });
+
+export const certificates = pgTable(
+  'certificates',
+  {
+    serial: text('serial').primaryKey(),
+    /** Hex SHA-1 key identifier of the issuing intermediate. */
+    issuerKeyId: text('issuer_key_id').notNull(),
+    identity: text('identity').notNull(),
+    sans: jsonb('sans').$type<{ dns: string[]; ip: string[]; uri: string[]; email: string[] }>().notNull(),
+    dnsNames: text('dns_names').array().notNull(),
+    notBefore: tstz('not_before').notNull(),
+    notAfter: tstz('not_after').notNull(),
+    status: text('status').notNull().default('valid'),
+    revokedAt: tstz('revoked_at'),
+    revocationReason: text('revocation_reason'),
+    revokedBy: text('revoked_by'),
+    der: bytea('der').notNull(),
+    fingerprint: text('fingerprint').notNull().unique(),
+    tokenIssuer: text('token_issuer'),
+    tokenJti: text('token_jti'),
+    createdAt: tstz('created_at').notNull().defaultNow(),
+  },
+  (t) => [
+    index('certificates_identity_idx').on(t.identity, t.notBefore),
+    index('certificates_not_after_idx').on(t.notAfter),
+    index('certificates_status_not_after_idx').on(t.status, t.notAfter),
+    index('certificates_listing_idx').on(t.notBefore.desc(), t.serial.desc()),
+    index('certificates_dns_names_idx').using('gin', t.dnsNames),
+    check('certificates_status_check', sql`${t.status} in ('valid', 'revoked')`),
+    check(
+      'certificates_revocation_check',
+      sql`(${t.status} = 'revoked') = (${t.revokedAt} is not null and ${t.revocationReason} is not null)`,
+    ),
+    check('certificates_validity_check', sql`${t.notBefore} < ${t.notAfter}`),
+  ],
+);
+
+/** One-time token ids (`jti`), recorded in the transaction that uses them; kept until `exp`. */
+export const usedTokens = pgTable(
+  'used_tokens',
+  {
+    issuer: text('issuer').notNull(),
+    jti: text('jti').notNull(),
+    expiresAt: tstz('expires_at').notNull(),
+    usedAt: tstz('used_at').notNull().defaultNow(),
+  },
+  (t) => [primaryKey({ columns: [t.issuer, t.jti] }), index('used_tokens_expires_at_idx').on(t.expiresAt)],
+);

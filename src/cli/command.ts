@@ -1,0 +1,29 @@
+/** What a command is, and the shared way of reading its options. */
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+
+export interface Command {
+  name: string;
+  summary: string;
+  run(argv: string[]): Promise<number>;
+}
+
+export class UsageError extends Error {}
+
+type Options = NonNullable<ParseArgsConfig['options']>;
+
+/**
+ * Parses argv against options, answering --help with the usage text (exit 0) and bad usage with
+ * the message and usage (exit 2). Returns the values, or a number to exit with.
+ */
+export function parseOptions<O extends Options>(argv: string[], options: O, usage: string): ReturnType<typeof parseArgs<{ options: O; args: string[]; allowPositionals: false; strict: true }>>['values'] | number {
+  if (argv.includes('--help') || argv.includes('-h')) {
+    console.log(usage);
+    return 0;
+  }
+  try {
+    return parseArgs({ args: argv, options, allowPositionals: false, strict: true }).values;
+  } catch (err) {
+    console.error(`service-ca: ${(err as Error).message}\n\n${usage}`);
+    return 2;
+  }
+}

@@ -1,0 +1,77 @@
+/** `service-ca serve`: run the CA (API.md "Running it"); with no configuration, the development CA. */
+import { ConfigError, configPathFrom, envFacts, loadConfigFile } from '../config.js';
+import { devBanner, ensureDevCa } from '../dev-ca.js';
+import { CaError } from '../errors.js';
+import { createLogger } from '../logging.js';
+import { start } from '../main.js';
+import { parseOptions, type Command } from './command.js';
+
+const USAGE = `Usage: service-ca serve [--config FILE]
+
+Runs the CA. The configuration comes from --config FILE, else SERVICE_CA_CONFIG; with neither,
+a development CA is created (once) and run under ./data.
+
+Options:
+  --config FILE   the YAML configuration file
+  --help          this text`;
+
+export const serveCommand: Command = {
+  name: 'serve',
+  summary: 'run the CA (a development CA under ./data when there is no configuration)',
+  async run(argv) {
+    const values = parseOptions(argv, { config: { type: 'string' } }, USAGE);
+    if (typeof values === 'number') return values;
+    let configPath = configPathFrom(values.config ? ['--config', values.config] : []);
+    const dev = configPath === undefined ? await ensureDevCa('./data') : undefined;
+    configPath ??= dev!.configPath;
+
+    let config;
+    try {
+      config = loadConfigFile(configPath);
+    } catch (err) {
+      if (err instanceof ConfigError) {
+        console.error(err.message);
+        return 1;
+      }
+      throw err;
+    }
+    const logger = createLogger(envFacts().logLevel ?? config.logging.level);
+    let running;
+    try {
+      running = await start(config, { logger });
+    } catch (err) {
+      const message = err instanceof CaError ? err.detail : err instanceof Error ? err.message : String(err);
+      logger.fatal({ err: err instanceof CaError ? undefined : err }, `start-up failed: ${message}`);
+      console.error(`service-ca: start-up failed: ${message}`);
+      return 1;
+    }
+    if (dev) console.log(devBanner(dev, running.deps.app.published.rootFingerprint, running.apiUrl.replace('127.0.0.1', 'localhost')));
+
+    await new Promise<void>((resolve) => {
+      let stopping = false;
+      const stop = (signal: string) => {
+        if (stopping) return;
+        stopping = true;
+        logger.info({ signal }, 'stopping: finishing in-flight requests');
+        const hard = setTimeout(() => {
+          logger.error('shutdown took too long; exiting');
+          process.exit(1);
+        }, 9500);
+        hard.unref();
+        running.stop(8000).then(
+          () => {
+            logger.info('stopped');
+            resolve();
+          },
+          (err: unknown) => {
+            logger.error({ err }, 'error while stopping');
+            resolve();
+          },
+        );
+      };
+      process.once('SIGTERM', () => stop('SIGTERM'));
+      process.once('SIGINT', () => stop('SIGINT'));
+    });
+    return 0;
+  },
+};

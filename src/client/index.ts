@@ -1,0 +1,145 @@
+/**
+ * The typed service-ca API client (`import { ServiceCaClient } from 'service-ca/client'`). The
+ * command line uses it; it speaks only the HTTP API of API.md. Node's https module is used
+ * directly so that a private root can be trusted per client without touching global settings.
+ */
+import { request as httpRequest } from 'node:http';
+import { request as httpsRequest } from 'node:https';
+
+export interface Problem {
+  type: string;
+  title: string;
+  status: number;
+  detail: string;
+}
+
+export class ServiceCaError extends Error {
+  constructor(
+    readonly status: number,
+    readonly problem: Problem | undefined,
+    readonly retryAfter: number | undefined,
+  ) {
+    super(problem ? `${problem.status} ${problem.type.replace('urn:service-ca:error:', '')}: ${problem.detail}` : `HTTP ${status}`);
+    this.name = 'ServiceCaError';
+  }
+  get code(): string | undefined {
+    return this.problem?.type.replace('urn:service-ca:error:', '');
+  }
+}
+
+export interface SubjectAltNames {
+  dns: string[];
+  ip: string[];
+  uri: string[];
+  email: string[];
+}
+
+export interface Issuance {
+  serial: string;
+  identity: string;
+  certificate: string;
+  chain: string[];
+  notBefore: string;
+  notAfter: string;
+  renewalInfo: { start: string; end: string };
+}
+
+export interface CertificateRecord {
+  serial: string;
+  identity: string;
+  sans: SubjectAltNames;
+  notBefore: string;
+  notAfter: string;
+  status: 'valid' | 'revoked' | 'expired';
+  revokedAt: string | null;
+  revocationReason: string | null;
+  certificate: string;
+}
+
+export interface ClientOptions {
+  /** The API listener, e.g. https://ca.example:8443. */
+  baseUrl: string;
+  /** PEM root(s) to trust for https, in addition to nothing else (private CA). */
+  ca?: string | undefined;
+  /** Per-request timeout in ms (default 15 s). */
+  timeoutMs?: number;
+}
+
+export interface RawResponse {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  body: Buffer;
+}
+
+export class ServiceCaClient {
+  constructor(private readonly options: ClientOptions) {}
+
+  /** One HTTP exchange; rejects only on transport failures. */
+  raw(method: string, path: string, init: { headers?: Record<string, string>; body?: string | Buffer } = {}): Promise<RawResponse> {
+    const url = new URL(path, this.options.baseUrl);
+    const send = url.protocol === 'https:' ? httpsRequest : httpRequest;
+    return new Promise((resolve, reject) => {
+      const req = send(
+        url,
+        {
+          method,
+          headers: { ...(init.body !== undefined ? { 'Content-Length': String(Buffer.byteLength(init.body)) } : {}), ...init.headers },
+          ...(url.protocol === 'https:' && this.options.ca ? { ca: this.options.ca } : {}),
+          timeout: this.options.timeoutMs ?? 15_000,
+        },
+        (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (c: Buffer) => chunks.push(c));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }));
+          res.on('error', reject);
+        },
+      );
+      req.on('timeout', () => req.destroy(new Error(`request to ${url.origin} timed out`)));
+      req.on('error', reject);
+      if (init.body !== undefined) req.write(init.body);
+      req.end();
+    });
+  }
+
+  private async json<T>(method: string, path: string, token: string | undefined, body?: unknown): Promise<T> {
+    const headers: Record<string, string> = { Accept: 'application/json' };
+    if (token) headers.Authorization = `Bearer ${token}`;
+    if (body !== undefined) headers['Content-Type'] = 'application/json';
+    const res = await this.raw(method, path, { headers, ...(body !== undefined ? { body: JSON.stringify(body) } : {}) });
+    if (res.status >= 400) throw errorOf(res);
+    return JSON.parse(res.body.toString('utf8')) as T;
+  }
+
+  private async text(path: string): Promise<string> {
+    const res = await this.raw('GET', path);
+    if (res.status >= 400) throw errorOf(res);
+    return res.body.toString('utf8');
+  }
+
+  issue(token: string, request: { csr: string; ttl?: string | number }): Promise<Issuance> {
+    return this.json('POST', '/v1/certificates', token, request);
+  }
+
+  getCertificate(token: string, serial: string): Promise<CertificateRecord> {
+    return this.json('GET', `/v1/certificates/${encodeURIComponent(serial)}`, token);
+  }
+
+  rootPem(): Promise<string> {
+    return this.text('/v1/ca/root.pem');
+  }
+
+  chainPem(): Promise<string> {
+    return this.text('/v1/ca/chain.pem');
+  }
+}
+
+function errorOf(res: RawResponse): ServiceCaError {
+  let problem: Problem | undefined;
+  try {
+    problem = JSON.parse(res.body.toString('utf8')) as Problem;
+  } catch {
+    problem = undefined;
+  }
+  const ra = Number(res.headers['retry-after']);
+  return new ServiceCaError(res.status, problem, Number.isFinite(ra) ? ra : undefined);
+}

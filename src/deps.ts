@@ -1,0 +1,64 @@
+/**
+ * The composition root: the only file that wires modules together. Order matters for clear
+ * start-up failures: the CA key and certificates first, then the token issuers, then the
+ * database (waited for, with retries).
+ */
+import type { Logger } from 'pino';
+import { createAuthenticator } from './auth/authenticator.js';
+import type { Clock } from './clock.js';
+import type { Config } from './config.js';
+import type { AppDeps } from './http/context.js';
+import { createMetrics } from './metrics.js';
+import { createCertificateAuthority } from './policy/certificates.js';
+import { createHealthCheck } from './policy/health.js';
+import { compilePolicies } from './policy/names.js';
+import { publishedCertificates } from './policy/published.js';
+import { issueServerCertificate, type ServerCertificate } from './policy/server-certificate.js';
+import { createSigner } from './signer/signer.js';
+import { createStore, type Store } from './store/store.js';
+
+export interface Deps {
+  app: AppDeps;
+  store: Store;
+  /** Issues the API listener's own certificate (TLS auto mode). */
+  issueServerCertificate(names: string[], ttlSeconds: number): Promise<ServerCertificate>;
+  close(): Promise<void>;
+}
+
+async function connectWithRetry(config: Config, logger: Logger, attempts: number): Promise<Store> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await createStore({ url: config.database.url, dataDir: config.dataDir });
+    } catch (err) {
+      if (attempt >= attempts || !config.database.url) throw err;
+      const waitMs = Math.min(5000, 250 * 2 ** attempt);
+      logger.warn({ attempt, retryInMs: waitMs, code: (err as { code?: string }).code }, 'waiting for the database');
+      await new Promise((r) => setTimeout(r, waitMs));
+    }
+  }
+}
+
+export async function createDeps(config: Config, options: { clock: Clock; logger: Logger; databaseAttempts?: number }): Promise<Deps> {
+  const { clock, logger } = options;
+  const signer = createSigner({ ca: config.ca, publicUrl: config.publicUrl }, clock);
+  const authenticator = createAuthenticator(config.auth, clock);
+  const policies = compilePolicies(config.policies);
+  const store = await connectWithRetry(config, logger, options.databaseAttempts ?? 30);
+  const certificates = createCertificateAuthority({ store, signer, policies, validity: config.issuance, clock });
+  const published = publishedCertificates(signer.authority);
+  const metrics = createMetrics({ intermediateNotAfter: () => signer.authority.notAfter, now: () => clock.now() });
+  return {
+    app: {
+      authenticator,
+      certificates,
+      published,
+      health: createHealthCheck(store, signer),
+      logger,
+      metrics,
+      bodyLimitBytes: config.limits.bodyBytes,
+    },
+    store,
+    issueServerCertificate: (names, ttl) => issueServerCertificate({ signer, store, clock, validity: config.issuance }, names, ttl),
+    close: () => store.close(),
+  };
+}

@@ -1,0 +1,65 @@
+/**
+ * The one place that maps domain errors to HTTP: RFC 9457 problem documents with the contract's
+ * codes (API.md "Conventions"). Unknown errors become a generic 500 whose real cause is only
+ * logged, with the request id.
+ */
+import type { Context } from 'hono';
+import { HTTPException } from 'hono/http-exception';
+import type { ContentfulStatusCode } from 'hono/utils/http-status';
+import { CaError, type ErrorKind } from '../errors.js';
+import type { AppEnv } from './context.js';
+
+const STATUS: Record<ErrorKind, { status: ContentfulStatusCode; title: string }> = {
+  malformed: { status: 400, title: 'Malformed request' },
+  badCSR: { status: 400, title: 'Bad certificate signing request' },
+  badPublicKey: { status: 400, title: 'Unacceptable public key' },
+  badRevocationReason: { status: 400, title: 'Bad revocation reason' },
+  unauthorized: { status: 401, title: 'Unauthorized' },
+  forbidden: { status: 403, title: 'Forbidden' },
+  rejectedIdentifier: { status: 403, title: 'Name outside policy' },
+  notFound: { status: 404, title: 'Not found' },
+  alreadyRevoked: { status: 409, title: 'Already revoked' },
+  payloadTooLarge: { status: 413, title: 'Payload too large' },
+  unsupportedMediaType: { status: 415, title: 'Unsupported media type' },
+  rateLimited: { status: 429, title: 'Too many requests' },
+  serverInternal: { status: 500, title: 'Internal server error' },
+  unavailable: { status: 503, title: 'Service unavailable' },
+};
+
+export const PROBLEM_TYPE_PREFIX = 'urn:service-ca:error:';
+
+export function statusOf(kind: ErrorKind): ContentfulStatusCode {
+  return STATUS[kind].status;
+}
+
+/** Writes the problem document for a CaError, with the headers its kind calls for. */
+export function problem(c: Context<AppEnv>, err: CaError): Response {
+  const { status, title } = STATUS[err.kind];
+  const headers: Record<string, string> = { 'Content-Type': 'application/problem+json', 'Cache-Control': 'no-store' };
+  if (err.kind === 'unauthorized') {
+    headers['WWW-Authenticate'] = c.get('bearerPresented') ? 'Bearer realm="service-ca", error="invalid_token"' : 'Bearer realm="service-ca"';
+  }
+  if (err.kind === 'rateLimited' || err.kind === 'unavailable') headers['Retry-After'] = String(err.retryAfter ?? 1);
+  const body = { type: `${PROBLEM_TYPE_PREFIX}${err.kind}`, title, status, detail: err.detail };
+  return c.body(JSON.stringify(body), status, headers);
+}
+
+/** Hono's onError: everything thrown in a request ends here. */
+export function onError(err: Error, c: Context<AppEnv>): Response {
+  if (err instanceof CaError) {
+    if (err.kind === 'serverInternal' || err.kind === 'unavailable') {
+      c.get('logger')?.warn({ err: err.cause ?? err, kind: err.kind }, err.detail);
+    }
+    return problem(c, err);
+  }
+  if (err instanceof HTTPException) {
+    const kind: ErrorKind = err.status === 413 ? 'payloadTooLarge' : err.status === 415 ? 'unsupportedMediaType' : err.status === 401 ? 'unauthorized' : 'malformed';
+    return problem(c, new CaError(kind, kind === 'malformed' ? 'the request body is not valid JSON' : err.message));
+  }
+  c.get('logger')?.error({ err }, 'unhandled error');
+  return problem(c, new CaError('serverInternal', `an internal error occurred (request ${c.get('requestId') ?? 'unknown'})`));
+}
+
+export function notFound(c: Context<AppEnv>): Response {
+  return problem(c, new CaError('notFound', `no route for ${c.req.method} ${new URL(c.req.url).pathname}`));
+}

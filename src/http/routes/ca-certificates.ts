@@ -1,0 +1,32 @@
+/** The CA's own certificates, public on both listeners (API.md "Public"). */
+import { createRoute, z, type OpenAPIHono } from '@hono/zod-openapi';
+import type { AppEnv } from '../context.js';
+
+const pem = (path: string, summary: string) =>
+  createRoute({
+    method: 'get',
+    path,
+    tags: ['ca'],
+    summary,
+    responses: { 200: { description: summary, content: { 'application/x-pem-file': { schema: z.string() } } } },
+  });
+
+const rootRoute = pem('/v1/ca/root.pem', 'The root certificate, PEM');
+const chainRoute = pem('/v1/ca/chain.pem', 'The intermediate then the root, PEM');
+const intermediateRoute = createRoute({
+  method: 'get',
+  path: '/v1/ca/intermediate.der',
+  tags: ['ca'],
+  summary: 'The intermediate certificate, DER (the AIA caIssuers target)',
+  responses: { 200: { description: 'DER certificate', content: { 'application/pkix-cert': { schema: z.string().openapi({ format: 'binary' }) } } } },
+});
+
+const CACHE = 'public, max-age=3600';
+
+export function caCertificateRoutes(app: OpenAPIHono<AppEnv>): void {
+  app.openapi(rootRoute, (c) => c.body(c.var.deps.published.rootPem, 200, { 'Content-Type': 'application/x-pem-file', 'Cache-Control': CACHE }));
+  app.openapi(chainRoute, (c) => c.body(c.var.deps.published.chainPem, 200, { 'Content-Type': 'application/x-pem-file', 'Cache-Control': CACHE }));
+  app.openapi(intermediateRoute, (c) =>
+    c.body(new Uint8Array(c.var.deps.published.intermediateDer), 200, { 'Content-Type': 'application/pkix-cert', 'Cache-Control': CACHE }),
+  );
+}

@@ -1,0 +1,73 @@
+/** POST /v1/certificates and GET /v1/certificates/{serial} (API.md "Service identity"). */
+import { createRoute, z, type OpenAPIHono } from '@hono/zod-openapi';
+import { isCaError } from '../../errors.js';
+import type { AppEnv } from '../context.js';
+import { authenticate } from '../middleware/authenticate.js';
+import { requireJson } from '../middleware/request-guards.js';
+import { CertificateRecordSchema, IssuanceSchema, IssueRequestSchema, Serial, issuanceJson, problemResponse, recordJson } from '../schemas.js';
+
+const PEM_CHAIN = 'application/pem-certificate-chain';
+const security = [{ bearer: [] }];
+
+const issueRoute = createRoute({
+  method: 'post',
+  path: '/v1/certificates',
+  tags: ['certificates'],
+  summary: 'Issue a certificate for the calling identity',
+  security,
+  middleware: [requireJson, authenticate] as const,
+  request: { body: { required: true, content: { 'application/json': { schema: IssueRequestSchema } } } },
+  responses: {
+    201: {
+      description: 'Issued; the record is committed',
+      headers: z.object({ Location: z.string() }),
+      content: { 'application/json': { schema: IssuanceSchema }, [PEM_CHAIN]: { schema: z.string() } },
+    },
+    400: problemResponse('Malformed request, bad CSR or public key'),
+    401: problemResponse('Missing or invalid token'),
+    403: problemResponse('Identity or name outside policy'),
+    413: problemResponse('Body too large'),
+    415: problemResponse('Body is not JSON'),
+    503: problemResponse('Database unavailable'),
+  },
+});
+
+const getRoute = createRoute({
+  method: 'get',
+  path: '/v1/certificates/{serial}',
+  tags: ['certificates'],
+  summary: 'Read a certificate record (owner or admin)',
+  security,
+  middleware: [authenticate] as const,
+  request: { params: z.object({ serial: Serial }) },
+  responses: {
+    200: { description: 'The record', content: { 'application/json': { schema: CertificateRecordSchema } } },
+    401: problemResponse('Missing or invalid token'),
+    403: problemResponse('Another identity\'s certificate'),
+    404: problemResponse('Unknown serial'),
+  },
+});
+
+export function certificateRoutes(app: OpenAPIHono<AppEnv>): void {
+  app.openapi(issueRoute, async (c) => {
+    const { authenticator: _a, certificates, metrics } = c.var.deps;
+    const principal = c.var.principal;
+    try {
+      const issued = await certificates.issue(principal, c.req.valid('json'));
+      metrics.issuances.inc({ result: 'issued', issuer: principal.issuer });
+      c.header('Location', `/v1/certificates/${issued.serial}`);
+      if ((c.req.header('Accept') ?? '').toLowerCase().includes(PEM_CHAIN)) {
+        return c.body(issued.certificate + issued.chain.join(''), 201, { 'Content-Type': PEM_CHAIN });
+      }
+      return c.json(issuanceJson(issued), 201);
+    } catch (err) {
+      metrics.issuances.inc({ result: isCaError(err) ? err.kind : 'serverInternal', issuer: principal.issuer });
+      throw err;
+    }
+  });
+
+  app.openapi(getRoute, async (c) => {
+    const view = await c.var.deps.certificates.get(c.var.principal, c.req.valid('param').serial);
+    return c.json(recordJson(view), 200);
+  });
+}

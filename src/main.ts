@@ -1,0 +1,120 @@
+/**
+ * Start-up: config → deps → listeners. The API listener speaks TLS (`auto`: a certificate this
+ * CA issues itself and renews at two thirds of its life; `files`; `off` behind a terminating
+ * proxy); the public listener is plain HTTP. SIGTERM: stop accepting, finish in-flight
+ * requests, close the database, exit within 10 s (API.md "Running it").
+ */
+import { readFileSync } from 'node:fs';
+import { createServer as createHttpServer, type Server } from 'node:http';
+import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
+import type { AddressInfo } from 'node:net';
+import { getRequestListener } from '@hono/node-server';
+import type { Logger } from 'pino';
+import { systemClock, type Clock } from './clock.js';
+import type { Config } from './config.js';
+import { createDeps, type Deps } from './deps.js';
+import { createApp } from './http/app.js';
+
+export interface Running {
+  apiUrl: string;
+  publicUrl: string;
+  apiPort: number;
+  publicPort: number;
+  deps: Deps;
+  /** Stops accepting, lets in-flight requests finish (at most graceMs), closes the database. */
+  stop(graceMs?: number): Promise<void>;
+}
+
+function listen(server: Server | HttpsServer, host: string, port: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const onError = (err: Error) => reject(err);
+    server.once('error', onError);
+    server.listen(port, host, () => {
+      server.off('error', onError);
+      resolve((server.address() as AddressInfo).port);
+    });
+  });
+}
+
+function closeServer(server: Server | HttpsServer, graceMs: number): Promise<void> {
+  return new Promise((resolve) => {
+    const force = setTimeout(() => server.closeAllConnections(), graceMs);
+    force.unref();
+    server.close(() => {
+      clearTimeout(force);
+      resolve();
+    });
+    server.closeIdleConnections();
+  });
+}
+
+const hostForUrl = (host: string) => (host.includes(':') ? `[${host}]` : host === '0.0.0.0' ? '127.0.0.1' : host);
+
+export async function start(config: Config, options: { logger: Logger; clock?: Clock; databaseAttempts?: number }): Promise<Running> {
+  const { logger } = options;
+  const clock = options.clock ?? systemClock;
+  const deps = await createDeps(config, { clock, logger, ...(options.databaseAttempts ? { databaseAttempts: options.databaseAttempts } : {}) });
+  const timers: NodeJS.Timeout[] = [];
+  try {
+    const apiListener = getRequestListener(createApp(deps.app, 'api').fetch);
+    const publicListener = getRequestListener(createApp(deps.app, 'public').fetch);
+    const tls = config.server.tls;
+    let api: Server | HttpsServer;
+    if (tls.mode === 'off') {
+      logger.warn('server.tls.mode is off: the API listener speaks plain HTTP and must sit behind a TLS-terminating proxy');
+      api = createHttpServer(apiListener);
+    } else if (tls.mode === 'files') {
+      api = createHttpsServer({ cert: readFileSync(tls.certificate), key: readFileSync(tls.key) }, apiListener);
+    } else {
+      const first = await deps.issueServerCertificate(tls.names, tls.ttl);
+      const https = createHttpsServer({ cert: first.certificatePem, key: first.keyPem }, apiListener);
+      api = https;
+      const schedule = (notBefore: Date, notAfter: Date) => {
+        const renewAt = notBefore.getTime() + ((notAfter.getTime() - notBefore.getTime()) * 2) / 3;
+        const t = setTimeout(async () => {
+          try {
+            const next = await deps.issueServerCertificate(tls.names, tls.ttl);
+            https.setSecureContext({ cert: next.certificatePem, key: next.keyPem });
+            logger.info({ serial: next.serial, notAfter: next.notAfter.toISOString() }, 'renewed the API listener certificate');
+            schedule(next.notBefore, next.notAfter);
+          } catch (err) {
+            logger.error({ err }, 'could not renew the API listener certificate; retrying in 60 s');
+            schedule(new Date(clock.now().getTime() - 120_000), new Date(clock.now().getTime() + 60_000));
+          }
+        }, Math.max(1000, renewAt - clock.now().getTime()));
+        t.unref();
+        timers.push(t);
+      };
+      schedule(first.notBefore, first.notAfter);
+    }
+    api.headersTimeout = 10_000;
+    api.requestTimeout = 30_000;
+    const pub = createHttpServer(publicListener);
+    const apiPort = await listen(api, config.server.host, config.server.port);
+    const publicPort = await listen(pub, config.public.host, config.public.port);
+    const prune = setInterval(() => {
+      deps.store.pruneUsedTokens(clock.now()).catch((err: unknown) => logger.warn({ err }, 'could not prune used token ids'));
+    }, 10 * 60_000);
+    prune.unref();
+    timers.push(prune);
+    const scheme = tls.mode === 'off' ? 'http' : 'https';
+    const running: Running = {
+      apiUrl: `${scheme}://${hostForUrl(config.server.host)}:${apiPort}`,
+      publicUrl: `http://${hostForUrl(config.public.host)}:${publicPort}`,
+      apiPort,
+      publicPort,
+      deps,
+      async stop(graceMs = 8000) {
+        timers.forEach((t) => clearTimeout(t));
+        await Promise.all([closeServer(api, graceMs), closeServer(pub, graceMs)]);
+        await deps.close();
+      },
+    };
+    logger.info({ api: running.apiUrl, public: running.publicUrl, database: deps.store.kind }, 'service-ca is listening');
+    return running;
+  } catch (err) {
+    timers.forEach((t) => clearTimeout(t));
+    await deps.close().catch(() => {});
+    throw err;
+  }
+}
