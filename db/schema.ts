@@ -4,7 +4,7 @@
  * Serials are lower-case hex text, DER is bytea, times are timestamptz (STYLE.md rule 4).
  */
 import { sql } from 'drizzle-orm';
-import { check, customType, index, jsonb, pgTable, primaryKey, text, timestamp } from 'drizzle-orm/pg-core';
+import { bigint, check, customType, index, integer, jsonb, pgTable, primaryKey, text, timestamp } from 'drizzle-orm/pg-core';
 
 const bytea = customType<{ data: Uint8Array; driverData: Uint8Array }>({
   dataType: () => 'bytea',
@@ -39,6 +39,7 @@ export const certificates = pgTable(
     index('certificates_status_not_after_idx').on(t.status, t.notAfter),
     index('certificates_listing_idx').on(t.notBefore.desc(), t.serial.desc()),
     index('certificates_dns_names_idx').using('gin', t.dnsNames),
+    index('certificates_revoked_idx').on(t.serial).where(sql`${t.status} = 'revoked'`),
     check('certificates_status_check', sql`${t.status} in ('valid', 'revoked')`),
     check(
       'certificates_revocation_check',
@@ -58,4 +59,34 @@ export const usedTokens = pgTable(
     usedAt: tstz('used_at').notNull().defaultNow(),
   },
   (t) => [primaryKey({ columns: [t.issuer, t.jti] }), index('used_tokens_expires_at_idx').on(t.expiresAt)],
+);
+
+/**
+ * One row, bumped by every revocation transaction (the row lock orders them by commit). A CRL
+ * records the revision its snapshot saw, so any replica can tell whether a newer revocation
+ * is missing from the newest CRL without trusting clocks.
+ */
+export const crlState = pgTable(
+  'crl_state',
+  {
+    id: integer('id').primaryKey().default(1),
+    revision: bigint('revision', { mode: 'number' }).notNull().default(0),
+  },
+  (t) => [check('crl_state_single_row', sql`${t.id} = 1`)],
+);
+
+/** Every CRL published, newest by number; numbers strictly increase (RFC 5280 §5.2.3). */
+export const crls = pgTable(
+  'crls',
+  {
+    number: bigint('number', { mode: 'number' }).primaryKey(),
+    issuerKeyId: text('issuer_key_id').notNull(),
+    thisUpdate: tstz('this_update').notNull(),
+    nextUpdate: tstz('next_update').notNull(),
+    entries: integer('entries').notNull(),
+    sourceRevision: bigint('source_revision', { mode: 'number' }).notNull(),
+    der: bytea('der').notNull(),
+    createdAt: tstz('created_at').notNull().defaultNow(),
+  },
+  (t) => [check('crls_update_order', sql`${t.thisUpdate} < ${t.nextUpdate}`)],
 );

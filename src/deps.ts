@@ -8,7 +8,10 @@ import { createAuthenticator } from './auth/authenticator.js';
 import type { Clock } from './clock.js';
 import type { Config } from './config.js';
 import type { AppDeps } from './http/context.js';
+import { createCrlPublisher, type CrlPublisher } from './crl/publisher.js';
 import { createMetrics } from './metrics.js';
+import { createLister } from './policy/listing.js';
+import { createRevoker } from './policy/revocations.js';
 import { createCertificateAuthority } from './policy/certificates.js';
 import { createHealthCheck } from './policy/health.js';
 import { compilePolicies } from './policy/names.js';
@@ -20,6 +23,7 @@ import { createStore, type Store } from './store/store.js';
 export interface Deps {
   app: AppDeps;
   store: Store;
+  crl: CrlPublisher;
   /** Issues the API listener's own certificate (TLS auto mode). */
   issueServerCertificate(names: string[], ttlSeconds: number): Promise<ServerCertificate>;
   close(): Promise<void>;
@@ -47,10 +51,29 @@ export async function createDeps(config: Config, options: { clock: Clock; logger
   const certificates = createCertificateAuthority({ store, signer, policies, validity: config.issuance, clock });
   const published = publishedCertificates(signer.authority);
   const metrics = createMetrics({ intermediateNotAfter: () => signer.authority.notAfter, now: () => clock.now() });
+  const crl = createCrlPublisher({
+    store,
+    signer,
+    clock,
+    logger,
+    settings: config.crl,
+    metrics: {
+      generated(seconds, entries, bytes, number) {
+        metrics.crlGenerationSeconds.observe(seconds);
+        metrics.crlEntries.set(entries);
+        metrics.crlBytes.set(bytes);
+        metrics.crlNumber.set(number);
+      },
+    },
+  });
   return {
     app: {
       authenticator,
       certificates,
+      revoker: createRevoker({ store, clock, onRevoked: () => crl.revoked() }),
+      lister: createLister({ store, clock }),
+      crl,
+      crlMaxAge: config.crl.maxDelay,
       published,
       health: createHealthCheck(store, signer),
       logger,
@@ -58,7 +81,11 @@ export async function createDeps(config: Config, options: { clock: Clock; logger
       bodyLimitBytes: config.limits.bodyBytes,
     },
     store,
+    crl,
     issueServerCertificate: (names, ttl) => issueServerCertificate({ signer, store, clock, validity: config.issuance }, names, ttl),
-    close: () => store.close(),
+    close: async () => {
+      crl.stop();
+      await store.close();
+    },
   };
 }

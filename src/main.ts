@@ -56,6 +56,7 @@ export async function start(config: Config, options: { logger: Logger; clock?: C
   const deps = await createDeps(config, { clock, logger, ...(options.databaseAttempts ? { databaseAttempts: options.databaseAttempts } : {}) });
   const timers: NodeJS.Timeout[] = [];
   try {
+    await deps.crl.start();
     const apiListener = getRequestListener(createApp(deps.app, 'api').fetch);
     const publicListener = getRequestListener(createApp(deps.app, 'public').fetch);
     const tls = config.server.tls;

@@ -8,6 +8,11 @@ export interface Metrics {
   registry: Registry;
   httpDuration: Histogram<'method' | 'route' | 'status'>;
   issuances: Counter<'result' | 'issuer'>;
+  revocations: Counter<'reason'>;
+  crlGenerationSeconds: Histogram;
+  crlEntries: Gauge;
+  crlBytes: Gauge;
+  crlNumber: Gauge;
   intermediateExpiry: Gauge;
 }
 
@@ -29,6 +34,16 @@ export function createMetrics(options: { intermediateNotAfter: () => Date; now: 
       labelNames: ['result', 'issuer'],
       registers: [registry],
     }),
+    revocations: new Counter({ name: 'service_ca_revocations_total', help: 'Certificates revoked, by reason', labelNames: ['reason'], registers: [registry] }),
+    crlGenerationSeconds: new Histogram({
+      name: 'service_ca_crl_generation_seconds',
+      help: 'Time to read, build, sign and store a CRL',
+      buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 16],
+      registers: [registry],
+    }),
+    crlEntries: new Gauge({ name: 'service_ca_crl_entries', help: 'Entries in the newest CRL generated here', registers: [registry] }),
+    crlBytes: new Gauge({ name: 'service_ca_crl_bytes', help: 'Size of the newest CRL generated here (DER bytes)', registers: [registry] }),
+    crlNumber: new Gauge({ name: 'service_ca_crl_number', help: 'Number of the newest CRL generated here', registers: [registry] }),
     intermediateExpiry: new Gauge({
       name: 'service_ca_intermediate_expiry_seconds',
       help: 'Seconds until the intermediate CA certificate expires',

@@ -11,7 +11,10 @@ import { limitBody } from './middleware/request-guards.js';
 import { notFound, onError, problem } from './problem.js';
 import { caCertificateRoutes } from './routes/ca-certificates.js';
 import { certificateRoutes } from './routes/certificates.js';
+import { crlRoutes } from './routes/crl.js';
 import { healthRoutes } from './routes/health.js';
+import { listingRoutes } from './routes/listing.js';
+import { revocationRoutes } from './routes/revocations.js';
 
 export type Listener = 'api' | 'public';
 
@@ -39,8 +42,13 @@ function newApp(): OpenAPIHono<AppEnv> {
 
 function registerRoutes(app: OpenAPIHono<AppEnv>, listener: Listener): void {
   caCertificateRoutes(app);
+  crlRoutes(app);
   healthRoutes(app);
-  if (listener === 'api') certificateRoutes(app);
+  if (listener === 'api') {
+    listingRoutes(app);
+    certificateRoutes(app);
+    revocationRoutes(app);
+  }
 }
 
 let cachedDocument: unknown;

@@ -5,6 +5,9 @@
 import type { Logger } from 'pino';
 import type { Principal, Authenticator } from '../auth/principal.js';
 import type { CertificateAuthority } from '../policy/certificates.js';
+import type { Lister } from '../policy/listing.js';
+import type { Revoker } from '../policy/revocations.js';
+import type { PublishedCrl } from '../crl/publisher.js';
 import type { PublishedCertificates } from '../policy/published.js';
 import type { HealthCheck } from '../policy/health.js';
 import type { Metrics } from '../metrics.js';
@@ -12,6 +15,11 @@ import type { Metrics } from '../metrics.js';
 export interface AppDeps {
   authenticator: Authenticator;
   certificates: CertificateAuthority;
+  revoker: Revoker;
+  lister: Lister;
+  crl: { current(): PublishedCrl | undefined };
+  /** Cache-Control max-age of the CRL, seconds. */
+  crlMaxAge: number;
   published: PublishedCertificates;
   health: HealthCheck;
   logger: Logger;

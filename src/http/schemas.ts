@@ -65,7 +65,7 @@ export function recordJson(v: CertificateView) {
   return {
     serial: v.serial,
     identity: v.identity,
-    sans: v.sans,
+    sans: { dns: v.sans.dns, ip: v.sans.ip, uri: v.sans.uri, email: v.sans.email },
     notBefore: rfc3339(v.notBefore),
     notAfter: rfc3339(v.notAfter),
     status: v.status,

@@ -32,9 +32,13 @@ export function computeValidity(
   const notBefore = new Date(Math.max(now.getTime() - rules.backdate * 1000, ca.notBefore.getTime()));
   // Whole seconds: X.509 times carry no fractions.
   notBefore.setUTCMilliseconds(0);
-  const notAfter = new Date(Math.min(notBefore.getTime() + ttl * 1000, Math.floor(ca.notAfter.getTime() / 1000) * 1000));
-  if (notAfter.getTime() - now.getTime() < 60_000) {
-    throw new CaError('unavailable', 'the intermediate CA certificate is about to expire; no certificate can be issued', { retryAfter: 3600 });
+  const caEnd = Math.floor(ca.notAfter.getTime() / 1000) * 1000;
+  const notAfter = new Date(Math.min(notBefore.getTime() + ttl * 1000, caEnd));
+  if (notAfter.getTime() <= now.getTime()) {
+    if (notAfter.getTime() === caEnd) {
+      throw new CaError('unavailable', 'the intermediate CA certificate has expired; no certificate can be issued', { retryAfter: 3600 });
+    }
+    throw new CaError('malformed', `a ttl of ${ttl} s is not longer than issuance.backdate (${rules.backdate} s): the certificate would be expired when issued`);
   }
   return { notBefore, notAfter };
 }

@@ -12,6 +12,7 @@ import { signatureAlgorithmFor } from './algorithms.js';
 import { certificatePem, loadAuthority, sha256Fingerprint, type AuthorityCertificates, type AuthorityFiles } from './authority.js';
 import { encodeLeafTbs, encodeSigned, type IssuerProfile, type LeafTemplate } from './leaf-profile.js';
 import { assertWellFormedDer, lintLeaf } from './lint.js';
+import { encodeCrlTbs, encodeSignedCrl, type CrlEntries, type CrlHeader } from './crl-profile.js';
 
 export type LeafRequest = Omit<LeafTemplate, 'serial'>;
 
@@ -29,6 +30,8 @@ export interface Signer {
   /** The signature algorithm's name, e.g. ecdsa-with-SHA256. */
   readonly algorithm: string;
   issueLeaf(request: LeafRequest): IssuedCertificate;
+  /** Signs a CRL over the entries the caller appended (RFC 5280 §5); returns its DER. */
+  signCrl(header: CrlHeader, entries: CrlEntries): Buffer;
   /** Signs and verifies a probe value: the readiness check of the key. */
   selfTest(): boolean;
 }
@@ -90,6 +93,14 @@ export function createSigner(config: SignerConfig, clock: Clock): Signer {
         notBefore: template.notBefore,
         notAfter: template.notAfter,
       };
+    },
+    signCrl(header, entries) {
+      if (!(header.thisUpdate.getTime() < header.nextUpdate.getTime())) throw new CaError('serverInternal', 'CRL thisUpdate must precede nextUpdate');
+      if (header.nextUpdate.getTime() > authority.notAfter.getTime()) {
+        header = { ...header, nextUpdate: authority.notAfter };
+      }
+      const tbs = encodeCrlTbs(header, { subjectDer: authority.subjectDer, keyIdentifier: authority.keyIdentifier, signatureAlgorithm: algorithm.identifier }, entries);
+      return encodeSignedCrl(tbs, algorithm.identifier, algorithm.sign(tbs));
     },
     selfTest() {
       try {

@@ -6,8 +6,14 @@
 import { eq, lt, sql } from 'drizzle-orm';
 import { certificates, usedTokens } from '../../db/schema.js';
 import { CaError } from '../errors.js';
-import type { CertificateRecord, RevocationReason, SubjectAltNames } from '../model.js';
+import type { CertificateRecord, SubjectAltNames } from '../model.js';
+import { crlStatus, generateCrl, latestCrl, type BuiltCrl, type CrlBuild, type CrlStatus, type StoredCrl } from './crls.js';
 import { databaseError, openDatabase, type Database, type DatabaseConfig } from './database.js';
+import { listCertificates, type ListFilter } from './listing.js';
+import { revokeIdentity, revokeOne, type Revocation } from './revocations.js';
+import { toRecord } from './rows.js';
+
+export type { BuiltCrl, CrlBuild, CrlStatus, ListFilter, Revocation, StoredCrl };
 
 export interface NewCertificate {
   serial: string;
@@ -37,31 +43,20 @@ export interface Store {
    */
   recordIssuance(cert: NewCertificate, tokenUse?: TokenUse): Promise<void>;
   getCertificate(serial: string): Promise<CertificateRecord | undefined>;
+  /** Revokes a valid certificate; CaError notFound or alreadyRevoked otherwise. */
+  revoke(serial: string, revocation: Revocation): Promise<CertificateRecord>;
+  /** Revokes every valid certificate of an identity in one transaction; their serials. */
+  revokeIdentity(identity: string, revocation: Revocation): Promise<string[]>;
+  listCertificates(filter: ListFilter, now: Date): Promise<CertificateRecord[]>;
+  crlStatus(): Promise<CrlStatus>;
+  latestCrl(): Promise<StoredCrl | undefined>;
+  /** Builds and stores the next CRL under the generation lock; undefined if another replica holds it. */
+  generateCrl(now: Date, build: (b: CrlBuild) => Promise<BuiltCrl>): Promise<StoredCrl | undefined>;
   /** Deletes used token ids whose token has expired; returns how many. */
   pruneUsedTokens(before: Date): Promise<number>;
   /** Answers when the database does. */
   ping(): Promise<void>;
   close(): Promise<void>;
-}
-
-type Row = typeof certificates.$inferSelect;
-
-function toRecord(row: Row): CertificateRecord {
-  return {
-    serial: row.serial,
-    identity: row.identity,
-    sans: row.sans,
-    notBefore: row.notBefore,
-    notAfter: row.notAfter,
-    revokedAt: row.revokedAt,
-    revocationReason: row.revocationReason as RevocationReason | null,
-    revokedBy: row.revokedBy,
-    der: Buffer.from(row.der),
-    fingerprint: row.fingerprint,
-    tokenIssuer: row.tokenIssuer,
-    tokenJti: row.tokenJti,
-    createdAt: row.createdAt,
-  };
 }
 
 /** Runs a database call, turning connection failures into `unavailable`. */
@@ -107,6 +102,12 @@ export function storeOn(database: Database): Store {
         const rows = await db.select().from(certificates).where(eq(certificates.serial, serial)).limit(1);
         return rows[0] ? toRecord(rows[0]) : undefined;
       }),
+    revoke: (serial, revocation) => guarded(() => revokeOne(db, serial, revocation)),
+    revokeIdentity: (identity, revocation) => guarded(() => revokeIdentity(db, identity, revocation)),
+    listCertificates: (filter, now) => guarded(() => listCertificates(db, filter, now)),
+    crlStatus: () => guarded(() => crlStatus(db)),
+    latestCrl: () => guarded(() => latestCrl(db)),
+    generateCrl: (now, build) => guarded(() => generateCrl(db, now, build)),
     pruneUsedTokens: (before) =>
       guarded(async () => {
         const rows = await db.delete(usedTokens).where(lt(usedTokens.expiresAt, before)).returning({ jti: usedTokens.jti });

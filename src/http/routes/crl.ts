@@ -1,0 +1,55 @@
+/**
+ * The current CRL, served from memory (API.md "Public"): DER at /v1/crl, PEM at /v1/crl.pem,
+ * with ETag, Last-Modified and Cache-Control; If-None-Match / If-Modified-Since give 304.
+ */
+import { createRoute, z, type OpenAPIHono } from '@hono/zod-openapi';
+import type { Context } from 'hono';
+import { CaError } from '../../errors.js';
+import type { AppEnv } from '../context.js';
+import { problemResponse } from '../schemas.js';
+
+const crlRoute = (path: string, type: string, summary: string) =>
+  createRoute({
+    method: 'get',
+    path,
+    tags: ['crl'],
+    summary,
+    responses: {
+      200: { description: summary, content: { [type]: { schema: z.string().openapi({ format: type.endsWith('crl') ? 'binary' : undefined }) } } },
+      304: { description: 'Not modified' },
+      503: problemResponse('No CRL could be loaded yet'),
+    },
+  });
+
+const derRoute = crlRoute('/v1/crl', 'application/pkix-crl', 'The current full CRL, DER');
+const pemRoute = crlRoute('/v1/crl.pem', 'application/x-pem-file', 'The current full CRL, PEM');
+
+function notModified(c: Context<AppEnv>, etag: string, thisUpdate: Date): boolean {
+  const inm = c.req.header('If-None-Match');
+  if (inm !== undefined) return inm.split(',').some((t) => t.trim() === etag || t.trim() === `W/${etag}` || t.trim() === '*');
+  const ims = c.req.header('If-Modified-Since');
+  if (ims !== undefined) {
+    const since = Date.parse(ims);
+    return !Number.isNaN(since) && Math.floor(thisUpdate.getTime() / 1000) <= Math.floor(since / 1000);
+  }
+  return false;
+}
+
+function serve(c: Context<AppEnv>, format: 'der' | 'pem'): Response {
+  const crl = c.var.deps.crl.current();
+  if (!crl) throw new CaError('unavailable', 'no CRL has been published yet', { retryAfter: 2 });
+  const headers: Record<string, string> = {
+    ETag: format === 'der' ? crl.etag : crl.etag.replace(/"$/, '-pem"'),
+    'Last-Modified': crl.thisUpdate.toUTCString(),
+    'Cache-Control': `public, max-age=${c.var.deps.crlMaxAge}`,
+  };
+  if (notModified(c, headers.ETag!, crl.thisUpdate)) return c.body(null, 304, headers);
+  return format === 'der'
+    ? c.body(new Uint8Array(crl.der), 200, { ...headers, 'Content-Type': 'application/pkix-crl' })
+    : c.body(crl.pem(), 200, { ...headers, 'Content-Type': 'application/x-pem-file' });
+}
+
+export function crlRoutes(app: OpenAPIHono<AppEnv>): void {
+  app.openapi(derRoute, (c) => serve(c, 'der') as never);
+  app.openapi(pemRoute, (c) => serve(c, 'pem') as never);
+}

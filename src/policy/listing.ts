@@ -1,0 +1,76 @@
+/**
+ * The admin listing (API.md "Admin"): filters, `limit` 1..1000 (default 100), and an opaque
+ * cursor holding the last item's (notBefore, serial), so pages neither repeat nor skip rows.
+ */
+import type { Principal } from '../auth/principal.js';
+import type { Clock } from '../clock.js';
+import { CaError } from '../errors.js';
+import type { CertificateStatus } from '../model.js';
+import type { Store } from '../store/store.js';
+import { viewOf, type CertificateView } from './certificates.js';
+import { requireAdmin } from './revocations.js';
+
+export interface ListQuery {
+  identity?: string | undefined;
+  status?: string | undefined;
+  dns?: string | undefined;
+  expiresBefore?: string | undefined;
+  limit?: string | undefined;
+  cursor?: string | undefined;
+}
+
+export interface Page {
+  items: CertificateView[];
+  nextCursor: string | null;
+}
+
+const malformed = (detail: string) => new CaError('malformed', detail);
+const STATUSES: ReadonlySet<string> = new Set(['valid', 'revoked', 'expired']);
+
+function encodeCursor(notBefore: Date, serial: string): string {
+  return Buffer.from(JSON.stringify([notBefore.toISOString(), serial])).toString('base64url');
+}
+
+function decodeCursor(cursor: string): { notBefore: Date; serial: string } {
+  try {
+    const [t, s] = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as [unknown, unknown];
+    const notBefore = new Date(String(t));
+    if (typeof t !== 'string' || Number.isNaN(notBefore.getTime()) || typeof s !== 'string' || !/^[0-9a-f]{2,40}$/.test(s)) throw new Error('bad');
+    return { notBefore, serial: s };
+  } catch {
+    throw malformed('cursor is not one this service handed out');
+  }
+}
+
+export function createLister(deps: { store: Store; clock: Clock }) {
+  return {
+    async list(principal: Principal, q: ListQuery): Promise<Page> {
+      requireAdmin(principal);
+      const limit = q.limit === undefined ? 100 : /^\d{1,7}$/.test(q.limit) ? Number(q.limit) : NaN;
+      if (!(limit >= 1 && limit <= 1000)) throw malformed('limit must be a whole number from 1 to 1000');
+      if (q.status !== undefined && !STATUSES.has(q.status)) throw malformed('status must be valid, revoked or expired');
+      let expiresBefore: Date | undefined;
+      if (q.expiresBefore !== undefined) {
+        expiresBefore = new Date(q.expiresBefore);
+        if (!/^\d{4}-\d{2}-\d{2}T/.test(q.expiresBefore) || Number.isNaN(expiresBefore.getTime())) throw malformed('expiresBefore must be an RFC 3339 time');
+      }
+      const now = deps.clock.now();
+      const rows = await deps.store.listCertificates(
+        {
+          identity: q.identity,
+          status: q.status as CertificateStatus | undefined,
+          dns: q.dns,
+          expiresBefore,
+          after: q.cursor ? decodeCursor(q.cursor) : undefined,
+          limit: limit + 1,
+        },
+        now,
+      );
+      const items = rows.slice(0, limit);
+      const last = items[items.length - 1];
+      return { items: items.map((r) => viewOf(r, now)), nextCursor: rows.length > limit && last ? encodeCursor(last.notBefore, last.serial) : null };
+    },
+  };
+}
+
+export type Lister = ReturnType<typeof createLister>;

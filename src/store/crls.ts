@@ -1,0 +1,123 @@
+/**
+ * CRL storage. Generation runs in one REPEATABLE READ transaction under an advisory lock, so
+ * one replica generates at a time and the entries, the revision they reflect and the new CRL
+ * number all come from one snapshot; the number is the previous one plus one, strictly
+ * increasing across restarts and replicas (RFC 5280 §5.2.3).
+ */
+import { desc, sql } from 'drizzle-orm';
+import { crlState, crls } from '../../db/schema.js';
+import type { RevocationReason } from '../model.js';
+import type { Db } from './database.js';
+import { asDate, rawRows } from './rows.js';
+
+export interface StoredCrl {
+  number: number;
+  thisUpdate: Date;
+  nextUpdate: Date;
+  entries: number;
+  sourceRevision: number;
+  der: Buffer;
+}
+
+export interface CrlEntryRow {
+  serial: string;
+  revokedAt: Date;
+  reason: RevocationReason;
+}
+
+export interface CrlStatus {
+  /** Revocation transactions committed so far. */
+  revision: number;
+  latest: { number: number; sourceRevision: number; thisUpdate: Date } | undefined;
+}
+
+export interface CrlBuild {
+  number: number;
+  revision: number;
+  /** Revoked, unexpired certificates at the snapshot, by serial, in batches. */
+  entries(): AsyncIterable<CrlEntryRow[]>;
+}
+
+export interface BuiltCrl {
+  der: Buffer;
+  thisUpdate: Date;
+  nextUpdate: Date;
+  entries: number;
+  issuerKeyId: string;
+}
+
+const LOCK = sql`hashtext('service-ca:crl-generation')`;
+const BATCH = 20_000;
+/** CRLs kept in the table besides the newest (older ones are history nobody serves). */
+const KEEP = 20;
+
+export async function crlStatus(db: Db): Promise<CrlStatus> {
+  const rows = await rawRows<{ revision: string | number; number: string | number | null; source_revision: string | number | null; this_update: unknown }>(
+    db,
+    sql`select s.revision, c.number, c.source_revision, c.this_update
+        from ${crlState} s left join lateral (select number, source_revision, this_update from ${crls} order by number desc limit 1) c on true
+        where s.id = 1`,
+  );
+  const r = rows[0];
+  if (!r) return { revision: 0, latest: undefined };
+  return {
+    revision: Number(r.revision),
+    latest: r.number === null ? undefined : { number: Number(r.number), sourceRevision: Number(r.source_revision), thisUpdate: asDate(r.this_update) },
+  };
+}
+
+export async function latestCrl(db: Db): Promise<StoredCrl | undefined> {
+  const rows = await db.select().from(crls).orderBy(desc(crls.number)).limit(1);
+  const r = rows[0];
+  return r ? { number: r.number, thisUpdate: r.thisUpdate, nextUpdate: r.nextUpdate, entries: r.entries, sourceRevision: r.sourceRevision, der: Buffer.from(r.der) } : undefined;
+}
+
+/**
+ * Generates and stores the next CRL, unless another replica holds the generation lock
+ * (then undefined: that replica's CRL will be picked up from the table).
+ */
+export async function generateCrl(db: Db, now: Date, build: (b: CrlBuild) => Promise<BuiltCrl>): Promise<StoredCrl | undefined> {
+  return db.transaction(
+    async (tx) => {
+      const [lock] = await rawRows<{ locked: boolean }>(tx, sql`select pg_try_advisory_xact_lock(${LOCK}) as locked`);
+      if (!lock?.locked) return undefined;
+      const [state] = await rawRows<{ revision: string | number; next: string | number }>(
+        tx,
+        sql`select (select revision from ${crlState} where id = 1) as revision, coalesce((select max(number) from ${crls}), 0) + 1 as next`,
+      );
+      const number = Number(state!.next);
+      const revision = Number(state!.revision);
+      const built = await build({
+        number,
+        revision,
+        async *entries() {
+          let after = '';
+          for (;;) {
+            const rows = await rawRows<{ serial: string; revoked_at: unknown; revocation_reason: string }>(
+              tx,
+              sql`select serial, revoked_at, revocation_reason from certificates
+                  where status = 'revoked' and not_after > ${now.toISOString()}::timestamptz and serial > ${after}
+                  order by serial limit ${BATCH}`,
+            );
+            if (rows.length === 0) return;
+            yield rows.map((r) => ({ serial: r.serial, revokedAt: asDate(r.revoked_at), reason: r.revocation_reason as RevocationReason }));
+            after = rows[rows.length - 1]!.serial;
+            if (rows.length < BATCH) return;
+          }
+        },
+      });
+      await tx.insert(crls).values({
+        number,
+        issuerKeyId: built.issuerKeyId,
+        thisUpdate: built.thisUpdate,
+        nextUpdate: built.nextUpdate,
+        entries: built.entries,
+        sourceRevision: revision,
+        der: built.der,
+      });
+      await tx.execute(sql`delete from ${crls} where number < ${number - KEEP}`);
+      return { number, thisUpdate: built.thisUpdate, nextUpdate: built.nextUpdate, entries: built.entries, sourceRevision: revision, der: built.der };
+    },
+    { isolationLevel: 'repeatable read' },
+  );
+}

@@ -1,0 +1,48 @@
+/**
+ * Revocation writes, guarded in SQL: `UPDATE … WHERE status = 'valid' RETURNING`, so revoking
+ * twice changes nothing (zero rows: already revoked), and the CRL revision is bumped in the same
+ * transaction (its row lock orders revocations by commit, see db/schema.ts crl_state).
+ */
+import { and, eq, gt, sql } from 'drizzle-orm';
+import { certificates, crlState } from '../../db/schema.js';
+import { CaError } from '../errors.js';
+import type { CertificateRecord, RevocationReason } from '../model.js';
+import type { Db } from './database.js';
+import { toRecord } from './rows.js';
+
+export interface Revocation {
+  reason: RevocationReason;
+  actor: string;
+  at: Date;
+}
+
+const revokedValues = (r: Revocation) => ({ status: 'revoked', revokedAt: r.at, revocationReason: r.reason, revokedBy: r.actor });
+
+export async function revokeOne(db: Db, serial: string, revocation: Revocation): Promise<CertificateRecord> {
+  return db.transaction(async (tx) => {
+    const rows = await tx
+      .update(certificates)
+      .set(revokedValues(revocation))
+      .where(and(eq(certificates.serial, serial), eq(certificates.status, 'valid')))
+      .returning();
+    if (rows.length === 0) {
+      const exists = await tx.select({ serial: certificates.serial }).from(certificates).where(eq(certificates.serial, serial)).limit(1);
+      throw exists.length ? new CaError('alreadyRevoked', 'this certificate is already revoked') : new CaError('notFound', 'no certificate has this serial');
+    }
+    await tx.update(crlState).set({ revision: sql`${crlState.revision} + 1` }).where(eq(crlState.id, 1));
+    return toRecord(rows[0]!);
+  });
+}
+
+/** Revokes every currently valid (unexpired, unrevoked) certificate of an identity in one transaction. */
+export async function revokeIdentity(db: Db, identity: string, revocation: Revocation): Promise<string[]> {
+  return db.transaction(async (tx) => {
+    const rows = await tx
+      .update(certificates)
+      .set(revokedValues(revocation))
+      .where(and(eq(certificates.identity, identity), eq(certificates.status, 'valid'), gt(certificates.notAfter, revocation.at)))
+      .returning({ serial: certificates.serial });
+    if (rows.length > 0) await tx.update(crlState).set({ revision: sql`${crlState.revision} + 1` }).where(eq(crlState.id, 1));
+    return rows.map((r) => r.serial).sort();
+  });
+}
