@@ -11,9 +11,11 @@ import type { AppDeps } from './http/context.js';
 import { createCrlPublisher, type CrlPublisher } from './crl/publisher.js';
 import { createMetrics } from './metrics.js';
 import { createLister } from './policy/listing.js';
+import { createRenewalInfo } from './policy/renewal-info.js';
 import { createRevoker } from './policy/revocations.js';
 import { createCertificateAuthority } from './policy/certificates.js';
 import { createHealthCheck } from './policy/health.js';
+import { createHolderAuthenticator } from './policy/holder-renewal.js';
 import { compilePolicies } from './policy/names.js';
 import { publishedCertificates } from './policy/published.js';
 import { issueServerCertificate, type ServerCertificate } from './policy/server-certificate.js';
@@ -69,9 +71,11 @@ export async function createDeps(config: Config, options: { clock: Clock; logger
   return {
     app: {
       authenticator,
+      holderAuthenticator: createHolderAuthenticator({ store, signer, clock, clockToleranceSeconds: config.auth.clockTolerance }),
       certificates,
       revoker: createRevoker({ store, clock, onRevoked: () => crl.revoked() }),
       lister: createLister({ store, clock }),
+      renewalInfo: createRenewalInfo({ store, clock }),
       crl,
       crlMaxAge: config.crl.maxDelay,
       published,

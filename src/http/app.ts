@@ -14,6 +14,7 @@ import { certificateRoutes } from './routes/certificates.js';
 import { crlRoutes } from './routes/crl.js';
 import { healthRoutes } from './routes/health.js';
 import { listingRoutes } from './routes/listing.js';
+import { renewalInfoRoutes } from './routes/renewal-info.js';
 import { revocationRoutes } from './routes/revocations.js';
 
 export type Listener = 'api' | 'public';
@@ -44,6 +45,7 @@ function registerRoutes(app: OpenAPIHono<AppEnv>, listener: Listener): void {
   caCertificateRoutes(app);
   crlRoutes(app);
   healthRoutes(app);
+  renewalInfoRoutes(app);
   if (listener === 'api') {
     listingRoutes(app);
     certificateRoutes(app);

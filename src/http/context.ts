@@ -7,6 +7,7 @@ import type { Principal, Authenticator } from '../auth/principal.js';
 import type { CertificateAuthority } from '../policy/certificates.js';
 import type { Lister } from '../policy/listing.js';
 import type { Revoker } from '../policy/revocations.js';
+import type { RenewalInfoService } from '../policy/renewal-info.js';
 import type { PublishedCrl } from '../crl/publisher.js';
 import type { PublishedCertificates } from '../policy/published.js';
 import type { HealthCheck } from '../policy/health.js';
@@ -14,9 +15,11 @@ import type { Metrics } from '../metrics.js';
 
 export interface AppDeps {
   authenticator: Authenticator;
+  holderAuthenticator: Authenticator;
   certificates: CertificateAuthority;
   revoker: Revoker;
   lister: Lister;
+  renewalInfo: RenewalInfoService;
   crl: { current(): PublishedCrl | undefined };
   /** Cache-Control max-age of the CRL, seconds. */
   crlMaxAge: number;

@@ -138,7 +138,7 @@ export function authorizeNames(policies: CompiledPolicy[], identity: string, tok
   if (tokenSans) {
     const outside = names.filter(({ kind, name }) => !allowedByToken(tokenSans, kind, name));
     if (outside.length > 0) {
-      throw new CaError('rejectedIdentifier', `not allowed by the token's "sans" claim: ${outside.map((o) => o.name).join(', ')}`);
+      throw new CaError('rejectedIdentifier', `outside the names this token allows (its "sans" claim, or the certificate being renewed): ${outside.map((o) => o.name).join(', ')}`);
     }
   }
   let fewestOutside: { kind: keyof SubjectAltNames; name: string }[] | undefined;

@@ -3,16 +3,24 @@
  * without a valid token gets 401 before any 400 about its body (API.md "Precedence").
  */
 import { createMiddleware } from 'hono/factory';
+import type { Authenticator } from '../../auth/principal.js';
 import { CaError } from '../../errors.js';
-import type { AppEnv } from '../context.js';
+import type { AppDeps, AppEnv } from '../context.js';
 
-export const authenticate = createMiddleware<AppEnv>(async (c, next) => {
+/** Bearer authentication with the authenticator that `pick` chooses from the app's deps. */
+const bearer = (pick: (deps: AppDeps) => Authenticator) => createMiddleware<AppEnv>(async (c, next) => {
   const header = c.req.header('Authorization');
   c.set('bearerPresented', header !== undefined && header.trim() !== '');
   const m = header ? /^Bearer +([A-Za-z0-9._~+/-]+=*) *$/i.exec(header) : null;
   if (!m) {
     throw new CaError('unauthorized', header ? 'the Authorization header must be "Bearer <JWT>"' : 'a bearer token is required');
   }
-  c.set('principal', await c.var.deps.authenticator.authenticate(m[1]!));
+  c.set('principal', await pick(c.var.deps).authenticate(m[1]!));
   await next();
 });
+
+/** Identity tokens from the configured issuers. */
+export const authenticate = bearer((deps) => deps.authenticator);
+
+/** Certificate-holder tokens (x5c) for renewal. */
+export const authenticateHolder = bearer((deps) => deps.holderAuthenticator);

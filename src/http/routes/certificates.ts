@@ -1,8 +1,10 @@
 /** POST /v1/certificates and GET /v1/certificates/{serial} (API.md "Service identity"). */
 import { createRoute, z, type OpenAPIHono } from '@hono/zod-openapi';
+import type { Context } from 'hono';
+import type { IssueRequest } from '../../policy/certificates.js';
 import { isCaError } from '../../errors.js';
 import type { AppEnv } from '../context.js';
-import { authenticate } from '../middleware/authenticate.js';
+import { authenticate, authenticateHolder } from '../middleware/authenticate.js';
 import { requireJson } from '../middleware/request-guards.js';
 import { CertificateRecordSchema, IssuanceSchema, IssueRequestSchema, Serial, issuanceJson, problemResponse, recordJson } from '../schemas.js';
 
@@ -32,6 +34,14 @@ const issueRoute = createRoute({
   },
 });
 
+const renewRoute = createRoute({
+  ...issueRoute,
+  path: '/v1/certificates/renew',
+  summary: 'Renew with a token signed by the current certificate\'s key (x5c), for the same identity',
+  middleware: [requireJson, authenticateHolder] as const,
+  responses: { ...issueRoute.responses, 401: problemResponse('Token or presented certificate not acceptable (foreign, expired or revoked)') },
+});
+
 const getRoute = createRoute({
   method: 'get',
   path: '/v1/certificates/{serial}',
@@ -49,11 +59,11 @@ const getRoute = createRoute({
 });
 
 export function certificateRoutes(app: OpenAPIHono<AppEnv>): void {
-  app.openapi(issueRoute, async (c) => {
-    const { authenticator: _a, certificates, metrics } = c.var.deps;
+  const issue = async (c: Context<AppEnv>, body: IssueRequest) => {
+    const { certificates, metrics } = c.var.deps;
     const principal = c.var.principal;
     try {
-      const issued = await certificates.issue(principal, c.req.valid('json'));
+      const issued = await certificates.issue(principal, body);
       metrics.issuances.inc({ result: 'issued', issuer: principal.issuer });
       c.header('Location', `/v1/certificates/${issued.serial}`);
       if ((c.req.header('Accept') ?? '').toLowerCase().includes(PEM_CHAIN)) {
@@ -64,7 +74,9 @@ export function certificateRoutes(app: OpenAPIHono<AppEnv>): void {
       metrics.issuances.inc({ result: isCaError(err) ? err.kind : 'serverInternal', issuer: principal.issuer });
       throw err;
     }
-  });
+  };
+  app.openapi(issueRoute, (c) => issue(c, c.req.valid('json')) as never);
+  app.openapi(renewRoute, (c) => issue(c, c.req.valid('json')) as never);
 
   app.openapi(getRoute, async (c) => {
     const view = await c.var.deps.certificates.get(c.var.principal, c.req.valid('param').serial);
