@@ -3,8 +3,10 @@
  * command line uses it; it speaks only the HTTP API of API.md. Node's https module is used
  * directly so that a private root can be trusted per client without touching global settings.
  */
+import { X509Certificate, createPrivateKey, randomUUID } from 'node:crypto';
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
+import { SignJWT, importPKCS8 } from 'jose';
 
 export interface Problem {
   type: string;
@@ -54,6 +56,15 @@ export interface CertificateRecord {
   revokedAt: string | null;
   revocationReason: string | null;
   certificate: string;
+}
+
+export interface ListQuery {
+  identity?: string;
+  status?: 'valid' | 'revoked' | 'expired';
+  dns?: string;
+  expiresBefore?: string;
+  limit?: number;
+  cursor?: string;
 }
 
 export interface ClientOptions {
@@ -124,6 +135,35 @@ export class ServiceCaClient {
     return this.json('GET', `/v1/certificates/${encodeURIComponent(serial)}`, token);
   }
 
+  /** Renews with a holder token (see holderToken) for the same identity. */
+  renew(holderToken: string, request: { csr: string; ttl?: string | number }): Promise<Issuance> {
+    return this.json('POST', '/v1/certificates/renew', holderToken, request);
+  }
+
+  revoke(token: string, serial: string, reason: string): Promise<CertificateRecord> {
+    return this.json('POST', `/v1/certificates/${encodeURIComponent(serial)}/revoke`, token, { reason });
+  }
+
+  revokeIdentity(token: string, identity: string, reason: string): Promise<{ revoked: string[] }> {
+    return this.json('POST', '/v1/revocations', token, { identity, reason });
+  }
+
+  list(token: string, query: ListQuery = {}): Promise<{ items: CertificateRecord[]; nextCursor: string | null }> {
+    const params = new URLSearchParams();
+    for (const [k, v] of Object.entries(query)) if (v !== undefined && v !== null) params.set(k, String(v));
+    const qs = params.toString();
+    return this.json('GET', `/v1/certificates${qs ? `?${qs}` : ''}`, token);
+  }
+
+  /** The renewal window and how long to wait before asking again (seconds, from Retry-After). */
+  async renewalInfo(serial: string): Promise<{ start: Date; end: Date; retryAfter: number | undefined }> {
+    const res = await this.raw('GET', `/v1/certificates/${encodeURIComponent(serial)}/renewal-info`, { headers: { Accept: 'application/json' } });
+    if (res.status >= 400) throw errorOf(res);
+    const body = JSON.parse(res.body.toString('utf8')) as { suggestedWindow: { start: string; end: string } };
+    const ra = Number(res.headers['retry-after']);
+    return { start: new Date(body.suggestedWindow.start), end: new Date(body.suggestedWindow.end), retryAfter: Number.isFinite(ra) ? ra : undefined };
+  }
+
   rootPem(): Promise<string> {
     return this.text('/v1/ca/root.pem');
   }
@@ -131,6 +171,27 @@ export class ServiceCaClient {
   chainPem(): Promise<string> {
     return this.text('/v1/ca/chain.pem');
   }
+}
+
+/**
+ * A certificate-holder token for renewal (API.md "Certificate holder"): signed with the
+ * certificate's private key, carrying the certificate (leaf only) as x5c, aud service-ca:renew,
+ * a 2-minute lifetime and a fresh jti.
+ */
+export async function holderToken(certificatePem: string, privateKeyPem: string): Promise<string> {
+  const cert = new X509Certificate(certificatePem);
+  const keyObject = createPrivateKey(privateKeyPem);
+  const type = keyObject.asymmetricKeyType;
+  const alg = type === 'ed25519' ? 'EdDSA' : type === 'rsa' ? 'RS256' : keyObject.asymmetricKeyDetails?.namedCurve === 'secp384r1' ? 'ES384' : 'ES256';
+  const key = await importPKCS8(keyObject.export({ type: 'pkcs8', format: 'pem' }) as string, alg);
+  const now = Math.floor(Date.now() / 1000);
+  return new SignJWT({})
+    .setProtectedHeader({ alg, x5c: [cert.raw.toString('base64')] })
+    .setAudience('service-ca:renew')
+    .setIssuedAt(now)
+    .setExpirationTime(now + 120)
+    .setJti(randomUUID())
+    .sign(key);
 }
 
 function errorOf(res: RawResponse): ServiceCaError {
