@@ -70,6 +70,10 @@ const issuerSchema = z
     identity: z.string().min(1).default('{sub}'),
     maxTokenAge: duration.optional(),
     requireJti: z.boolean().default(false),
+    /** Least time between two fetches of a remote key set (an unknown kid triggers one). */
+    jwksCooldown: duration.default(30),
+    /** How long a fetched key set is used before it is fetched again. */
+    jwksCacheMaxAge: duration.default(600),
   })
   .strict()
   .superRefine((iss, ctx) => {

@@ -48,6 +48,13 @@ function closeServer(server: Server | HttpsServer, graceMs: number): Promise<voi
   });
 }
 
+/**
+ * Request headers may total 32 KiB on the API listener (node's default is 16 KiB), so that an
+ * over-long bearer token reaches the authenticator's own limit (16 KiB) and gets a 401 problem
+ * document rather than a bare 431.
+ */
+const MAX_HEADER_BYTES = 32 * 1024;
+
 const hostForUrl = (host: string) => (host.includes(':') ? `[${host}]` : host === '0.0.0.0' ? '127.0.0.1' : host);
 
 export async function start(config: Config, options: { logger: Logger; clock?: Clock; databaseAttempts?: number }): Promise<Running> {
@@ -63,12 +70,12 @@ export async function start(config: Config, options: { logger: Logger; clock?: C
     let api: Server | HttpsServer;
     if (tls.mode === 'off') {
       logger.warn('server.tls.mode is off: the API listener speaks plain HTTP and must sit behind a TLS-terminating proxy');
-      api = createHttpServer(apiListener);
+      api = createHttpServer({ maxHeaderSize: MAX_HEADER_BYTES }, apiListener);
     } else if (tls.mode === 'files') {
-      api = createHttpsServer({ cert: readFileSync(tls.certificate), key: readFileSync(tls.key) }, apiListener);
+      api = createHttpsServer({ cert: readFileSync(tls.certificate), key: readFileSync(tls.key), maxHeaderSize: MAX_HEADER_BYTES }, apiListener);
     } else {
       const first = await deps.issueServerCertificate(tls.names, tls.ttl);
-      const https = createHttpsServer({ cert: first.certificatePem, key: first.keyPem }, apiListener);
+      const https = createHttpsServer({ cert: first.certificatePem, key: first.keyPem, maxHeaderSize: MAX_HEADER_BYTES }, apiListener);
       api = https;
       const schedule = (notBefore: Date, notAfter: Date) => {
         const renewAt = notBefore.getTime() + ((notAfter.getTime() - notBefore.getTime()) * 2) / 3;

@@ -29,7 +29,9 @@ function describe(err: unknown): CaError {
   if (err instanceof joseErrors.JOSEAlgNotAllowed) return unauthorized('the token\'s algorithm is not allowed for this issuer', err);
   if (err instanceof joseErrors.JWKSNoMatchingKey) return unauthorized('no trusted key matches the token', err);
   if (err instanceof joseErrors.JWSSignatureVerificationFailed) return unauthorized('the token\'s signature does not verify', err);
-  if (err instanceof joseErrors.JWKSTimeout || (err instanceof TypeError && /fetch/i.test(err.message))) {
+  // The identity provider's key set could not be had (timeout, unreachable, non-200, not a JWKS):
+  // the token may be fine, so this is an outage (503), not a verdict on the token.
+  if (err instanceof joseErrors.JWKSTimeout || err instanceof joseErrors.JWKSInvalid || (err instanceof joseErrors.JOSEError && /Expected 200 OK/i.test(err.message)) || (err instanceof TypeError && /fetch/i.test(err.message))) {
     return new CaError('unavailable', 'the identity provider\'s keys could not be fetched', { cause: err, retryAfter: 5 });
   }
   if (err instanceof joseErrors.JOSEError) return unauthorized('the token is not a valid JWT for this issuer', err);

@@ -88,7 +88,8 @@ function discoveredKeys(issuer: string, options: KeySourceOptions): KeyResolver 
 }
 
 /** The key resolver for one configured issuer. */
-export function keyResolverFor(issuer: IssuerConfig, options: KeySourceOptions = DEFAULT_KEY_SOURCE_OPTIONS): KeyResolver {
+export function keyResolverFor(issuer: IssuerConfig, defaults: KeySourceOptions = DEFAULT_KEY_SOURCE_OPTIONS): KeyResolver {
+  const options: KeySourceOptions = { ...defaults, cooldownMs: issuer.jwksCooldown * 1000, cacheMaxAgeMs: issuer.jwksCacheMaxAge * 1000 };
   if (issuer.secret !== undefined) {
     const secret = new TextEncoder().encode(issuer.secret);
     return async () => secret;

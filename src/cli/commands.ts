@@ -1,8 +1,11 @@
 /** The command table. */
+import { listCommand, revokeCommand, statusCommand } from './admin.js';
+import { agentCommand } from './agent.js';
+import { bootstrapCommand } from './bootstrap.js';
 import type { Command } from './command.js';
 import { initCommand } from './init.js';
 import { requestCommand } from './request.js';
 import { serveCommand } from './serve.js';
 import { tokenCommand } from './token.js';
 
-export const commands: Command[] = [serveCommand, initCommand, tokenCommand, requestCommand];
+export const commands: Command[] = [serveCommand, initCommand, tokenCommand, requestCommand, statusCommand, revokeCommand, listCommand, agentCommand, bootstrapCommand];

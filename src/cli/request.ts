@@ -5,7 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { ServiceCaClient, ServiceCaError } from '../client/index.js';
 import { parseOptions, type Command } from './command.js';
-import { writeFileAtomic } from './files.js';
+import { writeIssued } from './cert-files.js';
 import { createKeyAndCsr, type ClientKeyType } from './keys.js';
 
 const USAGE = `Usage: service-ca request --server URL --token-file FILE --out PREFIX [names] [options]
@@ -69,9 +69,7 @@ export const requestCommand: Command = {
       }
       throw err;
     }
-    writeFileAtomic(`${v.out}.key`, keyPem, 0o600);
-    writeFileAtomic(`${v.out}.chain.pem`, issued.chain.join(''), 0o644);
-    writeFileAtomic(`${v.out}.pem`, issued.certificate, 0o644);
+    writeIssued(v.out, keyPem, issued);
     if (v.json) console.log(JSON.stringify(issued, null, 2));
     else console.log(`Issued ${issued.serial} to ${issued.identity}, valid until ${issued.notAfter}: ${v.out}.pem, ${v.out}.key, ${v.out}.chain.pem`);
     return 0;

@@ -10,7 +10,8 @@ import type { AppDeps, AppEnv } from '../context.js';
 /** Bearer authentication with the authenticator that `pick` chooses from the app's deps. */
 const bearer = (pick: (deps: AppDeps) => Authenticator) => createMiddleware<AppEnv>(async (c, next) => {
   const header = c.req.header('Authorization');
-  c.set('bearerPresented', header !== undefined && header.trim() !== '');
+  // RFC 6750 §3.1: error="invalid_token" only when a bearer token was actually sent.
+  c.set('bearerPresented', /^Bearer\s+\S/i.test(header ?? ''));
   const m = header ? /^Bearer +([A-Za-z0-9._~+/-]+=*) *$/i.exec(header) : null;
   if (!m) {
     throw new CaError('unauthorized', header ? 'the Authorization header must be "Bearer <JWT>"' : 'a bearer token is required');

@@ -1,0 +1,153 @@
+/** `service-ca status`, `revoke` and `list`: the API's certificate records from the command line. */
+import { readFileSync } from 'node:fs';
+import { ServiceCaClient, ServiceCaError, type CertificateRecord } from '../client/index.js';
+import { parseOptions, type Command } from './command.js';
+
+const COMMON = `  --server URL        the CA's API listener
+  --ca FILE           PEM root to trust for the server
+  --token-file FILE   a token (the certificate's owner, or an admin)
+  --json              JSON output
+  --help              this text`;
+
+const common = {
+  server: { type: 'string' },
+  ca: { type: 'string' },
+  'token-file': { type: 'string' },
+  json: { type: 'boolean', default: false },
+} as const;
+
+function connect(v: { server?: string | undefined; ca?: string | undefined; 'token-file'?: string | undefined }, usage: string): { client: ServiceCaClient; token: string } | number {
+  if (!v.server || !v['token-file']) {
+    console.error(`service-ca: --server and --token-file are required\n\n${usage}`);
+    return 2;
+  }
+  return {
+    client: new ServiceCaClient({ baseUrl: v.server, ca: v.ca ? readFileSync(v.ca, 'utf8') : undefined }),
+    token: readFileSync(v['token-file'], 'utf8').trim(),
+  };
+}
+
+/** Runs an API call, printing a problem document's message and returning 1 on an API error. */
+async function call<T>(work: () => Promise<T>, print: (result: T) => void): Promise<number> {
+  try {
+    print(await work());
+    return 0;
+  } catch (err) {
+    if (err instanceof ServiceCaError) {
+      console.error(`service-ca: ${err.message}`);
+      return 1;
+    }
+    throw err;
+  }
+}
+
+const line = (r: CertificateRecord) =>
+  `${r.serial}  ${r.status.padEnd(7)}  ${r.notAfter}  ${r.identity}  ${[...r.sans.dns, ...r.sans.ip, ...r.sans.uri, ...r.sans.email].join(',')}`;
+
+const STATUS_USAGE = `Usage: service-ca status --serial SERIAL [options]
+
+Shows a certificate's record.
+
+Options:
+  --serial SERIAL     the certificate's serial (hex)
+${COMMON}`;
+
+export const statusCommand: Command = {
+  name: 'status',
+  summary: 'show a certificate record',
+  async run(argv) {
+    const v = parseOptions(argv, { ...common, serial: { type: 'string' } }, STATUS_USAGE);
+    if (typeof v === 'number') return v;
+    if (!v.serial) {
+      console.error(`service-ca: --serial is required\n\n${STATUS_USAGE}`);
+      return 2;
+    }
+    const c = connect(v, STATUS_USAGE);
+    if (typeof c === 'number') return c;
+    return call(
+      () => c.client.getCertificate(c.token, v.serial!),
+      (r) => console.log(v.json ? JSON.stringify(r, null, 2) : `${line(r)}${r.revokedAt ? `\nrevoked ${r.revokedAt} (${r.revocationReason})` : ''}`),
+    );
+  },
+};
+
+const REVOKE_USAGE = `Usage: service-ca revoke (--serial SERIAL | --identity IDENTITY) --reason REASON [options]
+
+Revokes one certificate (its owner or an admin), or every valid certificate of an identity (admin).
+Reasons: unspecified, keyCompromise, caCompromise, affiliationChanged, superseded,
+cessationOfOperation, privilegeWithdrawn.
+
+Options:
+  --serial SERIAL     the certificate to revoke
+  --identity ID       revoke all of this identity's valid certificates (admin)
+  --reason REASON     the RFC 5280 reason
+${COMMON}`;
+
+export const revokeCommand: Command = {
+  name: 'revoke',
+  summary: 'revoke a certificate, or every certificate of an identity',
+  async run(argv) {
+    const v = parseOptions(argv, { ...common, serial: { type: 'string' }, identity: { type: 'string' }, reason: { type: 'string' } }, REVOKE_USAGE);
+    if (typeof v === 'number') return v;
+    if (!v.reason || Boolean(v.serial) === Boolean(v.identity)) {
+      console.error(`service-ca: --reason and exactly one of --serial or --identity are required\n\n${REVOKE_USAGE}`);
+      return 2;
+    }
+    const c = connect(v, REVOKE_USAGE);
+    if (typeof c === 'number') return c;
+    if (v.serial) {
+      return call(() => c.client.revoke(c.token, v.serial!, v.reason!), (r) => console.log(v.json ? JSON.stringify(r, null, 2) : `revoked ${r.serial} at ${r.revokedAt} (${r.revocationReason})`));
+    }
+    return call(
+      () => c.client.revokeIdentity(c.token, v.identity!, v.reason!),
+      (r) => console.log(v.json ? JSON.stringify(r, null, 2) : r.revoked.length ? r.revoked.map((s) => `revoked ${s}`).join('\n') : 'nothing to revoke'),
+    );
+  },
+};
+
+const LIST_USAGE = `Usage: service-ca list [filters] [options]
+
+Lists certificates, newest first (admin). Follows every page unless --limit is given.
+
+Options:
+  --identity ID       only this identity
+  --status STATUS     valid, revoked or expired
+  --dns NAME          only certificates for this DNS name
+  --expires-before T  RFC 3339 time (exclusive)
+  --limit N           one page of at most N (1-1000)
+${COMMON}`;
+
+export const listCommand: Command = {
+  name: 'list',
+  summary: 'list certificates (admin)',
+  async run(argv) {
+    const v = parseOptions(
+      argv,
+      { ...common, identity: { type: 'string' }, status: { type: 'string' }, dns: { type: 'string' }, 'expires-before': { type: 'string' }, limit: { type: 'string' } },
+      LIST_USAGE,
+    );
+    if (typeof v === 'number') return v;
+    const c = connect(v, LIST_USAGE);
+    if (typeof c === 'number') return c;
+    const query = {
+      identity: v.identity,
+      status: v.status as 'valid' | 'revoked' | 'expired' | undefined,
+      dns: v.dns,
+      expiresBefore: v['expires-before'],
+      limit: v.limit === undefined ? undefined : Number(v.limit),
+    };
+    return call(
+      async () => {
+        const items: CertificateRecord[] = [];
+        let cursor: string | undefined;
+        do {
+          const page = await c.client.list(c.token, { ...query, ...(cursor ? { cursor } : {}) } as Parameters<ServiceCaClient['list']>[1]);
+          items.push(...page.items);
+          cursor = v.limit === undefined ? page.nextCursor ?? undefined : undefined;
+        } while (cursor);
+        return items;
+      },
+      (items) => console.log(v.json ? JSON.stringify(items, null, 2) : items.map(line).join('\n')),
+    );
+  },
+};
