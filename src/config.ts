@@ -34,7 +34,18 @@ const nonNegativeDuration = z.union([z.string(), z.number()]).transform((v, ctx)
   return s;
 });
 
-const port = z.number().int().min(0).max(65535);
+/** `${VAR}` expansion yields text; keys that take numbers or booleans read it back. */
+const fromText = (v: unknown) => {
+  if (typeof v !== 'string') return v;
+  if (/^\d{1,15}$/.test(v.trim())) return Number(v.trim());
+  if (v.trim() === 'true') return true;
+  if (v.trim() === 'false') return false;
+  return v;
+};
+const int = () => z.preprocess(fromText, z.number().int());
+const bool = () => z.preprocess(fromText, z.boolean());
+
+const port = int().pipe(z.number().min(0).max(65535));
 const hostName = z.string().min(1);
 
 const tlsSchema = z.discriminatedUnion('mode', [
@@ -69,7 +80,7 @@ const issuerSchema = z
     algorithms: z.array(z.enum(JWT_ALGORITHMS)).min(1).default(['RS256', 'ES256', 'EdDSA']),
     identity: z.string().min(1).default('{sub}'),
     maxTokenAge: duration.optional(),
-    requireJti: z.boolean().default(false),
+    requireJti: bool().default(false),
     /** Least time between two fetches of a remote key set (an unknown kid triggers one). */
     jwksCooldown: duration.default(30),
     /** How long a fetched key set is used before it is fetched again. */
@@ -107,7 +118,7 @@ const policySchema = z
     uri: z.array(z.string().min(1)).default([]),
     ip: z.array(z.string().min(1)).default([]),
     email: z.array(z.string().min(1)).default([]),
-    wildcards: z.boolean().default(false),
+    wildcards: bool().default(false),
     maxTtl: duration.optional(),
     extendedKeyUsage: z.array(z.enum(EKUS)).min(1).default(['serverAuth', 'clientAuth']),
   })
@@ -186,7 +197,7 @@ const configSchema = z
       .object({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') })
       .strict()
       .prefault({}),
-    limits: z.object({ bodyBytes: z.number().int().min(1024).max(16 * 1024 * 1024).default(64 * 1024) }).strict().prefault({}),
+    limits: z.object({ bodyBytes: int().pipe(z.number().min(1024).max(16 * 1024 * 1024)).default(64 * 1024) }).strict().prefault({}),
   })
   .strict()
   .superRefine((c, ctx) => {

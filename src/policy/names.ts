@@ -68,17 +68,21 @@ function fill(pattern: string, captures: Record<string, string>, identity: strin
   return pattern.replace(/\{([^{}]+)\}/g, (_m, name: string) => (name === 'identity' ? identity : captures[name] ?? ''));
 }
 
-const DNS_VALUE = /^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$/i;
+/** One lower-case LDH label (RFC 1123 §2.1). */
+const DNS_LABEL_VALUE = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
 
 /**
- * A DNS pattern filled with captures, or undefined when a value would not be plain DNS labels:
- * a captured `*` or `..` must never widen what the pattern allows.
+ * A DNS pattern filled with captures, or undefined when a captured value is not exactly one
+ * lower-case DNS label: a captured `*`, a dot (`x.web` would reach into the names that
+ * `*.{sa}.{ns}.svc` reserves for sa=web) or a case variant never widens what a pattern allows.
  */
+const canonicalDnsLike = (v: string) => /^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$/.test(v);
+
 function fillDns(pattern: string, captures: Record<string, string>, identity: string): string | undefined {
   let ok = true;
   const filled = pattern.replace(/\{([^{}]+)\}/g, (_m, name: string) => {
     const v = name === 'identity' ? identity : captures[name] ?? '';
-    if (!DNS_VALUE.test(v)) ok = false;
+    if (!DNS_LABEL_VALUE.test(v) && !(name === 'identity' && canonicalDnsLike(v))) ok = false;
     return v;
   });
   return ok ? filled : undefined;

@@ -2,6 +2,7 @@
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { removeAtExit } from './cleanup.js';
 import { createAuthority, type AuthorityKeyType, type AuthorityPaths } from '../../src/signer/bootstrap.js';
 
 export interface TestPki extends AuthorityPaths {
@@ -11,6 +12,7 @@ export interface TestPki extends AuthorityPaths {
 
 export async function createTestPki(keyType: AuthorityKeyType = 'p256', options: { intermediatePassphrase?: string; intermediateDays?: number } = {}): Promise<TestPki> {
   const dir = mkdtempSync(join(tmpdir(), `service-ca-pki-${keyType}-`));
+  removeAtExit(dir);
   const paths = await createAuthority({ dir, keyType, intermediatePassphrase: options.intermediatePassphrase, intermediateDays: options.intermediateDays });
   return { ...paths, dir, keyType };
 }

@@ -6,6 +6,7 @@ import { randomUUID } from 'node:crypto';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { removeAtExit } from './cleanup.js';
 import { SignJWT, exportJWK, generateKeyPair, type CryptoKey, type JWK, type JWTPayload } from 'jose';
 
 export interface TestIssuer {
@@ -39,6 +40,7 @@ export async function createTestIssuer(options: { alg?: 'ES256' | 'RS256' | 'EdD
   const kid = `k-${randomUUID().slice(0, 8)}`;
   const publicJwk = { ...(await exportJWK(publicKey)), kid, alg, use: 'sig' };
   const dir = mkdtempSync(join(tmpdir(), 'service-ca-issuer-'));
+  removeAtExit(dir);
   const jwksPath = join(dir, 'jwks.json');
   writeFileSync(jwksPath, JSON.stringify({ keys: [publicJwk] }));
   const issuer = options.issuer ?? 'https://issuer.test';

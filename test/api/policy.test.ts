@@ -1,0 +1,284 @@
+/**
+ * Name policy through the API (API.md "Identity and policy"): deny by default, `{x}` captures one
+ * path segment, a leading `*.` matches exactly one label, literal wildcards only with
+ * `wildcards: true`, DNS case-insensitive, IPs by CIDR, URI and email templates, per-policy
+ * maxTtl and extendedKeyUsage. What was issued is read back with openssl and node's X509Certificate.
+ */
+import assert from 'node:assert/strict';
+import { X509Certificate } from 'node:crypto';
+import { after, before, describe, it } from 'node:test';
+import { startTestApp, workload, type TestApp } from '../setup/app.js';
+import { csrFor, type Names } from '../setup/csr.js';
+import { createTestDatabase, type TestDatabase } from '../setup/database.js';
+import { opensslReq } from '../setup/crafted.js';
+import { verifyChain, x509Text } from '../setup/openssl.js';
+import { assertProblem, countCertificateRows } from '../setup/rejections.js';
+
+const WEB = workload('shop', 'web');
+const GATEWAY = workload('edge', 'gateway');
+
+interface Issued {
+  serial: string;
+  certificate: string;
+  chain: string[];
+  notBefore: string;
+  notAfter: string;
+}
+
+const lifetimeHours = (i: Issued) => (new Date(i.notAfter).getTime() - new Date(i.notBefore).getTime()) / 3600_000;
+
+/** Issuance helpers over one app, counting what was accepted. */
+function issuer(getApp: () => TestApp) {
+  const state = { issued: 0 };
+  const request = async (sub: string, names: Names | string, extra: Record<string, unknown> = {}, claims?: Record<string, unknown>) => {
+    const csr = typeof names === 'string' ? names : await csrFor(names);
+    const app = getApp();
+    const res = await fetch(`${app.api}/v1/certificates`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${await app.token(sub, claims)}` },
+      body: JSON.stringify({ csr, ...extra }),
+    });
+    if (res.status === 201) state.issued++;
+    return res;
+  };
+  return {
+    state,
+    request,
+    /** Asserts 201 and returns the issuance. */
+    async allowed(sub: string, names: Names | string, extra: Record<string, unknown> = {}, claims?: Record<string, unknown>): Promise<Issued> {
+      const res = await request(sub, names, extra, claims);
+      assert.equal(res.status, 201, `${sub} ${JSON.stringify(names)}: ${await res.clone().text()}`);
+      return (await res.json()) as Issued;
+    },
+    /** Asserts the 403 problem with the given code; returns its detail. */
+    async refused(code: 'forbidden' | 'rejectedIdentifier', sub: string, names: Names | string, claims?: Record<string, unknown>): Promise<string> {
+      return (await assertProblem(await request(sub, names, {}, claims), 403, code)).detail;
+    },
+  };
+}
+
+describe('policy with the default test policies', () => {
+  let database: TestDatabase;
+  let app: TestApp;
+  const ca = issuer(() => app);
+
+  before(async () => {
+    database = await createTestDatabase();
+    app = await startTestApp({ database });
+  });
+  after(async () => {
+    await app?.stop();
+    await database?.drop();
+  });
+
+  it('refuses with 403 forbidden an identity that no policy matches', async () => {
+    for (const sub of [
+      'spiffe://example.org/admin',
+      'spiffe://other.org/ns/shop/sa/web',
+      'spiffe://exampleXorg/ns/shop/sa/web', // "." in the pattern is literal
+      'spiffe://example.org/ns/shop/sa/web/extra',
+      'xspiffe://example.org/ns/shop/sa/web',
+      'spiffe://example.org/ns//sa/web',
+      'spiffe://example.org/ns/shop/sa/',
+    ]) {
+      await ca.refused('forbidden', sub, { dns: ['web.shop.svc'] });
+    }
+  });
+
+  it('{ns} captures exactly one path segment', async () => {
+    await ca.refused('forbidden', 'spiffe://example.org/ns/a/b/sa/x', { dns: ['x.b.svc'] });
+    await ca.refused('forbidden', 'spiffe://example.org/ns/a/b/sa/x', { uri: ['spiffe://example.org/ns/a/b/sa/x'] });
+    await ca.allowed('spiffe://example.org/ns/b/sa/x', { dns: ['x.b.svc'] });
+  });
+
+  it('refuses with 403 rejectedIdentifier when one name is outside the policy, naming it, and issues nothing', async () => {
+    const cases: Names[] = [
+      { dns: ['web.shop.svc', 'evil.example.com'] },
+      { dns: ['web.shop.svc', 'api.shop.svc'] },
+      { dns: ['web.shop.svc'], ip: ['192.168.0.1'] },
+      { dns: ['web.shop.svc'], uri: [workload('shop', 'api')] },
+      { dns: ['web.shop.svc'], email: ['api@shop.example.org'] },
+    ];
+    for (const names of cases) {
+      const detail = await ca.refused('rejectedIdentifier', WEB, names);
+      const outside = [...(names.dns ?? []).slice(1), ...(names.ip ?? []), ...(names.uri ?? []), ...(names.email ?? [])];
+      for (const n of outside) assert.ok(detail.includes(n), `the detail names ${n}: ${detail}`);
+      assert.ok(!detail.includes('web.shop.svc'), `the detail names only what was refused: ${detail}`);
+    }
+  });
+
+  it('a leading "*." in a DNS pattern matches exactly one label', async () => {
+    await ca.allowed(WEB, { dns: ['x.web.shop.svc'] });
+    await ca.allowed(WEB, { dns: ['x-1.web.shop.svc', 'y.web.shop.svc'] });
+    await ca.refused('rejectedIdentifier', WEB, { dns: ['a.b.web.shop.svc'] });
+    await ca.refused('rejectedIdentifier', WEB, { dns: ['x.web.shop.svc.evil'] });
+    await ca.refused('rejectedIdentifier', WEB, { dns: ['x.api.shop.svc'] });
+  });
+
+  it('refuses a requested literal wildcard unless the policy sets wildcards: true', async () => {
+    await ca.refused('rejectedIdentifier', WEB, { dns: ['*.web.shop.svc'] });
+    await ca.refused('rejectedIdentifier', WEB, { dns: ['web.shop.svc', '*.web.shop.svc'] });
+    const wild = await ca.allowed(GATEWAY, { dns: ['*.edge.example.org'] });
+    assert.equal(new X509Certificate(wild.certificate).subjectAltName, 'DNS:*.edge.example.org');
+    await ca.allowed(GATEWAY, { dns: ['api.edge.example.org', '*.edge.example.org'] });
+    // wildcards: true allows the literal name, not more labels and not the parent.
+    await ca.refused('rejectedIdentifier', GATEWAY, { dns: ['a.b.edge.example.org'] });
+    await ca.refused('rejectedIdentifier', GATEWAY, { dns: ['edge.example.org'] });
+    await assertProblem(await ca.request(GATEWAY, { dns: ['*.*.edge.example.org'] }), 400, 'badCSR'); // not a host name at all
+    await ca.refused('rejectedIdentifier', GATEWAY, { dns: ['*.example.org'] });
+  });
+
+  it('matches DNS names case-insensitively and issues them lower-cased', async () => {
+    const { csrPem } = opensslReq({ newkey: ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256'], san: 'DNS:WEB.Shop.SVC,DNS:X.Web.Shop.Svc' });
+    const issued = await ca.allowed(WEB, csrPem);
+    assert.equal(new X509Certificate(issued.certificate).subjectAltName, 'DNS:web.shop.svc, DNS:x.web.shop.svc');
+    await ca.allowed(GATEWAY, { dns: ['API.Edge.Example.ORG'] });
+  });
+
+  it('allows IP SANs inside the policy ranges and refuses those outside', async () => {
+    for (const ip of ['10.0.0.0', '10.1.2.3', '10.255.255.255', 'fd00::1', 'fdff:ffff:ffff:ffff:ffff:ffff:ffff:ffff']) {
+      await ca.allowed(WEB, { ip: [ip] });
+    }
+    for (const ip of ['9.255.255.255', '11.0.0.0', '192.168.1.1', '127.0.0.1', 'fc00::1', 'fe80::1', '2001:db8::1', '::1']) {
+      await ca.refused('rejectedIdentifier', WEB, { ip: [ip] });
+    }
+  });
+
+  it('allows the URI made by the {identity} template, exactly', async () => {
+    await ca.allowed(WEB, { uri: [WEB] });
+    for (const uri of [workload('shop', 'api'), `${WEB}/x`, `${WEB}x`, WEB.toUpperCase(), 'spiffe://example.org/ns/shop/sa/*']) {
+      await ca.refused('rejectedIdentifier', WEB, { uri: [uri] });
+    }
+  });
+
+  it('allows the email made by the {sa}@{ns}.example.org template, exactly', async () => {
+    await ca.allowed(WEB, { email: ['web@shop.example.org'] });
+    for (const email of ['api@shop.example.org', 'web@api.example.org', 'web@shop.example.org.evil', 'xweb@shop.example.org']) {
+      await ca.refused('rejectedIdentifier', WEB, { email: [email] });
+    }
+  });
+
+  it('caps the ttl at the policy maxTtl, and at issuance.maxTtl for a policy without one', async () => {
+    assert.equal(lifetimeHours(await ca.allowed(WEB, { dns: ['web.shop.svc'] }, { ttl: '100h' })), 48, 'the workload policy has maxTtl 48h');
+    assert.equal(lifetimeHours(await ca.allowed(WEB, { dns: ['web.shop.svc'] }, { ttl: '2h' })), 2);
+    assert.equal(lifetimeHours(await ca.allowed(GATEWAY, { dns: ['api.edge.example.org'] }, { ttl: '100h' })), 72, 'issuance.maxTtl 72h');
+  });
+
+  it('narrows the extended key usage to the policy (gateway: serverAuth only)', async () => {
+    const rootPem = await (await fetch(`${app.public}/v1/ca/root.pem`)).text();
+    const gateway = await ca.allowed(GATEWAY, { dns: ['api.edge.example.org'] });
+    const text = x509Text(gateway.certificate);
+    assert.match(text, /X509v3 Extended Key Usage:\s*\n\s*TLS Web Server Authentication\s*\n/);
+    assert.doesNotMatch(text, /TLS Web Client Authentication/);
+    assert.ok(verifyChain(gateway.certificate, rootPem, gateway.chain.join(''), 'sslserver').ok);
+    assert.ok(!verifyChain(gateway.certificate, rootPem, gateway.chain.join(''), 'sslclient').ok, 'not usable as a client certificate');
+    const web = x509Text((await ca.allowed(WEB, { dns: ['web.shop.svc'] })).certificate);
+    assert.match(web, /X509v3 Extended Key Usage:\s*\n\s*TLS Web Server Authentication, TLS Web Client Authentication\s*\n/);
+  });
+
+  it('a capture holding "*" does not widen a DNS pattern', async () => {
+    const star = 'spiffe://example.org/ns/shop/sa/*';
+    // Filled naively, {sa}.{ns}.svc would read *.shop.svc and allow any one label.
+    await ca.refused('rejectedIdentifier', star, { dns: ['web.shop.svc'] });
+    await ca.refused('rejectedIdentifier', star, { dns: ['*.shop.svc'] });
+    await ca.refused('rejectedIdentifier', star, { dns: ['x.web.shop.svc'] });
+    await ca.refused('rejectedIdentifier', 'spiffe://example.org/ns/*/sa/web', { dns: ['web.shop.svc'] });
+    await ca.refused('rejectedIdentifier', 'spiffe://example.org/ns/*/sa/*', { dns: ['web.shop.svc.cluster.local'] });
+  });
+
+  it('a capture must be one lower-case DNS label to fill a DNS pattern', async () => {
+    // sa=x.web must not reach x.web.shop.svc, which *.{sa}.{ns}.svc reserves for sa=web.
+    await ca.refused('rejectedIdentifier', 'spiffe://example.org/ns/shop/sa/x.web', { dns: ['x.web.shop.svc'] });
+    await ca.refused('rejectedIdentifier', 'spiffe://example.org/ns/Shop/sa/Web', { dns: ['web.shop.svc'] });
+    // The URI template still works for such identities.
+    await ca.allowed('spiffe://example.org/ns/shop/sa/x.web', { uri: ['spiffe://example.org/ns/shop/sa/x.web'] });
+  });
+
+  it('requires every name to be in the token\'s "sans" claim as well, when there is one', async () => {
+    const claims = { sans: ['WEB.shop.svc', '10.0.0.1'] };
+    await ca.allowed(WEB, { dns: ['web.shop.svc'], ip: ['10.0.0.1'] }, {}, claims);
+    await ca.refused('rejectedIdentifier', WEB, { dns: ['web.shop.svc', 'x.web.shop.svc'] }, claims);
+    await ca.refused('rejectedIdentifier', WEB, { ip: ['10.0.0.2'] }, claims);
+  });
+
+  it('issued nothing for a refused request', async () => {
+    await app.stop(); // PGlite serves one process at a time
+    assert.equal(await countCertificateRows(database), ca.state.issued);
+  });
+});
+
+describe('policy with custom policies', () => {
+  let app: TestApp;
+  const ca = issuer(() => app);
+  const policies = [
+    {
+      identity: 'spiffe://example.org/ns/{ns}/sa/{sa}',
+      dns: ['*.{sa}.{ns}.svc', 'Static.Example.COM'],
+      uri: ['urn:svc:{ns}:{sa}', 'https://{sa}.{ns}.example.org/id/{identity}'],
+      email: ['{sa}+{ns}@mail.example.org'],
+      ip: ['192.168.1.10', '2001:db8::/32'],
+      maxTtl: '1h',
+      extendedKeyUsage: ['clientAuth'],
+    },
+    { identity: 'spiffe://example.org/wild/{ns}/{sa}', dns: ['*.{sa}.{ns}.svc'], wildcards: true },
+    { identity: 'k8s:{ns}:{sa}', dns: ['{sa}.{ns}.svc'] },
+  ];
+
+  before(async () => {
+    app = await startTestApp({ config: { policies } });
+  });
+  after(() => app?.stop());
+
+  it('a policy with only "*.{sa}.{ns}.svc" allows x.web.shop.svc, not a.b.web.shop.svc, not web.shop.svc', async () => {
+    await ca.allowed(WEB, { dns: ['x.web.shop.svc'] });
+    await ca.refused('rejectedIdentifier', WEB, { dns: ['a.b.web.shop.svc'] });
+    await ca.refused('rejectedIdentifier', WEB, { dns: ['web.shop.svc'] });
+    await ca.refused('rejectedIdentifier', WEB, { dns: ['*.web.shop.svc'] });
+  });
+
+  it('wildcards: true with a captured pattern allows the literal wildcard of that identity only', async () => {
+    const wild = 'spiffe://example.org/wild/shop/web';
+    await ca.allowed(wild, { dns: ['*.web.shop.svc'] });
+    await ca.allowed(wild, { dns: ['x.web.shop.svc'] });
+    await ca.refused('rejectedIdentifier', wild, { dns: ['*.api.shop.svc'] });
+    await assertProblem(await ca.request(wild, { dns: ['*.*.web.shop.svc'] }), 400, 'badCSR');
+    await ca.refused('rejectedIdentifier', wild, { dns: ['web.shop.svc'] });
+  });
+
+  it('matches a mixed-case pattern case-insensitively', async () => {
+    await ca.allowed(WEB, { dns: ['static.example.com'] });
+    await ca.allowed(WEB, { dns: ['STATIC.example.COM'] });
+  });
+
+  it('fills URI and email templates with the captures and the identity', async () => {
+    await ca.allowed(WEB, { uri: ['urn:svc:shop:web'] });
+    await ca.allowed(WEB, { uri: [`https://web.shop.example.org/id/${WEB}`] });
+    await ca.allowed(WEB, { email: ['web+shop@mail.example.org'] });
+    await ca.refused('rejectedIdentifier', WEB, { uri: ['urn:svc:web:shop'] });
+    await ca.refused('rejectedIdentifier', WEB, { email: ['shop+web@mail.example.org'] });
+  });
+
+  it('treats a range without a prefix as one address, and checks IPv6 prefixes', async () => {
+    await ca.allowed(WEB, { ip: ['192.168.1.10'] });
+    await ca.refused('rejectedIdentifier', WEB, { ip: ['192.168.1.11'] });
+    await ca.allowed(WEB, { ip: ['2001:db8:ffff::1'] });
+    await ca.refused('rejectedIdentifier', WEB, { ip: ['2001:db9::1'] });
+    await ca.refused('rejectedIdentifier', WEB, { ip: ['10.0.0.1'] });
+  });
+
+  it('applies the policy maxTtl (1h) and its extendedKeyUsage (clientAuth only)', async () => {
+    const issued = await ca.allowed(WEB, { dns: ['x.web.shop.svc'] }, { ttl: '2h' });
+    assert.equal(lifetimeHours(issued), 1);
+    const text = x509Text(issued.certificate);
+    assert.match(text, /X509v3 Extended Key Usage:\s*\n\s*TLS Web Client Authentication\s*\n/);
+    assert.doesNotMatch(text, /TLS Web Server Authentication/);
+    // A policy without maxTtl falls back to issuance.maxTtl (72h by default).
+    assert.equal(lifetimeHours(await ca.allowed('k8s:shop:web', { dns: ['web.shop.svc'] }, { ttl: '100h' })), 72);
+  });
+
+  it('deny by default holds for an identity pattern that is not a path', async () => {
+    await ca.allowed('k8s:shop:web', { dns: ['web.shop.svc'] });
+    await ca.refused('forbidden', 'k8s:shop', { dns: ['web.shop.svc'] });
+    await ca.refused('rejectedIdentifier', 'k8s:shop:api', { dns: ['web.shop.svc'] });
+  });
+});

@@ -1,0 +1,331 @@
+/**
+ * The configuration contract (API.md "Configuration contract"; STYLE.md rule 2): the example file
+ * parses, `${ENV}` references are expanded, every error names the key path, cross-field rules
+ * hold, relative paths resolve against the file's folder, and the real command line stops with
+ * exit code 1 and the key path on a bad file.
+ */
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, relative, resolve } from 'node:path';
+import { after, describe, it } from 'node:test';
+import { ConfigError, loadConfigFile, parseConfig } from '../../src/config.js';
+import { loadAuthority } from '../../src/signer/authority.js';
+import { createAuthority } from '../../src/signer/bootstrap.js';
+
+const ROOT = resolve(import.meta.dirname, '../..');
+
+/** The example of API.md "Configuration contract", verbatim. */
+const CONTRACT_EXAMPLE = `server:                                       # the API listener
+  host: 127.0.0.1
+  port: 8443
+  tls: { mode: auto, names: [localhost, 127.0.0.1] }   # auto: a certificate this CA issues itself
+  # or { mode: files, certificate: ./server.pem, key: ./server.key }, or { mode: off } behind a proxy
+public:   { host: 127.0.0.1, port: 8080 }     # plain HTTP: CA certs, CRL, renewal-info, health
+publicUrl: http://127.0.0.1:8080              # base of the CRL and AIA URLs in certificates
+database: { url: postgres://... }             # or env DATABASE_URL; absent: embedded, under dataDir
+dataDir: ./data
+ca:
+  certificate: ./ca/intermediate.pem          # intermediate certificate
+  key: ./ca/intermediate.key                  # PKCS#8 PEM, optionally encrypted
+  keyPassphrase: \${CA_KEY_PASSPHRASE}
+  chain: ./ca/root.pem                        # root (and any certificates between)
+issuance: { defaultTtl: 24h, maxTtl: 72h, backdate: 60s }
+crl: { validity: 24h, refresh: 1h, maxDelay: 5s }   # nextUpdate distance; regenerate at least this often
+auth:
+  issuers:
+    - name: k8s
+      issuer: https://kubernetes.default.svc
+      audience: service-ca
+      jwks: { file: ./jwks.json }   # or { url: ... }, { keys: [ ... ] }, { discovery: true }
+      algorithms: [RS256, ES256, EdDSA]
+      identity: "{sub}"
+      maxTokenAge: 1h
+      requireJti: false
+  admins:
+    identities: ["spiffe://example.org/admin"]
+policies:
+  - identity: "spiffe://example.org/ns/{ns}/sa/{sa}"    # {x} captures one path segment
+    dns: ["{sa}.{ns}.svc", "{sa}.{ns}.svc.cluster.local"]
+    uri: ["{identity}"]
+    ip: ["10.0.0.0/8"]                                 # CIDR ranges an IP SAN must fall in
+    maxTtl: 24h
+    extendedKeyUsage: [serverAuth, clientAuth]
+`;
+
+/** The smallest valid configuration object. */
+const minimal = () => ({
+  ca: { certificate: '/ca/int.pem', key: '/ca/int.key' },
+  auth: { issuers: [{ name: 't', issuer: 'https://issuer.test', audience: 'service-ca', jwks: { file: '/jwks.json' } }] },
+});
+
+const dirs: string[] = [];
+function tempDir(): string {
+  const d = mkdtempSync(join(tmpdir(), 'service-ca-config-'));
+  dirs.push(d);
+  return d;
+}
+after(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
+
+function writeConfig(text: string): string {
+  const dir = tempDir();
+  const file = join(dir, 'service-ca.yaml');
+  writeFileSync(file, text);
+  return file;
+}
+
+/** The message parseConfig throws for raw, asserting it is a ConfigError. */
+function errorOf(raw: unknown, env: NodeJS.ProcessEnv = {}): string {
+  try {
+    parseConfig(raw, { baseDir: '/base', env });
+  } catch (err) {
+    assert.ok(err instanceof ConfigError, `a ConfigError, not ${String(err)}`);
+    return err.message;
+  }
+  assert.fail(`parseConfig accepted ${JSON.stringify(raw)}`);
+}
+
+describe('the contract example', () => {
+  it('parses, with durations in seconds and paths resolved against the file\'s folder', () => {
+    const file = writeConfig(CONTRACT_EXAMPLE);
+    const dir = resolve(file, '..');
+    const c = loadConfigFile(file, { CA_KEY_PASSPHRASE: 'correct horse battery staple' });
+    assert.deepEqual(c.server, { host: '127.0.0.1', port: 8443, tls: { mode: 'auto', names: ['localhost', '127.0.0.1'], ttl: 86400 } });
+    assert.deepEqual(c.public, { host: '127.0.0.1', port: 8080 });
+    assert.equal(c.publicUrl, 'http://127.0.0.1:8080');
+    assert.equal(c.database.url, 'postgres://...');
+    assert.equal(c.dataDir, join(dir, 'data'));
+    assert.deepEqual(c.ca, {
+      certificate: join(dir, 'ca', 'intermediate.pem'),
+      key: join(dir, 'ca', 'intermediate.key'),
+      keyPassphrase: 'correct horse battery staple',
+      chain: join(dir, 'ca', 'root.pem'),
+    });
+    assert.deepEqual(c.issuance, { defaultTtl: 86400, maxTtl: 259200, backdate: 60 });
+    assert.deepEqual(c.crl, { validity: 86400, refresh: 3600, maxDelay: 5 });
+    const [k8s] = c.auth.issuers;
+    assert.equal(c.auth.issuers.length, 1);
+    assert.equal(k8s!.name, 'k8s');
+    assert.equal(k8s!.issuer, 'https://kubernetes.default.svc');
+    assert.equal(k8s!.audience, 'service-ca');
+    assert.deepEqual(k8s!.jwks, { file: join(dir, 'jwks.json') });
+    assert.deepEqual(k8s!.algorithms, ['RS256', 'ES256', 'EdDSA']);
+    assert.equal(k8s!.identity, '{sub}');
+    assert.equal(k8s!.maxTokenAge, 3600);
+    assert.equal(k8s!.requireJti, false);
+    assert.deepEqual(c.auth.admins.identities, ['spiffe://example.org/admin']);
+    assert.equal(c.policies.length, 1);
+    const [p] = c.policies;
+    assert.equal(p!.identity, 'spiffe://example.org/ns/{ns}/sa/{sa}');
+    assert.deepEqual(p!.dns, ['{sa}.{ns}.svc', '{sa}.{ns}.svc.cluster.local']);
+    assert.deepEqual(p!.uri, ['{identity}']);
+    assert.deepEqual(p!.ip, ['10.0.0.0/8']);
+    assert.equal(p!.maxTtl, 86400);
+    assert.deepEqual(p!.extendedKeyUsage, ['serverAuth', 'clientAuth']);
+  });
+
+  it('names CA files that load, once they are written where the example points', async () => {
+    const file = writeConfig(CONTRACT_EXAMPLE);
+    const dir = resolve(file, '..');
+    await createAuthority({ dir: join(dir, 'ca'), keyType: 'p256', intermediatePassphrase: 'correct horse battery staple' });
+    const c = loadConfigFile(file, { CA_KEY_PASSPHRASE: 'correct horse battery staple' });
+    const loaded = loadAuthority(c.ca, new Date());
+    assert.equal(loaded.chainDer.length, 1, 'chain: the root');
+    assert.equal(loaded.key.asymmetricKeyType, 'ec');
+  });
+
+  it('fills every default from a minimal file', () => {
+    const c = parseConfig(minimal(), { baseDir: '/base', env: {} });
+    assert.deepEqual(c.server, { host: '127.0.0.1', port: 8443, tls: { mode: 'auto', names: ['localhost', '127.0.0.1'], ttl: 86400 } });
+    assert.deepEqual(c.public, { host: '127.0.0.1', port: 8080 });
+    assert.equal(c.publicUrl, 'http://127.0.0.1:8080');
+    assert.equal(c.database.url, undefined);
+    assert.equal(c.dataDir, '/base/data');
+    assert.deepEqual(c.issuance, { defaultTtl: 86400, maxTtl: 259200, backdate: 60 });
+    assert.deepEqual(c.crl, { validity: 86400, refresh: 3600, maxDelay: 5 });
+    assert.deepEqual(c.auth.issuers[0]!.algorithms, ['RS256', 'ES256', 'EdDSA']);
+    assert.equal(c.auth.issuers[0]!.identity, '{sub}');
+    assert.equal(c.auth.issuers[0]!.requireJti, false);
+    assert.deepEqual(c.policies, []);
+    assert.equal(c.limits.bodyBytes, 64 * 1024);
+  });
+});
+
+describe('environment references', () => {
+  it('expands ${VAR} anywhere in a string, in nested objects and lists', () => {
+    const raw = { ...minimal(), publicUrl: 'https://${CA_HOST}:${CA_PORT}/', auth: { ...minimal().auth, admins: { identities: ['spiffe://${TRUST_DOMAIN}/admin'] } } };
+    const c = parseConfig(raw, { baseDir: '/base', env: { CA_HOST: 'ca.example', CA_PORT: '9000', TRUST_DOMAIN: 'example.org' } });
+    assert.equal(c.publicUrl, 'https://ca.example:9000');
+    assert.deepEqual(c.auth.admins.identities, ['spiffe://example.org/admin']);
+  });
+
+  it('uses the default of ${VAR:-default} when the variable is unset or empty, else the value', () => {
+    const raw = { ...minimal(), publicUrl: '${PUBLIC_URL:-http://ca.example:8080}', ca: { ...minimal().ca, keyPassphrase: '${PASS:-}' } };
+    const unset = parseConfig(raw, { baseDir: '/base', env: {} });
+    assert.equal(unset.publicUrl, 'http://ca.example:8080');
+    assert.equal(unset.ca.keyPassphrase, '');
+    assert.equal(parseConfig(raw, { baseDir: '/base', env: { PUBLIC_URL: '' } }).publicUrl, 'http://ca.example:8080');
+    const set = parseConfig(raw, { baseDir: '/base', env: { PUBLIC_URL: 'https://ca.internal', PASS: 'pw' } });
+    assert.equal(set.publicUrl, 'https://ca.internal');
+    assert.equal(set.ca.keyPassphrase, 'pw');
+  });
+
+  it('refuses an unset variable, naming the variable and the key path', () => {
+    const message = errorOf({ ...minimal(), ca: { ...minimal().ca, keyPassphrase: '${CA_KEY_PASSPHRASE}' } });
+    assert.match(message, /^config: ca\.keyPassphrase: .*CA_KEY_PASSPHRASE/);
+    const inList = errorOf({ ...minimal(), auth: { ...minimal().auth, admins: { identities: ['a', 'spiffe://${TRUST_DOMAIN}/admin'] } } });
+    assert.match(inList, /^config: auth\.admins\.identities\.1: .*TRUST_DOMAIN/);
+  });
+
+  it('expands a whole-value reference into a number where the key takes a number', () => {
+    // `port: ${API_PORT}` is the usual way to pass a port; the expanded text is a number.
+    const file = writeConfig('ca: { certificate: /c.pem, key: /k.pem }\nserver:\n  port: ${API_PORT}\nauth: { issuers: [{ name: t, issuer: i, audience: a, jwks: { file: /j.json } }] }\n');
+    assert.equal(loadConfigFile(file, { API_PORT: '9443' }).server.port, 9443);
+  });
+
+  it('fills database.url from DATABASE_URL when the file has none; the file wins otherwise', () => {
+    const env = { DATABASE_URL: 'postgres://env-host/ca' };
+    assert.equal(parseConfig(minimal(), { baseDir: '/base', env }).database.url, 'postgres://env-host/ca');
+    assert.equal(parseConfig({ ...minimal(), database: {} }, { baseDir: '/base', env }).database.url, 'postgres://env-host/ca');
+    assert.equal(parseConfig({ ...minimal(), database: { url: 'postgres://file-host/ca' } }, { baseDir: '/base', env }).database.url, 'postgres://file-host/ca');
+    assert.equal(parseConfig(minimal(), { baseDir: '/base', env: {} }).database.url, undefined);
+  });
+});
+
+describe('errors name the key path', () => {
+  const cases: [string, unknown, RegExp][] = [
+    ['a bad duration', { ...minimal(), issuance: { maxTtl: '5 hours' } }, /^config: issuance\.maxTtl: .*5 hours/m],
+    ['a zero duration', { ...minimal(), crl: { validity: 0 } }, /^config: crl\.validity: /m],
+    ['a port out of range', { ...minimal(), server: { port: 70000 } }, /^config: server\.port: /m],
+    ['a bad tls mode', { ...minimal(), server: { tls: { mode: 'sometimes' } } }, /^config: server\.tls\.mode: /m],
+    ['a missing CA key', { ...minimal(), ca: { certificate: '/c.pem' } }, /^config: ca\.key: /m],
+    ['no issuers', { ...minimal(), auth: { issuers: [] } }, /^config: auth\.issuers: /m],
+    ['algorithm "none"', { ...minimal(), auth: { issuers: [{ ...minimal().auth.issuers[0], algorithms: ['none'] }] } }, /^config: auth\.issuers\.0\.algorithms\.0: /m],
+    ['a bad policy CIDR', { ...minimal(), policies: [{ identity: 'x', ip: ['10.0.0.0/33'] }] }, /^config: policies\.0\.ip\.0: .*10\.0\.0\.0\/33/m],
+    ['an unknown placeholder', { ...minimal(), policies: [{ identity: 'spiffe://x/{ns}', dns: ['{sa}.svc'] }] }, /^config: policies\.0\.dns\.0: .*\{sa\}/m],
+    ['a bad EKU', { ...minimal(), policies: [{ identity: 'x', extendedKeyUsage: ['codeSigning'] }] }, /^config: policies\.0\.extendedKeyUsage\.0: /m],
+    ['a relative publicUrl', { ...minimal(), publicUrl: 'ca.example' }, /^config: publicUrl: /m],
+  ];
+  for (const [name, raw, expected] of cases) {
+    it(`for ${name}`, () => assert.match(errorOf(raw), expected));
+  }
+
+  it('refuses an HMAC algorithm on an issuer without a shared secret', () => {
+    const issuer = { name: 'h', issuer: 'https://h', audience: 'a', jwks: { file: '/j.json' }, algorithms: ['HS256'] };
+    assert.match(errorOf({ ...minimal(), auth: { issuers: [issuer] } }), /^config: auth\.issuers\.0\.algorithms: .*HS256.*secret/m);
+    const mixed = { ...issuer, algorithms: ['ES256', 'HS384'] };
+    assert.match(errorOf({ ...minimal(), auth: { issuers: [minimal().auth.issuers[0], mixed] } }), /^config: auth\.issuers\.1\.algorithms: .*HS384/m);
+    // With a secret (and no jwks) the same algorithm is accepted.
+    const ok = parseConfig({ ...minimal(), auth: { issuers: [{ name: 'h', issuer: 'https://h', audience: 'a', secret: 's'.repeat(32), algorithms: ['HS256'] }] } }, { baseDir: '/', env: {} });
+    assert.deepEqual(ok.auth.issuers[0]!.algorithms, ['HS256']);
+  });
+
+  it('refuses a defaultTtl longer than maxTtl, also when defaultTtl is the default', () => {
+    assert.match(errorOf({ ...minimal(), issuance: { defaultTtl: '48h', maxTtl: '24h' } }), /^config: issuance\.defaultTtl: .*maxTtl/m);
+    assert.match(errorOf({ ...minimal(), issuance: { maxTtl: '1h' } }), /^config: issuance\.defaultTtl: .*maxTtl/m);
+    assert.equal(parseConfig({ ...minimal(), issuance: { defaultTtl: '1h', maxTtl: '1h' } }, { baseDir: '/', env: {} }).issuance.maxTtl, 3600);
+  });
+
+  it('refuses unknown keys at every level, naming them', () => {
+    const top = errorOf({ ...minimal(), polices: [] });
+    assert.match(top, /^config: /);
+    assert.match(top, /polices/);
+    assert.match(errorOf({ ...minimal(), server: { hots: '0.0.0.0' } }), /^config: server: .*hots/m);
+    assert.match(errorOf({ ...minimal(), issuance: { maxTTL: '1h' } }), /^config: issuance: .*maxTTL/m);
+    assert.match(errorOf({ ...minimal(), policies: [{ identity: 'x', dsn: ['a.svc'] }] }), /^config: policies\.0: .*dsn/m);
+    assert.match(errorOf({ ...minimal(), auth: { issuers: [{ ...minimal().auth.issuers[0], audiance: 'x' }] } }), /^config: auth\.issuers\.0: .*audiance/m);
+  });
+
+  it('reports a missing file and a file that is not YAML', () => {
+    assert.throws(() => loadConfigFile('/nonexistent/service-ca.yaml', {}), (err: unknown) => err instanceof ConfigError && /\/nonexistent\/service-ca\.yaml/.test(err.message));
+    const bad = writeConfig('server: [unclosed\n');
+    assert.throws(() => loadConfigFile(bad, {}), (err: unknown) => err instanceof ConfigError && err.message.includes(bad) && /YAML/.test(err.message));
+  });
+});
+
+describe('relative paths', () => {
+  it('resolve against the configuration file\'s folder, not the working directory', () => {
+    const dir = tempDir();
+    mkdirSync(join(dir, 'etc'));
+    const file = join(dir, 'etc', 'ca.yaml');
+    writeFileSync(file, [
+      'server: { tls: { mode: files, certificate: tls/server.pem, key: ./tls/server.key } }',
+      'dataDir: ../var/data',
+      'ca: { certificate: ./ca/int.pem, key: /abs/int.key, chain: ca/root.pem }',
+      'auth:',
+      '  issuers:',
+      '    - { name: a, issuer: https://a, audience: x, jwks: { file: ./jwks.json } }',
+      '    - { name: b, issuer: https://b, audience: x, jwks: { url: "https://b/jwks" } }',
+      '',
+    ].join('\n'));
+    // Given as a path relative to the working directory, which is not the file's folder.
+    const c = loadConfigFile(relative(process.cwd(), file), {});
+    const etc = join(dir, 'etc');
+    assert.deepEqual(c.server.tls, { mode: 'files', certificate: join(etc, 'tls/server.pem'), key: join(etc, 'tls/server.key') });
+    assert.equal(c.dataDir, join(dir, 'var', 'data'));
+    assert.equal(c.ca.certificate, join(etc, 'ca/int.pem'));
+    assert.equal(c.ca.key, '/abs/int.key');
+    assert.equal(c.ca.chain, join(etc, 'ca/root.pem'));
+    assert.deepEqual(c.auth.issuers[0]!.jwks, { file: join(etc, 'jwks.json') });
+    assert.deepEqual(c.auth.issuers[1]!.jwks, { url: 'https://b/jwks' });
+  });
+});
+
+describe('the command line', () => {
+  /** `npx tsx src/cli/index.ts serve ...` in the repository, with a clean environment. */
+  function serve(args: string[], env: Record<string, string> = {}) {
+    const { DATABASE_URL: _d, SERVICE_CA_CONFIG: _s, CA_KEY_PASSPHRASE: _p, ...rest } = process.env;
+    const r = spawnSync('npx', ['tsx', 'src/cli/index.ts', 'serve', ...args], {
+      cwd: ROOT,
+      env: { ...rest, ...env },
+      encoding: 'utf8',
+      timeout: 60_000,
+    });
+    return { status: r.status, signal: r.signal, output: `${r.stdout}${r.stderr}` };
+  }
+  const badFile = () =>
+    writeConfig([
+      'server: { port: 0, tls: { mode: off } }',
+      'public: { port: 0 }',
+      'ca: { certificate: ./ca.pem, key: ./ca.key }',
+      'issuance: { maxTtl: 5 hours }',
+      'auth: { issuers: [{ name: t, issuer: i, audience: a, jwks: { file: ./j.json } }] }',
+      '',
+    ].join('\n'));
+
+  it('`serve --config BAD.yaml` exits 1 and prints the key path', () => {
+    const r = serve(['--config', badFile()]);
+    assert.equal(r.signal, null, `did not stop by itself: ${r.output}`);
+    assert.equal(r.status, 1, r.output);
+    assert.match(r.output, /config: issuance\.maxTtl: /);
+  });
+
+  it('reads the file from SERVICE_CA_CONFIG as well', () => {
+    const r = serve([], { SERVICE_CA_CONFIG: badFile() });
+    assert.equal(r.status, 1, r.output);
+    assert.match(r.output, /config: issuance\.maxTtl: /);
+  });
+
+  it('exits 1 naming an unset environment variable\'s key', () => {
+    const file = writeConfig(CONTRACT_EXAMPLE);
+    const r = serve(['--config', file]);
+    assert.equal(r.status, 1, r.output);
+    assert.match(r.output, /config: ca\.keyPassphrase: .*CA_KEY_PASSPHRASE/);
+  });
+
+  it('exits 1 naming ca.certificate when the CA files are missing', () => {
+    const file = writeConfig([
+      'server: { port: 0, tls: { mode: off } }',
+      'public: { port: 0 }',
+      'dataDir: ./data',
+      'ca: { certificate: ./missing.pem, key: ./missing.key }',
+      'auth: { issuers: [{ name: t, issuer: i, audience: a, jwks: { keys: [{ kty: EC }] } }] }',
+      '',
+    ].join('\n'));
+    const r = serve(['--config', file]);
+    assert.equal(r.signal, null, `did not stop by itself: ${r.output}`);
+    assert.equal(r.status, 1, r.output);
+    assert.match(r.output, /ca\.certificate/);
+  });
+});
