@@ -34,7 +34,11 @@ export interface Deps {
 async function connectWithRetry(config: Config, logger: Logger, attempts: number): Promise<Store> {
   for (let attempt = 1; ; attempt++) {
     try {
-      return await createStore({ url: config.database.url, dataDir: config.dataDir });
+      return await createStore({
+        url: config.database.url,
+        dataDir: config.dataDir,
+        onPoolError: (err) => logger.warn({ err: err.message }, 'an idle database connection failed; it will be replaced'),
+      });
     } catch (err) {
       if (attempt >= attempts || !config.database.url) throw err;
       const waitMs = Math.min(5000, 250 * 2 ** attempt);

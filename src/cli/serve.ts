@@ -36,6 +36,14 @@ export const serveCommand: Command = {
       throw err;
     }
     const logger = createLogger(envFacts().logLevel ?? config.logging.level);
+    // A promise nobody awaited failed: log it and keep serving (every request path awaits its
+    // own work, so this is a background task). A thrown exception may have left state
+    // half-changed: log it and exit so that the supervisor restarts a clean process.
+    process.on('unhandledRejection', (err) => logger.error({ err }, 'unhandled rejection'));
+    process.on('uncaughtException', (err) => {
+      logger.fatal({ err }, 'uncaught exception; exiting');
+      process.exit(1);
+    });
     let running;
     try {
       running = await start(config, { logger });

@@ -7,7 +7,7 @@
 import { desc, sql } from 'drizzle-orm';
 import { crlState, crls } from '../../db/schema.js';
 import type { RevocationReason } from '../model.js';
-import type { Db } from './database.js';
+import type { Database, Db } from './database.js';
 import { asDate, rawRows } from './rows.js';
 
 export interface StoredCrl {
@@ -76,8 +76,8 @@ export async function latestCrl(db: Db): Promise<StoredCrl | undefined> {
  * Generates and stores the next CRL, unless another replica holds the generation lock
  * (then undefined: that replica's CRL will be picked up from the table).
  */
-export async function generateCrl(db: Db, now: Date, build: (b: CrlBuild) => Promise<BuiltCrl>): Promise<StoredCrl | undefined> {
-  return db.transaction(
+export async function generateCrl(database: Database, now: Date, build: (b: CrlBuild) => Promise<BuiltCrl>): Promise<StoredCrl | undefined> {
+  return database.transaction(
     async (tx) => {
       const [lock] = await rawRows<{ locked: boolean }>(tx, sql`select pg_try_advisory_xact_lock(${LOCK}) as locked`);
       if (!lock?.locked) return undefined;
@@ -118,6 +118,6 @@ export async function generateCrl(db: Db, now: Date, build: (b: CrlBuild) => Pro
       await tx.execute(sql`delete from ${crls} where number < ${number - KEEP}`);
       return { number, thisUpdate: built.thisUpdate, nextUpdate: built.nextUpdate, entries: built.entries, sourceRevision: revision, der: built.der };
     },
-    { isolationLevel: 'repeatable read' },
+    'repeatable read',
   );
 }

@@ -1,8 +1,13 @@
 /**
- * Opening the database: Postgres through postgres.js when a URL is configured, else PGlite
- * (Postgres compiled to WebAssembly) under the data directory. Both run the same committed
- * drizzle-kit migrations at start-up; on Postgres they run under an advisory lock so that
- * replicas starting together migrate once.
+ * Opening the database: Postgres through node-postgres (pg) when a URL is configured, else
+ * PGlite (Postgres compiled to WebAssembly) under the data directory. Both run the same
+ * committed drizzle-kit migrations at start-up; on Postgres they run under an advisory lock so
+ * that replicas starting together migrate once.
+ *
+ * Why pg and not postgres.js: postgres.js 3.4.9 crashes the process when the server terminates
+ * its connections mid-query (an uncaught TypeError in nextWrite and unhandled rejections from
+ * fetchArrayTypes; open upstream issues), which test/e2e/database-outage.test.ts reproduces.
+ * pg reports such failures on the query and as pool 'error' events, which we handle.
  */
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -10,18 +15,26 @@ import { fileURLToPath } from 'node:url';
 import { PGlite } from '@electric-sql/pglite';
 import { drizzle as drizzlePglite } from 'drizzle-orm/pglite';
 import { migrate as migratePglite } from 'drizzle-orm/pglite/migrator';
-import { drizzle as drizzlePostgres } from 'drizzle-orm/postgres-js';
-import { migrate as migratePostgres } from 'drizzle-orm/postgres-js/migrator';
+import { drizzle as drizzlePostgres } from 'drizzle-orm/node-postgres';
+import { migrate as migratePostgres } from 'drizzle-orm/node-postgres/migrator';
 import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core';
-import postgres from 'postgres';
+import pg from 'pg';
 import * as schema from '../../db/schema.js';
 import { CaError } from '../errors.js';
 
 export type Db = PgDatabase<PgQueryResultHKT, typeof schema>;
 
+export type Isolation = 'read committed' | 'repeatable read' | 'serializable';
+
 export interface Database {
   db: Db;
   kind: 'postgres' | 'pglite';
+  /**
+   * Runs work in one transaction. On Postgres a connection that failed inside it (a timeout,
+   * a reset) is discarded rather than returned to the pool, where the next transaction would
+   * queue behind a query still stuck on the wire.
+   */
+  transaction<T>(work: (tx: Db) => Promise<T>, isolation?: Isolation): Promise<T>;
   close(): Promise<void>;
 }
 
@@ -31,6 +44,8 @@ export interface DatabaseConfig {
   dataDir: string;
   /** Connections in the pool (Postgres only). */
   poolSize?: number;
+  /** Reports connection errors that happen outside any request (Postgres only). */
+  onPoolError?: (err: Error) => void;
 }
 
 export const MIGRATIONS_FOLDER = fileURLToPath(new URL('../../db/migrations', import.meta.url));
@@ -42,11 +57,14 @@ const UNAVAILABLE_CODES = new Set([
   '57P01', '57P02', '57P03', '53300', '08000', '08001', '08003', '08004', '08006', '08P01',
 ]);
 
+/** pg's own connection failures carry no code; they are known by their messages. */
+const UNAVAILABLE_MESSAGES = /Connection terminated|connection timeout|timeout exceeded when trying to connect|Query read timeout|Client has encountered a connection error|Cannot use a pool after calling end|PGlite is closed|closed database/i;
+
 function errorCode(err: unknown): string | undefined {
   for (let e: unknown = err, depth = 0; e && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
     const code = (e as { code?: unknown }).code;
     if (typeof code === 'string' && UNAVAILABLE_CODES.has(code)) return code;
-    if (e instanceof Error && /PGlite is closed|closed database/i.test(e.message)) return 'PGLITE_CLOSED';
+    if (e instanceof Error && UNAVAILABLE_MESSAGES.test(e.message)) return 'CONNECTION';
   }
   return undefined;
 }
@@ -61,25 +79,58 @@ export function databaseError(err: unknown): unknown {
   return err;
 }
 
-async function openPostgres(url: string, poolSize: number): Promise<Database> {
-  const migrator = postgres(url, { max: 1, onnotice: () => {}, connect_timeout: 10 });
+/** Longest wait for a connection, and for any one query's answer, before answering 503. */
+const CONNECT_TIMEOUT_MS = 3000;
+const QUERY_TIMEOUT_MS = 5000;
+
+async function openPostgres(config: DatabaseConfig): Promise<Database> {
+  const migrator = new pg.Client({ connectionString: config.url, connectionTimeoutMillis: 10_000 });
+  migrator.on('error', () => {});
+  await migrator.connect();
   try {
-    await migrator`select pg_advisory_lock(hashtext('service-ca:migrate'))`;
+    await migrator.query(`select pg_advisory_lock(hashtext('service-ca:migrate'))`);
     await migratePostgres(drizzlePostgres(migrator), { migrationsFolder: MIGRATIONS_FOLDER });
-    await migrator`select pg_advisory_unlock(hashtext('service-ca:migrate'))`;
+    await migrator.query(`select pg_advisory_unlock(hashtext('service-ca:migrate'))`);
   } finally {
-    await migrator.end({ timeout: 5 });
+    await migrator.end().catch(() => {});
   }
-  const client = postgres(url, {
-    max: poolSize,
-    onnotice: () => {},
-    connect_timeout: 5,
-    idle_timeout: 60,
-    max_lifetime: 30 * 60,
-    prepare: true,
+  const pool = new pg.Pool({
+    connectionString: config.url,
+    max: config.poolSize ?? 16,
+    connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
+    query_timeout: QUERY_TIMEOUT_MS,
+    idleTimeoutMillis: 60_000,
+    maxLifetimeSeconds: 30 * 60,
+    keepAlive: true,
   });
-  const db = drizzlePostgres(client, { schema }) as unknown as Db;
-  return { db, kind: 'postgres', close: () => client.end({ timeout: 5 }) };
+  // A connection that the server or the network drops is reported as an 'error' event: on the
+  // pool while idle, on the client while checked out (pg-pool removes its listener then).
+  // Without listeners node would treat either as an uncaught exception and end the process.
+  // The query in flight, if any, fails on its own; the next query opens a new connection.
+  pool.on('error', (err) => config.onPoolError?.(err));
+  pool.on('connect', (client) => client.on('error', (err) => config.onPoolError?.(err)));
+  const db = drizzlePostgres(pool, { schema }) as unknown as Db;
+  return {
+    db,
+    kind: 'postgres',
+    async transaction(work, isolation) {
+      const client = await pool.connect();
+      try {
+        await client.query(isolation ? `begin isolation level ${isolation}` : 'begin');
+        const result = await work(drizzlePostgres(client, { schema }) as unknown as Db);
+        await client.query('commit');
+        client.release();
+        return result;
+      } catch (err) {
+        const broken = errorCode(err) !== undefined;
+        if (!broken) await client.query('rollback').catch(() => {});
+        // release(err) destroys the connection; a healthy one after a rollback goes back.
+        client.release(broken ? (err as Error) : undefined);
+        throw err;
+      }
+    },
+    close: () => pool.end(),
+  };
 }
 
 async function openPglite(dataDir: string): Promise<Database> {
@@ -88,9 +139,15 @@ async function openPglite(dataDir: string): Promise<Database> {
   const client = await PGlite.create(dir);
   const drizzled = drizzlePglite(client, { schema });
   await migratePglite(drizzled, { migrationsFolder: MIGRATIONS_FOLDER });
-  return { db: drizzled as unknown as Db, kind: 'pglite', close: () => client.close() };
+  const db = drizzled as unknown as Db;
+  return {
+    db,
+    kind: 'pglite',
+    transaction: (work, isolation) => db.transaction((tx) => work(tx as unknown as Db), isolation ? { isolationLevel: isolation } : undefined),
+    close: () => client.close(),
+  };
 }
 
 export async function openDatabase(config: DatabaseConfig): Promise<Database> {
-  return config.url ? openPostgres(config.url, config.poolSize ?? 16) : openPglite(config.dataDir);
+  return config.url ? openPostgres(config) : openPglite(config.dataDir);
 }

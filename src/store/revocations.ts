@@ -7,7 +7,7 @@ import { and, eq, gt, sql } from 'drizzle-orm';
 import { certificates, crlState } from '../../db/schema.js';
 import { CaError } from '../errors.js';
 import type { CertificateRecord, RevocationReason } from '../model.js';
-import type { Db } from './database.js';
+import type { Database } from './database.js';
 import { toRecord } from './rows.js';
 
 export interface Revocation {
@@ -18,8 +18,8 @@ export interface Revocation {
 
 const revokedValues = (r: Revocation) => ({ status: 'revoked', revokedAt: r.at, revocationReason: r.reason, revokedBy: r.actor });
 
-export async function revokeOne(db: Db, serial: string, revocation: Revocation): Promise<CertificateRecord> {
-  return db.transaction(async (tx) => {
+export async function revokeOne(database: Database, serial: string, revocation: Revocation): Promise<CertificateRecord> {
+  return database.transaction(async (tx) => {
     const rows = await tx
       .update(certificates)
       .set(revokedValues(revocation))
@@ -35,8 +35,8 @@ export async function revokeOne(db: Db, serial: string, revocation: Revocation):
 }
 
 /** Revokes every currently valid (unexpired, unrevoked) certificate of an identity in one transaction. */
-export async function revokeIdentity(db: Db, identity: string, revocation: Revocation): Promise<string[]> {
-  return db.transaction(async (tx) => {
+export async function revokeIdentity(database: Database, identity: string, revocation: Revocation): Promise<string[]> {
+  return database.transaction(async (tx) => {
     const rows = await tx
       .update(certificates)
       .set(revokedValues(revocation))

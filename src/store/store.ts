@@ -77,7 +77,7 @@ export function storeOn(database: Database): Store {
     recordIssuance: (cert, tokenUse) =>
       guarded(async () => {
         try {
-          await db.transaction(async (tx) => {
+          await database.transaction(async (tx) => {
             if (tokenUse) {
               const used = await tx
                 .insert(usedTokens)
@@ -102,12 +102,12 @@ export function storeOn(database: Database): Store {
         const rows = await db.select().from(certificates).where(eq(certificates.serial, serial)).limit(1);
         return rows[0] ? toRecord(rows[0]) : undefined;
       }),
-    revoke: (serial, revocation) => guarded(() => revokeOne(db, serial, revocation)),
-    revokeIdentity: (identity, revocation) => guarded(() => revokeIdentity(db, identity, revocation)),
+    revoke: (serial, revocation) => guarded(() => revokeOne(database, serial, revocation)),
+    revokeIdentity: (identity, revocation) => guarded(() => revokeIdentity(database, identity, revocation)),
     listCertificates: (filter, now) => guarded(() => listCertificates(db, filter, now)),
     crlStatus: () => guarded(() => crlStatus(db)),
     latestCrl: () => guarded(() => latestCrl(db)),
-    generateCrl: (now, build) => guarded(() => generateCrl(db, now, build)),
+    generateCrl: (now, build) => guarded(() => generateCrl(database, now, build)),
     pruneUsedTokens: (before) =>
       guarded(async () => {
         const rows = await db.delete(usedTokens).where(lt(usedTokens.expiresAt, before)).returning({ jti: usedTokens.jti });

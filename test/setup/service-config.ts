@@ -1,0 +1,44 @@
+/**
+ * A YAML configuration file for running `service-ca serve` as a child process, with the same
+ * throwaway CA, token issuer and policies as startTestApp, on ports chosen by the caller.
+ */
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { stringify } from 'yaml';
+import { ADMIN, defaultPolicies } from './app.js';
+import type { TestDatabase } from './database.js';
+import type { TestPki } from './pki.js';
+import type { TestIssuer } from './tokens.js';
+
+export interface ServiceConfigOptions {
+  pki: TestPki;
+  issuer: TestIssuer;
+  database: TestDatabase;
+  apiPort: number;
+  publicPort: number;
+  tls?: 'off' | 'auto';
+  logLevel?: string;
+}
+
+/** Writes service-ca.yaml into a new temp folder; returns its path. */
+export function writeServiceConfig(o: ServiceConfigOptions): string {
+  const dir = mkdtempSync(join(tmpdir(), 'service-ca-config-'));
+  const config = {
+    server: { host: '127.0.0.1', port: o.apiPort, tls: o.tls === 'auto' ? { mode: 'auto', names: ['localhost', '127.0.0.1'] } : { mode: 'off' } },
+    public: { host: '127.0.0.1', port: o.publicPort },
+    publicUrl: `http://127.0.0.1:${o.publicPort}`,
+    ...(o.database.url ? { database: { url: o.database.url } } : {}),
+    dataDir: o.database.dataDir,
+    ca: { certificate: o.pki.intermediateCertificate, key: o.pki.intermediateKey, chain: o.pki.rootCertificate },
+    auth: {
+      issuers: [{ name: 'test', issuer: o.issuer.issuer, audience: o.issuer.audience, jwks: { file: o.issuer.jwksPath }, algorithms: [o.issuer.alg], maxTokenAge: '1h' }],
+      admins: { identities: [ADMIN] },
+    },
+    policies: defaultPolicies(),
+    logging: { level: o.logLevel ?? 'info' },
+  };
+  const path = join(dir, 'service-ca.yaml');
+  writeFileSync(path, stringify(config));
+  return path;
+}
