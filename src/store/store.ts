@@ -5,9 +5,9 @@
  */
 import { eq, lt, sql } from 'drizzle-orm';
 import { certificates, usedTokens } from '../../db/schema.js';
-import { CaError } from '../errors.js';
 import type { CertificateRecord, SubjectAltNames } from '../model.js';
 import { crlStatus, generateCrl, latestCrl, type BuiltCrl, type CrlBuild, type CrlStatus, type StoredCrl } from './crls.js';
+import { recordIssuance } from './issuances.js';
 import { databaseError, openDatabase, type Database, type DatabaseConfig } from './database.js';
 import { listCertificates, type ListFilter } from './listing.js';
 import { revokeIdentity, revokeOne, type Revocation } from './revocations.js';
@@ -68,35 +68,11 @@ async function guarded<T>(work: () => Promise<T>): Promise<T> {
   }
 }
 
-class TokenReplay extends Error {}
-
 export function storeOn(database: Database): Store {
   const { db } = database;
   return {
     kind: database.kind,
-    recordIssuance: (cert, tokenUse) =>
-      guarded(async () => {
-        try {
-          await database.transaction(async (tx) => {
-            if (tokenUse) {
-              const used = await tx
-                .insert(usedTokens)
-                .values({ issuer: tokenUse.issuer, jti: tokenUse.jti, expiresAt: tokenUse.expiresAt })
-                .onConflictDoNothing()
-                .returning({ jti: usedTokens.jti });
-              if (used.length === 0) throw new TokenReplay();
-            }
-            await tx.insert(certificates).values({
-              ...cert,
-              dnsNames: cert.sans.dns.map((n) => n.toLowerCase()),
-              der: Buffer.from(cert.der),
-            });
-          });
-        } catch (err) {
-          if (err instanceof TokenReplay) throw new CaError('unauthorized', 'this token has already been used (jti replay)');
-          throw err;
-        }
-      }),
+    recordIssuance: (cert, tokenUse) => guarded(() => recordIssuance(db, cert, tokenUse)),
     getCertificate: (serial) =>
       guarded(async () => {
         const rows = await db.select().from(certificates).where(eq(certificates.serial, serial)).limit(1);
