@@ -13,7 +13,7 @@ import { pino, type Logger } from 'pino';
 import { ServiceCaClient, ServiceCaError, holderToken, type Issuance } from '../client/index.js';
 import { parseDuration } from '../duration.js';
 import { readCurrent, writeIssued, type CurrentCertificate } from './cert-files.js';
-import { parseOptions, type Command } from './command.js';
+import { CERTIFICATE_OPTIONS, KEY_TYPES, parseOptions, type Command } from './command.js';
 import { createKeyAndCsr, type ClientKeyType, type Names } from './keys.js';
 
 const USAGE = `Usage: service-ca agent --server URL --out PREFIX --token-file FILE [names] [options]
@@ -191,16 +191,7 @@ export const agentCommand: Command = {
     const v = parseOptions(
       argv,
       {
-        server: { type: 'string' },
-        ca: { type: 'string' },
-        'token-file': { type: 'string' },
-        dns: { type: 'string', multiple: true },
-        ip: { type: 'string', multiple: true },
-        uri: { type: 'string', multiple: true },
-        email: { type: 'string', multiple: true },
-        ttl: { type: 'string' },
-        'key-type': { type: 'string', default: 'p256' },
-        out: { type: 'string' },
+        ...CERTIFICATE_OPTIONS,
         'on-renew': { type: 'string' },
         'signal-pid': { type: 'string' },
         signal: { type: 'string', default: 'SIGHUP' },
@@ -217,7 +208,7 @@ export const agentCommand: Command = {
       !v.server && '--server is required',
       !v.out && '--out is required',
       names.dns!.length + names.ip!.length + names.uri!.length + names.email!.length === 0 && 'at least one name is required',
-      !['p256', 'p384', 'rsa', 'ed25519'].includes(v['key-type']!) && '--key-type must be p256, p384, rsa or ed25519',
+      !KEY_TYPES.includes(v['key-type']!) && '--key-type must be p256, p384, rsa or ed25519',
       !maxBackoff && '--max-backoff is not a duration',
       pid !== undefined && !Number.isInteger(pid) && '--signal-pid must be a process id',
       !/^SIG[A-Z0-9]+$/.test(v.signal!) && '--signal must be a signal name such as SIGHUP',

@@ -7,7 +7,21 @@ export interface Command {
   run(argv: string[]): Promise<number>;
 }
 
-export class UsageError extends Error {}
+/** The options of every command that obtains a certificate (request, agent). */
+export const CERTIFICATE_OPTIONS = {
+  server: { type: 'string' },
+  ca: { type: 'string' },
+  'token-file': { type: 'string' },
+  dns: { type: 'string', multiple: true },
+  ip: { type: 'string', multiple: true },
+  uri: { type: 'string', multiple: true },
+  email: { type: 'string', multiple: true },
+  ttl: { type: 'string' },
+  'key-type': { type: 'string', default: 'p256' },
+  out: { type: 'string' },
+} as const;
+
+export const KEY_TYPES = ['p256', 'p384', 'rsa', 'ed25519'];
 
 type Options = NonNullable<ParseArgsConfig['options']>;
 

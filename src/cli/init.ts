@@ -1,7 +1,7 @@
 /** `service-ca init`: create a root and an intermediate, ready to be the `ca` section of a configuration. */
 import { resolve } from 'node:path';
 import { createAuthority, type AuthorityKeyType } from '../signer/bootstrap.js';
-import { parseOptions, type Command } from './command.js';
+import { KEY_TYPES, parseOptions, type Command } from './command.js';
 
 const USAGE = `Usage: service-ca init --dir DIR [options]
 
@@ -22,7 +22,6 @@ Options:
   --json                       print the paths and fingerprint as JSON
   --help                       this text`;
 
-const KEY_TYPES = ['p256', 'p384', 'rsa', 'ed25519'];
 
 export const initCommand: Command = {
   name: 'init',

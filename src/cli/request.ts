@@ -4,7 +4,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { ServiceCaClient, ServiceCaError } from '../client/index.js';
-import { parseOptions, type Command } from './command.js';
+import { CERTIFICATE_OPTIONS, KEY_TYPES, parseOptions, type Command } from './command.js';
 import { writeIssued } from './cert-files.js';
 import { createKeyAndCsr, type ClientKeyType } from './keys.js';
 
@@ -32,19 +32,7 @@ export const requestCommand: Command = {
   async run(argv) {
     const v = parseOptions(
       argv,
-      {
-        server: { type: 'string' },
-        ca: { type: 'string' },
-        'token-file': { type: 'string' },
-        dns: { type: 'string', multiple: true },
-        ip: { type: 'string', multiple: true },
-        uri: { type: 'string', multiple: true },
-        email: { type: 'string', multiple: true },
-        ttl: { type: 'string' },
-        'key-type': { type: 'string', default: 'p256' },
-        out: { type: 'string' },
-        json: { type: 'boolean', default: false },
-      },
+      { ...CERTIFICATE_OPTIONS, json: { type: 'boolean', default: false } },
       USAGE,
     );
     if (typeof v === 'number') return v;
@@ -52,7 +40,7 @@ export const requestCommand: Command = {
       console.error(`service-ca: --server, --token-file and --out are required\n\n${USAGE}`);
       return 2;
     }
-    if (!['p256', 'p384', 'rsa', 'ed25519'].includes(v['key-type']!)) {
+    if (!KEY_TYPES.includes(v['key-type']!)) {
       console.error('service-ca: --key-type must be p256, p384, rsa or ed25519');
       return 2;
     }
