@@ -11,6 +11,8 @@ export interface Principal {
   /** A one-time token id to consume with the issuance, when the issuer requires it. */
   jti: { value: string; expiresAt: Date } | undefined;
   admin: boolean;
+  /** For a renewal by a certificate holder: the presented certificate's SubjectPublicKeyInfo, which the new CSR must not reuse. */
+  replacesKey?: Uint8Array | undefined;
   claims: JWTPayload;
 }
 

@@ -152,7 +152,17 @@ export async function runAgent(o: AgentOptions, signals: ReturnType<typeof sleep
         if (o.once) return 0;
         continue;
       }
-      const info = await o.client.renewalInfo(current.serial);
+      let info;
+      try {
+        info = await o.client.renewalInfo(current.serial);
+      } catch (err) {
+        if (!(err instanceof ServiceCaError && err.status === 404)) throw err;
+        // The CA does not know this certificate (another CA, or a database started afresh): get one it knows.
+        logger.warn({ serial: current.serial }, 'the CA does not know the current certificate; obtaining a new one');
+        current = await obtain(o, undefined);
+        renewAt = undefined;
+        continue;
+      }
       const now = Date.now();
       // A random point inside the window, fixed per certificate (and moved earlier if the window moves).
       if (renewAt === undefined || renewAt > info.end.getTime()) {

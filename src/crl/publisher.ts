@@ -22,6 +22,8 @@ export interface PublishedCrl {
   der: Buffer;
   pem(): string;
   etag: string;
+  /** An earlier CRL has the same Last-Modified second: If-Modified-Since cannot be trusted. */
+  sharesSecond: boolean;
 }
 
 export interface CrlPublisher {
@@ -58,6 +60,7 @@ function publish(crl: StoredCrl): PublishedCrl {
     der: crl.der,
     pem: () => (pem ??= toPem(crl.der, 'X509 CRL')),
     etag: `"crl-${crl.number}"`,
+    sharesSecond: crl.sharesSecond,
   };
 }
 
@@ -75,16 +78,7 @@ export function createCrlPublisher(deps: { store: Store; signer: Signer; clock: 
     if (!current || crl.number > current.number) current = publish(crl);
   };
 
-  /**
-   * Generates the next CRL. Its thisUpdate (whole seconds, also its Last-Modified) must be
-   * later than the previous CRL's, so that If-Modified-Since can never mistake a newer CRL for
-   * one the client has: within the same second, wait for the next one (never date it ahead,
-   * which relying parties would reject as not yet valid).
-   */
-  async function generate(previousThisUpdate: Date | undefined): Promise<void> {
-    const floor = previousThisUpdate ? previousThisUpdate.getTime() + 1000 : 0;
-    const wait = floor - clock.now().getTime();
-    if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+  async function generate(): Promise<void> {
     const now = clock.now();
     const thisUpdate = new Date(Math.floor(now.getTime() / 1000) * 1000);
     const nextUpdate = new Date(thisUpdate.getTime() + settings.validity * 1000);
@@ -112,7 +106,7 @@ export function createCrlPublisher(deps: { store: Store; signer: Signer; clock: 
     }
     const now = clock.now().getTime();
     const stale = !latest || status.revision > latest.sourceRevision || now - latest.thisUpdate.getTime() >= settings.refresh * 1000;
-    if (stale) await generate(latest?.thisUpdate);
+    if (stale) await generate();
   }
 
   /** Runs steps one at a time; a request during a step runs one more step after it. */

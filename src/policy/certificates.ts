@@ -84,6 +84,9 @@ export function createCertificateAuthority(deps: CertificateAuthorityDeps): Cert
     async issue(principal, request) {
       const ttl = parseTtl(request.ttl);
       const csr = parseCsr(request.csr);
+      if (principal.replacesKey && Buffer.from(principal.replacesKey).equals(Buffer.from(csr.spki))) {
+        throw new CaError('badPublicKey', 'a renewal needs a new key: the CSR carries the presented certificate\'s key');
+      }
       const grant = authorizeNames(policies, principal.identity, principal.tokenSans, csr.sans);
       const now = clock.now();
       const validity = computeValidity(now, ttl, deps.validity, grant.maxTtl, authority);

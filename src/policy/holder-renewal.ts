@@ -43,6 +43,7 @@ export function createHolderAuthenticator(deps: { store: Store; signer: Signer; 
         tokenSans: [...record.sans.dns, ...record.sans.ip, ...record.sans.uri, ...record.sans.email],
         jti: { value: holder.jti, expiresAt: holder.expiresAt },
         admin: false,
+        replacesKey: cert.publicKey.export({ type: 'spki', format: 'der' }),
         claims: holder.claims,
       };
     },

@@ -5,7 +5,7 @@
  * here because the signer module is the only one that handles CA key material.
  */
 import { createPrivateKey, randomBytes, webcrypto } from 'node:crypto';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { x509 } from '../x509.js';
 import { sha256Fingerprint } from './authority.js';
@@ -123,10 +123,13 @@ export async function createAuthority(options: CreateAuthorityOptions): Promise<
   };
   const rootPem = root.toString('pem') + '\n';
   const intPem = intermediate.toString('pem') + '\n';
-  writeFileSync(paths.rootKey, await pkcs8Pem(rootKeys.privateKey, options.rootPassphrase), { mode: 0o600 });
-  writeFileSync(paths.intermediateKey, await pkcs8Pem(intKeys.privateKey, options.intermediatePassphrase), { mode: 0o600 });
-  writeFileSync(paths.rootCertificate, rootPem, { mode: 0o644 });
-  writeFileSync(paths.intermediateCertificate, intPem, { mode: 0o644 });
-  writeFileSync(paths.chain, intPem + rootPem, { mode: 0o644 });
+  // Never overwrite a CA: 'wx' fails when a file exists (and a new file gets exactly its mode).
+  const existing = [paths.rootKey, paths.intermediateKey, paths.rootCertificate, paths.intermediateCertificate, paths.chain].filter((p) => existsSync(p));
+  if (existing.length > 0) throw new Error(`refusing to overwrite an existing CA: ${existing.join(', ')}`);
+  writeFileSync(paths.rootKey, await pkcs8Pem(rootKeys.privateKey, options.rootPassphrase), { mode: 0o600, flag: 'wx' });
+  writeFileSync(paths.intermediateKey, await pkcs8Pem(intKeys.privateKey, options.intermediatePassphrase), { mode: 0o600, flag: 'wx' });
+  writeFileSync(paths.rootCertificate, rootPem, { mode: 0o644, flag: 'wx' });
+  writeFileSync(paths.intermediateCertificate, intPem, { mode: 0o644, flag: 'wx' });
+  writeFileSync(paths.chain, intPem + rootPem, { mode: 0o644, flag: 'wx' });
   return paths;
 }

@@ -42,45 +42,56 @@ class ByteSink {
     this.buf.copy(next, 0, 0, this.length);
     this.buf = next;
   }
-  byte(b: number): void {
-    this.reserve(1);
-    this.buf[this.length++] = b;
-  }
-  bytes(b: Uint8Array): void {
-    this.reserve(b.length);
-    this.buf.set(b, this.length);
-    this.length += b.length;
-  }
-  header(tag: number, length: number): void {
-    this.byte(tag);
-    this.bytes(lengthOctets(length));
+  /** Room for n more bytes at `length`; the caller writes them and advances `length`. */
+  claim(n: number): Buffer {
+    this.reserve(n);
+    return this.buf;
   }
   view(): Buffer {
     return this.buf.subarray(0, this.length);
   }
 }
 
-const SERIAL_HEX = /^[0-9a-f]{2,40}$/;
-
 export class CrlEntries {
   private readonly sink = new ByteSink();
+  private lastSecond = Number.NaN;
+  private lastTime: Buffer = Buffer.alloc(0);
   count = 0;
 
-  /** Appends one revokedCertificates entry; serial is the canonical lower-case hex. */
-  add(serialHex: string, revokedAt: Date, reason: RevocationReason): void {
-    if (!SERIAL_HEX.test(serialHex) || serialHex.length % 2 !== 0) throw new RangeError(`bad serial ${serialHex}`);
-    const serial = Buffer.from(serialHex, 'hex');
-    const pad = (serial[0]! & 0x80) !== 0 ? 1 : 0;
-    const intLength = serial.length + pad;
-    const date = time(revokedAt);
+  /** The DER Time for a revocation second; revocations cluster, so the last one is kept. */
+  private timeAt(seconds: number): Buffer {
+    if (seconds !== this.lastSecond) {
+      this.lastSecond = seconds;
+      this.lastTime = Buffer.from(time(new Date(seconds * 1000)));
+    }
+    return this.lastTime;
+  }
+
+  /**
+   * Appends one revokedCertificates entry (RFC 5280 §5.1.2.6): the serial as canonical
+   * lower-case hex (at most 20 octets), the revocation time in whole seconds since the epoch.
+   * Every entry is under 128 octets, so its lengths are single octets.
+   */
+  add(serialHex: string, revokedAtSeconds: number, reason: RevocationReason): void {
+    const octets = serialHex.length / 2;
+    if (!Number.isInteger(octets) || octets < 1 || octets > 20) throw new RangeError(`bad serial ${serialHex}`);
+    const pad = parseInt(serialHex[0]!, 16) >= 8 ? 1 : 0;
+    const date = this.timeAt(revokedAtSeconds);
     const ext = REASON_EXTENSIONS.get(reason);
+    const intLength = octets + pad;
     const inner = 2 + intLength + date.length + (ext ? ext.length : 0);
-    this.sink.header(0x30, inner);
-    this.sink.header(TAG.INTEGER, intLength);
-    if (pad) this.sink.byte(0);
-    this.sink.bytes(serial);
-    this.sink.bytes(date);
-    if (ext) this.sink.bytes(ext);
+    const out = this.sink.claim(2 + inner);
+    let p = this.sink.length;
+    out[p++] = 0x30;
+    out[p++] = inner;
+    out[p++] = TAG.INTEGER;
+    out[p++] = intLength;
+    if (pad) out[p++] = 0;
+    if (out.write(serialHex, p, 'hex') !== octets) throw new RangeError(`bad serial ${serialHex}`);
+    p += octets;
+    p += date.copy(out, p);
+    if (ext) p += ext.copy(out, p);
+    this.sink.length = p;
     this.count++;
   }
 

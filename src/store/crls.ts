@@ -17,11 +17,17 @@ export interface StoredCrl {
   entries: number;
   sourceRevision: number;
   der: Buffer;
+  /**
+   * Whether an earlier CRL has the same thisUpdate second: then its Last-Modified (an HTTP date,
+   * whole seconds) cannot tell the two apart, and If-Modified-Since must not answer 304.
+   */
+  sharesSecond: boolean;
 }
 
 export interface CrlEntryRow {
   serial: string;
-  revokedAt: Date;
+  /** Whole seconds since the epoch. */
+  revokedAt: number;
   reason: RevocationReason;
 }
 
@@ -47,7 +53,7 @@ export interface BuiltCrl {
 }
 
 const LOCK = sql`hashtext('service-ca:crl-generation')`;
-const BATCH = 20_000;
+const BATCH = 50_000;
 /** CRLs kept in the table besides the newest (older ones are history nobody serves). */
 const KEEP = 20;
 
@@ -66,10 +72,34 @@ export async function crlStatus(db: Db): Promise<CrlStatus> {
   };
 }
 
-export async function latestCrl(db: Db): Promise<StoredCrl | undefined> {
-  const rows = await db.select().from(crls).orderBy(desc(crls.number)).limit(1);
-  const r = rows[0];
-  return r ? { number: r.number, thisUpdate: r.thisUpdate, nextUpdate: r.nextUpdate, entries: r.entries, sourceRevision: r.sourceRevision, der: Buffer.from(r.der) } : undefined;
+/** The newest CRL, DER included (tens of MB at a million entries: read on the long-query pool). */
+export async function latestCrl(database: Database): Promise<StoredCrl | undefined> {
+  return database.transaction(
+    async (tx) => {
+      const [r] = await tx.select().from(crls).orderBy(desc(crls.number)).limit(1);
+      if (!r) return undefined;
+      return {
+        number: r.number,
+        thisUpdate: r.thisUpdate,
+        nextUpdate: r.nextUpdate,
+        entries: r.entries,
+        sourceRevision: r.sourceRevision,
+        der: Buffer.from(r.der),
+        sharesSecond: await sameSecondBefore(tx, r.number, r.thisUpdate),
+      };
+    },
+    undefined,
+    { long: true },
+  );
+}
+
+async function sameSecondBefore(tx: Db, number: number, thisUpdate: Date): Promise<boolean> {
+  const [row] = await rawRows<{ shared: boolean }>(
+    tx,
+    sql`select exists(select 1 from ${crls} where number < ${number}
+          and date_trunc('second', this_update) = date_trunc('second', ${thisUpdate.toISOString()}::timestamptz)) as shared`,
+  );
+  return Boolean(row?.shared);
 }
 
 /**
@@ -91,18 +121,26 @@ export async function generateCrl(database: Database, now: Date, build: (b: CrlB
         number,
         revision,
         async *entries() {
-          let after = '';
-          for (;;) {
-            const rows = await rawRows<{ serial: string; revoked_at: unknown; revocation_reason: string }>(
-              tx,
-              sql`select serial, revoked_at, revocation_reason from certificates
-                  where status = 'revoked' and not_after > ${now.toISOString()}::timestamptz and serial > ${after}
-                  order by serial limit ${BATCH}`,
-            );
-            if (rows.length === 0) return;
-            yield rows.map((r) => ({ serial: r.serial, revokedAt: asDate(r.revoked_at), reason: r.revocation_reason as RevocationReason }));
-            after = rows[rows.length - 1]!.serial;
-            if (rows.length < BATCH) return;
+          // One unordered query (the heap is read in physical order, not by index order) whose
+          // answer is one text value "serial seconds reason,…": a million entries as a million
+          // row objects, or fetched in serial order, cost several seconds each.
+          const [all] = await rawRows<{ entries: string | null }>(
+            tx,
+            sql`select string_agg(serial || ' ' || floor(extract(epoch from revoked_at))::bigint || ' ' || revocation_reason, ',') as entries
+                from certificates where status = 'revoked' and not_after > ${now.toISOString()}::timestamptz`,
+          );
+          const text = all?.entries ?? '';
+          for (let start = 0; start < text.length; ) {
+            const rows: CrlEntryRow[] = [];
+            while (start < text.length && rows.length < BATCH) {
+              let end = text.indexOf(',', start);
+              if (end < 0) end = text.length;
+              const a = text.indexOf(' ', start);
+              const b = text.indexOf(' ', a + 1);
+              rows.push({ serial: text.slice(start, a), revokedAt: Number(text.slice(a + 1, b)), reason: text.slice(b + 1, end) as RevocationReason });
+              start = end + 1;
+            }
+            yield rows;
           }
         },
       });
@@ -115,9 +153,11 @@ export async function generateCrl(database: Database, now: Date, build: (b: CrlB
         sourceRevision: revision,
         der: built.der,
       });
+      const sharesSecond = await sameSecondBefore(tx, number, built.thisUpdate);
       await tx.execute(sql`delete from ${crls} where number < ${number - KEEP}`);
-      return { number, thisUpdate: built.thisUpdate, nextUpdate: built.nextUpdate, entries: built.entries, sourceRevision: revision, der: built.der };
+      return { number, thisUpdate: built.thisUpdate, nextUpdate: built.nextUpdate, entries: built.entries, sourceRevision: revision, der: built.der, sharesSecond };
     },
     'repeatable read',
+    { long: true },
   );
 }

@@ -34,7 +34,7 @@ export interface Database {
    * a reset) is discarded rather than returned to the pool, where the next transaction would
    * queue behind a query still stuck on the wire.
    */
-  transaction<T>(work: (tx: Db) => Promise<T>, isolation?: Isolation): Promise<T>;
+  transaction<T>(work: (tx: Db) => Promise<T>, isolation?: Isolation, options?: { long?: boolean }): Promise<T>;
   close(): Promise<void>;
 }
 
@@ -82,6 +82,8 @@ export function databaseError(err: unknown): unknown {
 /** Longest wait for a connection, and for any one query's answer, before answering 503. */
 const CONNECT_TIMEOUT_MS = 3000;
 const QUERY_TIMEOUT_MS = 5000;
+/** Background work that reads or writes a whole CRL (a million entries) gets longer. */
+const LONG_QUERY_TIMEOUT_MS = 120_000;
 
 async function openPostgres(config: DatabaseConfig): Promise<Database> {
   const migrator = new pg.Client({ connectionString: config.url, connectionTimeoutMillis: 10_000 });
@@ -94,27 +96,32 @@ async function openPostgres(config: DatabaseConfig): Promise<Database> {
   } finally {
     await migrator.end().catch(() => {});
   }
-  const pool = new pg.Pool({
-    connectionString: config.url,
-    max: config.poolSize ?? 16,
-    connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
-    query_timeout: QUERY_TIMEOUT_MS,
-    idleTimeoutMillis: 60_000,
-    maxLifetimeSeconds: 30 * 60,
-    keepAlive: true,
-  });
-  // A connection that the server or the network drops is reported as an 'error' event: on the
-  // pool while idle, on the client while checked out (pg-pool removes its listener then).
-  // Without listeners node would treat either as an uncaught exception and end the process.
-  // The query in flight, if any, fails on its own; the next query opens a new connection.
-  pool.on('error', (err) => config.onPoolError?.(err));
-  pool.on('connect', (client) => client.on('error', (err) => config.onPoolError?.(err)));
+  const newPool = (max: number, queryTimeout: number) => {
+    const p = new pg.Pool({
+      connectionString: config.url,
+      max,
+      connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
+      query_timeout: queryTimeout,
+      idleTimeoutMillis: 60_000,
+      maxLifetimeSeconds: 30 * 60,
+      keepAlive: true,
+    });
+    // A connection that the server or the network drops is reported as an 'error' event: on
+    // the pool while idle, on the client while checked out (pg-pool removes its listener then).
+    // Without listeners node would treat either as an uncaught exception and end the process.
+    // The query in flight, if any, fails on its own; the next query opens a new connection.
+    p.on('error', (err) => config.onPoolError?.(err));
+    p.on('connect', (client) => client.on('error', (err) => config.onPoolError?.(err)));
+    return p;
+  };
+  const pool = newPool(config.poolSize ?? 16, QUERY_TIMEOUT_MS);
+  const longPool = newPool(2, LONG_QUERY_TIMEOUT_MS);
   const db = drizzlePostgres(pool, { schema }) as unknown as Db;
   return {
     db,
     kind: 'postgres',
-    async transaction(work, isolation) {
-      const client = await pool.connect();
+    async transaction(work, isolation, options) {
+      const client = await (options?.long ? longPool : pool).connect();
       try {
         await client.query(isolation ? `begin isolation level ${isolation}` : 'begin');
         const result = await work(drizzlePostgres(client, { schema }) as unknown as Db);
@@ -129,7 +136,9 @@ async function openPostgres(config: DatabaseConfig): Promise<Database> {
         throw err;
       }
     },
-    close: () => pool.end(),
+    close: async () => {
+      await Promise.all([pool.end(), longPool.end()]);
+    },
   };
 }
 

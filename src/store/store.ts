@@ -82,7 +82,7 @@ export function storeOn(database: Database): Store {
     revokeIdentity: (identity, revocation) => guarded(() => revokeIdentity(database, identity, revocation)),
     listCertificates: (filter, now) => guarded(() => listCertificates(db, filter, now)),
     crlStatus: () => guarded(() => crlStatus(db)),
-    latestCrl: () => guarded(() => latestCrl(db)),
+    latestCrl: () => guarded(() => latestCrl(database)),
     generateCrl: (now, build) => guarded(() => generateCrl(database, now, build)),
     pruneUsedTokens: (before) =>
       guarded(async () => {

@@ -24,11 +24,15 @@ const crlRoute = (path: string, type: string, summary: string) =>
 const derRoute = crlRoute('/v1/crl', 'application/pkix-crl', 'The current full CRL, DER');
 const pemRoute = crlRoute('/v1/crl.pem', 'application/x-pem-file', 'The current full CRL, PEM');
 
-function notModified(c: Context<AppEnv>, etag: string, thisUpdate: Date): boolean {
+/**
+ * RFC 9110 §13.1: If-None-Match wins over If-Modified-Since. Last-Modified has whole seconds, so
+ * when two CRLs share a second (a burst of revocations) If-Modified-Since never answers 304.
+ */
+function notModified(c: Context<AppEnv>, etag: string, thisUpdate: Date, sharesSecond: boolean): boolean {
   const inm = c.req.header('If-None-Match');
   if (inm !== undefined) return inm.split(',').some((t) => t.trim() === etag || t.trim() === `W/${etag}` || t.trim() === '*');
   const ims = c.req.header('If-Modified-Since');
-  if (ims !== undefined) {
+  if (ims !== undefined && !sharesSecond) {
     const since = Date.parse(ims);
     return !Number.isNaN(since) && Math.floor(thisUpdate.getTime() / 1000) <= Math.floor(since / 1000);
   }
@@ -43,7 +47,7 @@ function serve(c: Context<AppEnv>, format: 'der' | 'pem'): Response {
     'Last-Modified': crl.thisUpdate.toUTCString(),
     'Cache-Control': `public, max-age=${c.var.deps.crlMaxAge}`,
   };
-  if (notModified(c, headers.ETag!, crl.thisUpdate)) return c.body(null, 304, headers);
+  if (notModified(c, headers.ETag!, crl.thisUpdate, crl.sharesSecond)) return c.body(null, 304, headers);
   return format === 'der'
     ? c.body(new Uint8Array(crl.der), 200, { ...headers, 'Content-Type': 'application/pkix-crl' })
     : c.body(crl.pem(), 200, { ...headers, 'Content-Type': 'application/x-pem-file' });

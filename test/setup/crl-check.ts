@@ -1,0 +1,226 @@
+/**
+ * CRLs read back independently of the code that wrote them (src/signer/crl-profile.ts): fetched
+ * over HTTP, verified and printed by the openssl command line, parsed again by @peculiar/x509,
+ * and used by openssl verify and node:tls in real certificate checks. The text parsing here is
+ * of openssl's own output, never of the CA's DER.
+ */
+import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { x509 } from '../../src/x509.js';
+import { openssl } from './openssl.js';
+
+/** The contract's reason names and how openssl prints the reasonCode (RFC 5280 §5.3.1). */
+export const OPENSSL_REASON = {
+  unspecified: 'Unspecified',
+  keyCompromise: 'Key Compromise',
+  caCompromise: 'CA Compromise',
+  affiliationChanged: 'Affiliation Changed',
+  superseded: 'Superseded',
+  cessationOfOperation: 'Cessation Of Operation',
+  privilegeWithdrawn: 'Privilege Withdrawn',
+} as const;
+export type ReasonName = keyof typeof OPENSSL_REASON;
+export const REASONS = Object.keys(OPENSSL_REASON) as ReasonName[];
+
+/** RFC 5280 reason code numbers, as @peculiar/x509 reports them. */
+export const REASON_CODE: Record<ReasonName, number> = {
+  unspecified: 0,
+  keyCompromise: 1,
+  caCompromise: 2,
+  affiliationChanged: 3,
+  superseded: 4,
+  cessationOfOperation: 5,
+  privilegeWithdrawn: 9,
+};
+
+export interface FetchedCrl {
+  status: number;
+  headers: Headers;
+  /** The body as bytes (DER for /v1/crl, PEM text for /v1/crl.pem, empty for 304). */
+  body: Buffer;
+}
+
+export async function fetchCrl(base: string, path: '/v1/crl' | '/v1/crl.pem' = '/v1/crl', headers: Record<string, string> = {}): Promise<FetchedCrl> {
+  const res = await fetch(`${base}${path}`, { headers });
+  return { status: res.status, headers: res.headers, body: Buffer.from(await res.arrayBuffer()) };
+}
+
+/** The DER inside a PEM "X509 CRL" block. */
+export function crlPemToDer(pem: string): Buffer {
+  const m = /-----BEGIN X509 CRL-----([\s\S]*?)-----END X509 CRL-----/.exec(pem);
+  if (!m) throw new Error(`no X509 CRL block in ${pem.slice(0, 80)}`);
+  return Buffer.from(m[1]!.replace(/\s+/g, ''), 'base64');
+}
+
+export const sha256 = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
+
+export interface OpensslCrlEntry {
+  /** Lower-case hex, as the API writes serials. */
+  serial: string;
+  revocationDate: Date;
+  /** The reasonCode as openssl prints it, or null when the entry has no extension at all. */
+  reason: string | null;
+  /** The raw "CRL entry extensions" text, or null when there is none. */
+  extensionsText: string | null;
+}
+
+export interface OpensslCrl {
+  /** `openssl crl -verify` said "verify OK" and exited 0. */
+  verified: boolean;
+  output: string;
+  text: string;
+  version: number;
+  signatureAlgorithm: string;
+  issuer: string;
+  lastUpdate: Date;
+  nextUpdate: Date;
+  /** Upper-case hex with colons, as openssl prints key identifiers. */
+  authorityKeyId: string | undefined;
+  number: number | undefined;
+  entries: Map<string, OpensslCrlEntry>;
+}
+
+const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
+
+/** "Nov  8 20:39:51 2026 GMT" (openssl's ASN1_TIME_print) */
+export function parseOpensslTime(text: string): Date {
+  const m = /^(\w{3})\s+(\d{1,2}) (\d{2}):(\d{2}):(\d{2}) (\d{4}) GMT$/.exec(text.trim());
+  if (!m || !MONTHS.includes(m[1]!)) throw new Error(`not an openssl time: ${text}`);
+  return new Date(Date.UTC(Number(m[6]), MONTHS.indexOf(m[1]!), Number(m[2]), Number(m[3]), Number(m[4]), Number(m[5])));
+}
+
+/** Parses the output of `openssl crl -text` for OpenSSL 3. */
+export function parseOpensslCrlText(text: string): Omit<OpensslCrl, 'verified' | 'output'> {
+  const field = (re: RegExp) => re.exec(text)?.[1]?.trim();
+  const entries = new Map<string, OpensslCrlEntry>();
+  const revokedAt = text.indexOf('\nRevoked Certificates:\n');
+  if (revokedAt >= 0) {
+    // The list ends where the outer signature algorithm starts (four spaces of indent).
+    const end = text.indexOf('\n    Signature Algorithm:', revokedAt);
+    const list = text.slice(revokedAt, end < 0 ? undefined : end);
+    for (const block of list.split(/\n {4}Serial Number: /).slice(1)) {
+      const lines = block.split('\n');
+      const serial = lines[0]!.trim().toLowerCase();
+      const date = /Revocation Date: (.+)/.exec(block)?.[1];
+      if (!date) throw new Error(`no revocation date for ${serial}`);
+      const extAt = block.indexOf('CRL entry extensions:');
+      const extensionsText = extAt >= 0 ? block.slice(extAt) : null;
+      const reason = extensionsText ? (/X509v3 CRL Reason Code:\s*\n\s*(.+)/.exec(extensionsText)?.[1]?.trim() ?? null) : null;
+      if (entries.has(serial)) throw new Error(`serial ${serial} is listed twice`);
+      entries.set(serial, { serial, revocationDate: parseOpensslTime(date), reason, extensionsText });
+    }
+  }
+  const version = Number(field(/Version (\d+)/));
+  const number = field(/X509v3 CRL Number:\s*\n\s*(\d+)/);
+  return {
+    text,
+    version,
+    signatureAlgorithm: field(/Signature Algorithm: (.+)/) ?? '',
+    issuer: field(/Issuer: (.+)/) ?? '',
+    lastUpdate: parseOpensslTime(field(/Last Update: (.+)/) ?? ''),
+    nextUpdate: parseOpensslTime(field(/Next Update: (.+)/) ?? ''),
+    authorityKeyId: field(/X509v3 Authority Key Identifier:\s*\n\s*(?:keyid:)?([0-9A-F:]+)/),
+    number: number === undefined ? undefined : Number(number),
+    entries,
+  };
+}
+
+/** `openssl crl -inform DER -CAfile chain.pem -verify -noout -text` */
+export function opensslCrl(der: Uint8Array, chainPem: string): OpensslCrl {
+  const r = openssl(['crl', '-inform', 'DER', '-in', { file: 'crl.der', content: Buffer.from(der) }, '-CAfile', { file: 'chain.pem', content: chainPem }, '-verify', '-noout', '-text']);
+  if (!r.stdout.includes('Certificate Revocation List')) throw new Error(`openssl could not read the CRL (${r.status}): ${r.stderr}`);
+  const parsed = parseOpensslCrlText(r.stdout);
+  return { ...parsed, verified: r.status === 0 && /verify OK/.test(r.stderr + r.stdout), output: r.stderr };
+}
+
+/** The CRL as @peculiar/x509 reads it: entries by lower-case serial, with reason codes. */
+export function peculiarEntries(der: Uint8Array): Map<string, { revocationDate: Date; reason: number | undefined; extensions: number }> {
+  const crl = new x509.X509Crl(Buffer.from(der));
+  return new Map(
+    crl.entries.map((e) => [e.serialNumber.toLowerCase().replace(/^(00)+(?=[0-9a-f]{2})/, ''), { revocationDate: e.revocationDate, reason: e.reason, extensions: e.extensions.length }]),
+  );
+}
+
+/** Verifies the CRL's signature with @peculiar/x509 (WebCrypto) against the intermediate. */
+export async function peculiarVerify(der: Uint8Array, intermediatePem: string): Promise<boolean> {
+  return new x509.X509Crl(Buffer.from(der)).verify({ publicKey: new x509.X509Certificate(intermediatePem) });
+}
+
+/**
+ * `openssl verify -crl_check -CRLfile crl.pem -CAfile root -untrusted chain leaf`: ok, or the
+ * error openssl reports (e.g. "certificate revoked").
+ */
+export function verifyWithCrl(leafPem: string, rootPem: string, chainPem: string, crlPem: string): { ok: boolean; output: string } {
+  const r = openssl([
+    'verify', '-crl_check',
+    '-CRLfile', { file: 'crl.pem', content: crlPem },
+    '-CAfile', { file: 'root.pem', content: rootPem },
+    '-untrusted', { file: 'chain.pem', content: chainPem },
+    { file: 'leaf.pem', content: leafPem },
+  ]);
+  return { ok: r.status === 0 && /: OK\s*$/.test(r.stdout), output: r.stdout + r.stderr };
+}
+
+/**
+ * An empty CRL for the root, made by `openssl ca -gencrl` with the throwaway root key. Test
+ * scaffolding only: node:tls checks revocation along the whole chain (CRL_CHECK_ALL), so the
+ * intermediate needs its issuer's CRL before the CA's own CRL can be put to work.
+ */
+export function rootCrlPem(rootKeyPath: string, rootCertificatePath: string): string {
+  const dir = mkdtempSync(join(tmpdir(), 'service-ca-rootcrl-'));
+  try {
+    writeFileSync(join(dir, 'index.txt'), '');
+    writeFileSync(join(dir, 'crlnumber'), '01\n');
+    writeFileSync(join(dir, 'ca.cnf'), `[ca]\ndefault_ca = root\n[root]\ndatabase = ${join(dir, 'index.txt')}\ncrlnumber = ${join(dir, 'crlnumber')}\ndefault_md = sha256\ndefault_crl_days = 1\n`);
+    return execFileSync('openssl', ['ca', '-gencrl', '-config', join(dir, 'ca.cnf'), '-keyfile', rootKeyPath, '-cert', rootCertificatePath], {
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** The subject key identifier of a certificate, as openssl prints it. */
+export function subjectKeyId(certPem: string): string | undefined {
+  const r = openssl(['x509', '-noout', '-ext', 'subjectKeyIdentifier', '-in', { file: 'c.pem', content: certPem }]);
+  return /X509v3 Subject Key Identifier:\s*\n\s*([0-9A-F:]+)/.exec(r.stdout)?.[1];
+}
+
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * Polls GET {base}/v1/crl until `accept` holds for the CRL openssl reads (verification included),
+ * or timeoutMs passes; returns the CRL, its DER and when it was seen (ms since `since`).
+ */
+export async function waitForCrl(
+  base: string,
+  chainPem: string,
+  accept: (crl: OpensslCrl) => boolean,
+  options: { timeoutMs?: number; intervalMs?: number; since?: number } = {},
+): Promise<{ crl: OpensslCrl; der: Buffer; elapsedMs: number }> {
+  const since = options.since ?? Date.now();
+  const deadline = since + (options.timeoutMs ?? 10_000);
+  let lastDigest = '';
+  let last: OpensslCrl | undefined;
+  let lastDer: Buffer = Buffer.alloc(0);
+  for (;;) {
+    const res = await fetchCrl(base);
+    if (res.status === 200) {
+      const digest = sha256(res.body);
+      if (digest !== lastDigest) {
+        last = opensslCrl(res.body, chainPem);
+        lastDigest = digest;
+        lastDer = res.body;
+      }
+      if (last && accept(last)) return { crl: last, der: lastDer, elapsedMs: Date.now() - since };
+    }
+    if (Date.now() > deadline) {
+      throw new Error(`no CRL at ${base} met the condition within ${Date.now() - since} ms; last: number ${last?.number}, ${last?.entries.size} entries, status ${res.status}`);
+    }
+    await sleep(options.intervalMs ?? 100);
+  }
+}
