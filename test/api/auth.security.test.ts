@@ -6,6 +6,7 @@
  * Then what a token limits: its `sans` claim, the identity template over nested claims, and
  * one-time `jti`s (also across two instances sharing one Postgres database).
  */
+import { issuedCount } from '../setup/rejections.js';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { X509Certificate, randomUUID } from 'node:crypto';
@@ -51,14 +52,6 @@ async function post(app: TestApp, authorization: string | undefined, body: unkno
   });
 }
 
-/** Issued certificates so far, read from the app's own /metrics (an independent count). */
-async function issuedCount(app: TestApp): Promise<number> {
-  const text = await (await fetch(`${app.public}/metrics`)).text();
-  return text
-    .split('\n')
-    .filter((l) => l.startsWith('service_ca_issuances_total{') && l.includes('result="issued"'))
-    .reduce((n, l) => n + Number(l.slice(l.lastIndexOf(' ') + 1)), 0);
-}
 
 async function assertProblem(res: Response, status: number, code: string): Promise<Problem> {
   const text = await res.text();

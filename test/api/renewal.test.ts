@@ -22,7 +22,7 @@ import { createKeyAndCsr, csrFor, type ClientKeyType, type Names } from '../setu
 import { holderJwt, issueHolder, postRenew, type Holder, type Issued } from '../setup/holder.js';
 import { startIdpServer, type IdpServer } from '../setup/idp-server.js';
 import { createTestPki } from '../setup/pki.js';
-import { assertProblem } from '../setup/rejections.js';
+import { assertProblem, issuedCount } from '../setup/rejections.js';
 import { createTestIssuer } from '../setup/tokens.js';
 
 const execFileAsync = promisify(execFile);
@@ -33,14 +33,6 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 /** A public key's SubjectPublicKeyInfo DER, from a KeyObject or a private key PEM. */
 const spki = (key: KeyObject | string) => (typeof key === 'string' ? createPublicKey(key) : key).export({ type: 'spki', format: 'der' });
 
-/** Issued certificates so far, from the app's own /metrics (an independent count). */
-async function issuedCount(app: TestApp): Promise<number> {
-  const text = await (await fetch(`${app.public}/metrics`)).text();
-  return text
-    .split('\n')
-    .filter((l) => l.startsWith('service_ca_issuances_total{') && l.includes('result="issued"'))
-    .reduce((n, l) => n + Number(l.slice(l.lastIndexOf(' ') + 1)), 0);
-}
 
 async function revokeAsAdmin(app: TestApp, serial: string, reason = 'keyCompromise'): Promise<void> {
   const res = await fetch(`${app.api}/v1/certificates/${serial}/revoke`, {

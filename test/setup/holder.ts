@@ -5,18 +5,11 @@
  */
 import { X509Certificate, createPrivateKey, randomUUID, type KeyObject } from 'node:crypto';
 import { SignJWT, type JWTPayload } from 'jose';
+import type { Issuance, Problem } from '../../src/client/index.js';
 import type { TestApp } from './app.js';
 import { createKeyAndCsr, type ClientKeyType, type Names } from './csr.js';
 
-export interface Issued {
-  serial: string;
-  identity: string;
-  certificate: string;
-  chain: string[];
-  notBefore: string;
-  notAfter: string;
-  renewalInfo: { start: string; end: string };
-}
+export type Issued = Issuance;
 
 export interface Holder {
   issued: Issued;
@@ -24,12 +17,7 @@ export interface Holder {
   cert: X509Certificate;
 }
 
-export interface Problem {
-  type: string;
-  title: string;
-  status: number;
-  detail: string;
-}
+export type { Problem };
 
 /** Issues a certificate for names with an identity token for sub (201 asserted by the caller's error). */
 export async function issueHolder(app: TestApp, sub: string, names: Names, options: { keyType?: ClientKeyType; ttl?: string } = {}): Promise<Holder> {

@@ -55,3 +55,12 @@ export async function countCertificateRows(database: TestDatabase): Promise<numb
     await db.close();
   }
 }
+
+/** Issued certificates so far, read from the app's own /metrics (an independent count). */
+export async function issuedCount(app: { public: string }): Promise<number> {
+  const text = await (await fetch(`${app.public}/metrics`)).text();
+  return text
+    .split('\n')
+    .filter((l) => l.startsWith('service_ca_issuances_total{') && l.includes('result="issued"'))
+    .reduce((n, l) => n + Number(l.slice(l.lastIndexOf(' ') + 1)), 0);
+}

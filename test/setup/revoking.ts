@@ -3,30 +3,13 @@
  * one, bulk-revoke an identity, and read the admin listing, always through the real API.
  */
 import assert from 'node:assert/strict';
+import type { CertificateRecord, Issuance } from '../../src/client/index.js';
 import { ADMIN, type TestApp } from './app.js';
 import { createKeyAndCsr } from './csr.js';
 
-export interface Issued {
-  serial: string;
-  identity: string;
-  certificate: string;
-  chain: string[];
-  notBefore: string;
-  notAfter: string;
-  keyPem: string;
-}
+export type Issued = Omit<Issuance, 'renewalInfo'> & { keyPem: string };
 
-export interface RecordJson {
-  serial: string;
-  identity: string;
-  sans: { dns: string[]; ip: string[]; uri: string[]; email: string[] };
-  notBefore: string;
-  notAfter: string;
-  status: 'valid' | 'revoked' | 'expired';
-  revokedAt: string | null;
-  revocationReason: string | null;
-  certificate: string;
-}
+export type RecordJson = CertificateRecord;
 
 export interface Problem {
   type: string;
