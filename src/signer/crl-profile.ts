@@ -74,7 +74,8 @@ export class CrlEntries {
    */
   add(serialHex: string, revokedAtSeconds: number, reason: RevocationReason): void {
     const octets = serialHex.length / 2;
-    if (!Number.isInteger(octets) || octets < 1 || octets > 20) throw new RangeError(`bad serial ${serialHex}`);
+    // Canonical serials never start with a zero octet (a DER INTEGER must be minimal).
+    if (!Number.isInteger(octets) || octets < 1 || octets > 20 || serialHex.startsWith('00')) throw new RangeError(`bad serial ${serialHex}`);
     const pad = parseInt(serialHex[0]!, 16) >= 8 ? 1 : 0;
     const date = this.timeAt(revokedAtSeconds);
     const ext = REASON_EXTENSIONS.get(reason);

@@ -1,6 +1,7 @@
 /** The CA's own certificates, public on both listeners (API.md "Public"). */
 import { createRoute, z, type OpenAPIHono } from '@hono/zod-openapi';
 import type { AppEnv } from '../context.js';
+import { bytesOf } from './crl.js';
 
 const pem = (path: string, summary: string) =>
   createRoute({
@@ -27,6 +28,6 @@ export function caCertificateRoutes(app: OpenAPIHono<AppEnv>): void {
   app.openapi(rootRoute, (c) => c.body(c.var.deps.published.rootPem, 200, { 'Content-Type': 'application/x-pem-file', 'Cache-Control': CACHE }));
   app.openapi(chainRoute, (c) => c.body(c.var.deps.published.chainPem, 200, { 'Content-Type': 'application/x-pem-file', 'Cache-Control': CACHE }));
   app.openapi(intermediateRoute, (c) =>
-    c.body(new Uint8Array(c.var.deps.published.intermediateDer), 200, { 'Content-Type': 'application/pkix-cert', 'Cache-Control': CACHE }),
+    c.body(bytesOf(c.var.deps.published.intermediateDer), 200, { 'Content-Type': 'application/pkix-cert', 'Cache-Control': CACHE }),
   );
 }
