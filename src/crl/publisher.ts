@@ -141,7 +141,9 @@ export function createCrlPublisher(deps: { store: Store; signer: Signer; clock: 
   return {
     current: () => current,
     async start() {
-      await sync();
+      // A replica starts even when the first CRL cannot be had yet (another replica is
+      // generating it, or the database hiccups): /v1/crl answers 503 until the poll gets one.
+      await sync().catch((err: unknown) => logger.warn({ err }, 'no CRL yet; the poll retries'));
       schedule();
     },
     revoked() {

@@ -1,8 +1,10 @@
 /**
- * CRL storage. Generation runs in one REPEATABLE READ transaction under an advisory lock, so
- * one replica generates at a time and the entries, the revision they reflect and the new CRL
- * number all come from one snapshot; the number is the previous one plus one, strictly
- * increasing across restarts and replicas (RFC 5280 §5.2.3).
+ * CRL storage. Generation runs in one READ COMMITTED transaction that first takes an advisory
+ * lock, so one replica generates at a time and every later statement sees every CRL committed
+ * before: the number is the previous one plus one, strictly increasing across restarts and
+ * replicas (RFC 5280 §5.2.3). The revision is read before the entries, so the entries hold at
+ * least the revocations it counts (a revocation committed in between only causes one more
+ * generation at the next poll, never a missing entry).
  */
 import { desc, sql } from 'drizzle-orm';
 import { crlState, crls } from '../../db/schema.js';
@@ -157,7 +159,12 @@ export async function generateCrl(database: Database, now: Date, build: (b: CrlB
       await tx.execute(sql`delete from ${crls} where number < ${number - KEEP}`);
       return { number, thisUpdate: built.thisUpdate, nextUpdate: built.nextUpdate, entries: built.entries, sourceRevision: revision, der: built.der, sharesSecond };
     },
-    'repeatable read',
+    'read committed',
     { long: true },
-  );
+  ).catch((err: unknown) => {
+    // Defence in depth: should two generators ever race to the same number, the loser's
+    // transaction wrote nothing and the winner's CRL is picked up at the next poll.
+    if ((err as { code?: string }).code === '23505' || (err as { cause?: { code?: string } }).cause?.code === '23505') return undefined;
+    throw err;
+  });
 }
