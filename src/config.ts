@@ -302,6 +302,6 @@ export function configPathFrom(argv: string[], env: NodeJS.ProcessEnv = process.
 }
 
 /** Environment facts other modules need, read here so that config.ts stays the only reader. */
-export function envFacts(env: NodeJS.ProcessEnv = process.env): { logLevel: string | undefined; nodeEnv: string | undefined } {
-  return { logLevel: env.LOG_LEVEL, nodeEnv: env.NODE_ENV };
+export function envFacts(env: NodeJS.ProcessEnv = process.env): { logLevel: string | undefined } {
+  return { logLevel: env.LOG_LEVEL };
 }

@@ -15,10 +15,3 @@ export function parseDuration(value: unknown): number | undefined {
   const seconds = n * factor;
   return Number.isSafeInteger(seconds) ? seconds : undefined;
 }
-
-export function formatDuration(seconds: number): string {
-  if (seconds % 86400 === 0) return `${seconds / 86400}d`;
-  if (seconds % 3600 === 0) return `${seconds / 3600}h`;
-  if (seconds % 60 === 0) return `${seconds / 60}m`;
-  return `${seconds}s`;
-}

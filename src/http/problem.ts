@@ -28,10 +28,6 @@ const STATUS: Record<ErrorKind, { status: ContentfulStatusCode; title: string }>
 
 export const PROBLEM_TYPE_PREFIX = 'urn:service-ca:error:';
 
-export function statusOf(kind: ErrorKind): ContentfulStatusCode {
-  return STATUS[kind].status;
-}
-
 /** Writes the problem document for a CaError, with the headers its kind calls for. */
 export function problem(c: Context<AppEnv>, err: CaError): Response {
   const { status, title } = STATUS[err.kind];
