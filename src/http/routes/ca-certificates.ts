@@ -1,7 +1,8 @@
 /** The CA's own certificates, public on both listeners (API.md "Public"). */
 import { createRoute, z, type OpenAPIHono } from '@hono/zod-openapi';
+import { bytesOf } from '../bytes.js';
 import type { AppEnv } from '../context.js';
-import { bytesOf } from './crl.js';
+
 
 const pem = (path: string, summary: string) =>
   createRoute({

@@ -5,6 +5,7 @@
 import { createRoute, z, type OpenAPIHono } from '@hono/zod-openapi';
 import type { Context } from 'hono';
 import { CaError } from '../../errors.js';
+import { bytesOf } from '../bytes.js';
 import type { AppEnv } from '../context.js';
 import { problemResponse } from '../schemas.js';
 
@@ -38,9 +39,6 @@ function notModified(c: Context<AppEnv>, etag: string, thisUpdate: Date, sharesS
   }
   return false;
 }
-
-/** A view of a Buffer's bytes, not a copy: a CRL can be tens of MB and is served often. */
-export const bytesOf = (b: Buffer) => new Uint8Array(b.buffer as ArrayBuffer, b.byteOffset, b.byteLength);
 
 function serve(c: Context<AppEnv>, format: 'der' | 'pem'): Response {
   const crl = c.var.deps.crl.current();
