@@ -85,7 +85,7 @@ export function createCrlPublisher(deps: { store: Store; signer: Signer; clock: 
     const started = process.hrtime.bigint();
     const stored = await store.generateCrl(now, async (b) => {
       const entries = new CrlEntries();
-      for await (const batch of b.entries()) for (const e of batch) entries.add(e.serial, e.revokedAt, e.reason);
+      await b.entries((serial, seconds, reason) => entries.add(serial, seconds, reason));
       const der = signer.signCrl({ number: b.number, thisUpdate, nextUpdate }, entries);
       return { der, thisUpdate, nextUpdate, entries: entries.count, issuerKeyId };
     });

@@ -26,12 +26,12 @@ export interface StoredCrl {
   sharesSecond: boolean;
 }
 
-export interface CrlEntryRow {
-  serial: string;
-  /** Whole seconds since the epoch. */
-  revokedAt: number;
-  reason: RevocationReason;
-}
+/**
+ * Receives one revoked, unexpired certificate: its serial (canonical lower-case hex), its
+ * revocation time in whole seconds since the epoch, and its reason. Called once per entry with
+ * plain values, so that a million entries make no million objects.
+ */
+export type CrlEntryVisitor = (serialHex: string, revokedAtSeconds: number, reason: RevocationReason) => void;
 
 export interface CrlStatus {
   /** Revocation transactions committed so far. */
@@ -42,8 +42,8 @@ export interface CrlStatus {
 export interface CrlBuild {
   number: number;
   revision: number;
-  /** Revoked, unexpired certificates at the snapshot, by serial, in batches. */
-  entries(): AsyncIterable<CrlEntryRow[]>;
+  /** Visits every revoked, unexpired certificate at the snapshot, in no particular order. */
+  entries(visit: CrlEntryVisitor): Promise<void>;
 }
 
 export interface BuiltCrl {
@@ -55,7 +55,6 @@ export interface BuiltCrl {
 }
 
 const LOCK = sql`hashtext('service-ca:crl-generation')`;
-const BATCH = 50_000;
 /** CRLs kept in the table besides the newest (older ones are history nobody serves). */
 const KEEP = 20;
 
@@ -122,7 +121,7 @@ export async function generateCrl(database: Database, now: Date, build: (b: CrlB
       const built = await build({
         number,
         revision,
-        async *entries() {
+        async entries(visit) {
           // One unordered query (the heap is read in physical order, not by index order) whose
           // answer is one text value "serial seconds reason,…": a million entries as a million
           // row objects, or fetched in serial order, cost several seconds each.
@@ -133,16 +132,12 @@ export async function generateCrl(database: Database, now: Date, build: (b: CrlB
           );
           const text = all?.entries ?? '';
           for (let start = 0; start < text.length; ) {
-            const rows: CrlEntryRow[] = [];
-            while (start < text.length && rows.length < BATCH) {
-              let end = text.indexOf(',', start);
-              if (end < 0) end = text.length;
-              const a = text.indexOf(' ', start);
-              const b = text.indexOf(' ', a + 1);
-              rows.push({ serial: text.slice(start, a), revokedAt: Number(text.slice(a + 1, b)), reason: text.slice(b + 1, end) as RevocationReason });
-              start = end + 1;
-            }
-            yield rows;
+            let end = text.indexOf(',', start);
+            if (end < 0) end = text.length;
+            const a = text.indexOf(' ', start);
+            const b = text.indexOf(' ', a + 1);
+            visit(text.slice(start, a), Number(text.slice(a + 1, b)), text.slice(b + 1, end) as RevocationReason);
+            start = end + 1;
           }
         },
       });

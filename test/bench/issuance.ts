@@ -3,7 +3,7 @@
  * driven over loopback with pre-generated distinct CSRs and pre-minted tokens at fixed
  * concurrencies for a fixed time. Prints a table and writes JSON (.bench/issuance-<time>.json).
  *
- *   npm run bench -- [--db pglite|postgres|both] [--concurrency 16,64] [--seconds 20]
+ *   npm run bench:issuance -- [--db pglite|postgres|both] [--concurrency 16,64] [--seconds 20]
  *
  * Postgres comes from BENCH_DATABASE_URL (default postgres://postgres@127.0.0.1:5432/postgres);
  * a fresh database is created and dropped.
