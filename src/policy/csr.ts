@@ -8,10 +8,11 @@
  * of the SubjectPublicKeyInfo (to copy unchanged into the certificate), and the walk costs a
  * fraction of an ASN.1 object model on the issuance hot path.
  */
-import { createPublicKey, verify as nodeVerify, type KeyObject } from 'node:crypto';
+import { verify as nodeVerify } from 'node:crypto';
 import { CaError } from '../errors.js';
 import { bytesToIp } from '../ip.js';
 import type { KeyType, SubjectAltNames } from '../model.js';
+import { readPublicKey } from '../signer/public-keys.js';
 import { oid, readTlv } from '../signer/der.js';
 import { pemBlocks } from '../signer/pem.js';
 
@@ -51,25 +52,6 @@ export function canonicalDnsName(name: string): string | undefined {
   const labels = n.split('.');
   const ok = labels.every((l, i) => (i === 0 && l === '*' && labels.length > 2) || DNS_LABEL.test(l));
   return ok ? n : undefined;
-}
-
-function acceptedKey(key: KeyObject): KeyType {
-  const type = key.asymmetricKeyType;
-  if (type === 'ed25519') return 'ed25519';
-  if (type === 'ec') {
-    const curve = key.asymmetricKeyDetails?.namedCurve;
-    if (curve === 'prime256v1') return 'ecdsa-p256';
-    if (curve === 'secp384r1') return 'ecdsa-p384';
-    throw new CaError('badPublicKey', `ECDSA curve ${curve ?? 'unknown'} is not accepted (P-256 or P-384)`);
-  }
-  if (type === 'rsa') {
-    const bits = key.asymmetricKeyDetails?.modulusLength ?? 0;
-    const e = key.asymmetricKeyDetails?.publicExponent ?? 0n;
-    if (bits < 2048 || bits > 4096) throw new CaError('badPublicKey', `an RSA key of ${bits} bits is not accepted (2048 to 4096)`);
-    if (e < 65537n || e % 2n === 0n) throw new CaError('badPublicKey', 'the RSA public exponent must be odd and at least 65537');
-    return 'rsa';
-  }
-  throw new CaError('badPublicKey', `a ${type ?? 'unknown'} key is not accepted (ECDSA P-256/P-384, RSA 2048-4096, Ed25519)`);
 }
 
 const ascii = (b: Uint8Array) => {
@@ -161,7 +143,6 @@ export function parseCsr(pem: string): ParsedCsr {
   const der = new Uint8Array(blocks[0]!);
   const sans: SubjectAltNames = { dns: [], ip: [], uri: [], email: [] };
   let spki: Uint8Array;
-  let key: KeyObject;
   let signed: Uint8Array;
   let algorithm: { hash: string | null; key: string } | undefined;
   let signature: Uint8Array;
@@ -193,12 +174,7 @@ export function parseCsr(pem: string): ParsedCsr {
     if (err instanceof CaError) throw err;
     throw badCsr('not a DER PKCS#10 request');
   }
-  try {
-    key = createPublicKey({ key: Buffer.from(spki), format: 'der', type: 'spki' });
-  } catch {
-    throw new CaError('badPublicKey', 'the CSR\'s public key cannot be read');
-  }
-  const keyType = acceptedKey(key);
+  const { key, keyType } = readPublicKey(spki);
   if (!algorithm) throw badCsr('the CSR\'s signature algorithm is not accepted (ECDSA or RSA PKCS#1 v1.5 with SHA-2, or Ed25519)');
   const family = keyType === 'rsa' ? 'rsa' : keyType === 'ed25519' ? 'ed25519' : 'ec';
   if (algorithm.key !== family) throw badCsr('the CSR\'s signature algorithm does not fit its key');

@@ -48,11 +48,14 @@ const OID = {
   clientAuth: '1.3.6.1.5.5.7.3.2',
 } as const;
 
+/** Each OID above, encoded once. */
+const OID_DER = Object.fromEntries(Object.entries(OID).map(([name, dotted]) => [name, oid(dotted)])) as Record<keyof typeof OID, Der>;
+
 /** Longest commonName (RFC 5280 Appendix A, ub-common-name). */
 export const MAX_CN_LENGTH = 64;
 
-function extension(id: string, critical: boolean, value: Der): Der {
-  return critical ? sequence(oid(id), booleanValue(true), octetString(value)) : sequence(oid(id), octetString(value));
+function extension(id: keyof typeof OID, critical: boolean, value: Der): Der {
+  return critical ? sequence(OID_DER[id], booleanValue(true), octetString(value)) : sequence(OID_DER[id], octetString(value));
 }
 
 /** GeneralNames (RFC 5280 §4.2.1.6) in the order dns, ip, uri, email. */
@@ -85,7 +88,7 @@ export function keyIdentifierOf(spki: Uint8Array): Uint8Array {
 export function subjectFor(sans: SubjectAltNames): { der: Der; empty: boolean } {
   const cn = sans.dns.find((n) => n.length <= MAX_CN_LENGTH);
   if (cn === undefined) return { der: sequence(), empty: true };
-  return { der: sequence(setOf(sequence(oid(OID.commonName), utf8String(cn)))), empty: false };
+  return { der: sequence(setOf(sequence(OID_DER.commonName, utf8String(cn)))), empty: false };
 }
 
 /** KeyUsage: digitalSignature, plus keyEncipherment for RSA keys (RFC 5280 §4.2.1.3). */
@@ -93,29 +96,52 @@ function keyUsage(keyType: KeyType): Der {
   return keyType === 'rsa' ? bitString(Uint8Array.of(0xa0), 5) : bitString(Uint8Array.of(0x80), 7);
 }
 
-/** Encodes the TBSCertificate (RFC 5280 §4.1) for a checked template. */
-export function encodeLeafTbs(t: LeafTemplate, issuer: IssuerProfile): Der {
-  const subject = subjectFor(t.sans);
-  const extensions: Der[] = [
-    extension(OID.basicConstraints, true, sequence()),
-    extension(OID.keyUsage, true, keyUsage(t.keyType)),
-    extension(OID.extKeyUsage, false, sequence(...t.extendedKeyUsage.map((e) => oid(OID[e])))),
-    extension(OID.subjectAltName, subject.empty, generalNames(t.sans)),
-    extension(OID.subjectKeyIdentifier, false, octetString(keyIdentifierOf(t.spki))),
-    extension(OID.authorityKeyIdentifier, false, sequence(tlv(0x80, issuer.keyIdentifier))),
-    extension(OID.crlDistributionPoints, false, sequence(sequence(contextTag(0, true, contextTag(0, true, tlv(0x86, Buffer.from(issuer.crlUrl, 'ascii'))))))),
-    extension(OID.authorityInfoAccess, false, sequence(sequence(oid(OID.caIssuers), tlv(0x86, Buffer.from(issuer.caIssuersUrl, 'ascii'))))),
+/**
+ * The TBSCertificate (RFC 5280 §4.1) encoder for one issuer. What does not change between
+ * certificates (version, issuer, signature algorithm, basicConstraints, keyUsage and EKU
+ * variants, AKI, CRL distribution point, AIA) is encoded once here, so that an issuance encodes
+ * only its serial, validity, subject, SANs and key.
+ */
+export function leafEncoder(issuer: IssuerProfile): (t: LeafTemplate) => Der {
+  const version = contextTag(0, true, smallInteger(2));
+  const basicConstraints = extension('basicConstraints', true, sequence());
+  const keyUsages = { rsa: extension('keyUsage', true, keyUsage('rsa')), other: extension('keyUsage', true, keyUsage('ecdsa-p256')) };
+  const ekus = new Map<string, Der>();
+  const fixedTail = [
+    extension('authorityKeyIdentifier', false, sequence(tlv(0x80, issuer.keyIdentifier))),
+    extension('crlDistributionPoints', false, sequence(sequence(contextTag(0, true, contextTag(0, true, tlv(0x86, Buffer.from(issuer.crlUrl, 'ascii'))))))),
+    extension('authorityInfoAccess', false, sequence(sequence(OID_DER.caIssuers, tlv(0x86, Buffer.from(issuer.caIssuersUrl, 'ascii'))))),
   ];
-  return sequence(
-    contextTag(0, true, smallInteger(2)),
-    unsignedInteger(t.serial),
-    issuer.signatureAlgorithm,
-    issuer.subjectDer,
-    sequence(time(t.notBefore), time(t.notAfter)),
-    subject.der,
-    t.spki,
-    contextTag(3, true, sequence(...extensions)),
-  );
+  return (t) => {
+    const subject = subjectFor(t.sans);
+    const ekuKey = t.extendedKeyUsage.join(',');
+    let eku = ekus.get(ekuKey);
+    if (!eku) {
+      eku = extension('extKeyUsage', false, sequence(...t.extendedKeyUsage.map((e) => OID_DER[e])));
+      ekus.set(ekuKey, eku);
+    }
+    return sequence(
+      version,
+      unsignedInteger(t.serial),
+      issuer.signatureAlgorithm,
+      issuer.subjectDer,
+      sequence(time(t.notBefore), time(t.notAfter)),
+      subject.der,
+      t.spki,
+      contextTag(
+        3,
+        true,
+        sequence(
+          basicConstraints,
+          t.keyType === 'rsa' ? keyUsages.rsa : keyUsages.other,
+          eku,
+          extension('subjectAltName', subject.empty, generalNames(t.sans)),
+          extension('subjectKeyIdentifier', false, octetString(keyIdentifierOf(t.spki))),
+          ...fixedTail,
+        ),
+      ),
+    );
+  };
 }
 
 /** Certificate ::= SEQUENCE { tbsCertificate, signatureAlgorithm, signatureValue } (RFC 5280 §4.1.1). */

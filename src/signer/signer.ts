@@ -10,7 +10,7 @@ import type { Clock } from '../clock.js';
 import { CaError } from '../errors.js';
 import { signatureAlgorithmFor } from './algorithms.js';
 import { certificatePem, loadAuthority, sha256Fingerprint, type AuthorityCertificates, type AuthorityFiles } from './authority.js';
-import { encodeLeafTbs, encodeSigned, type IssuerProfile, type LeafTemplate } from './leaf-profile.js';
+import { encodeSigned, leafEncoder, type IssuerProfile, type LeafTemplate } from './leaf-profile.js';
 import { assertWellFormedDer, lintLeaf } from './lint.js';
 import { encodeCrlTbs, encodeSignedCrl, type CrlEntries, type CrlHeader } from './crl-profile.js';
 
@@ -71,6 +71,7 @@ export function createSigner(config: SignerConfig, clock: Clock): Signer {
     caIssuersUrl: `${config.publicUrl}/v1/ca/intermediate.der`,
   };
   const publicKey = new X509Certificate(authority.intermediateDer).publicKey;
+  const encodeTbs = leafEncoder(issuer);
 
   return {
     authority,
@@ -78,7 +79,7 @@ export function createSigner(config: SignerConfig, clock: Clock): Signer {
     issueLeaf(request) {
       const template: LeafTemplate = { ...request, serial: newSerial() };
       lintLeaf(template, authority.notBefore, authority.notAfter);
-      const tbs = encodeLeafTbs(template, issuer);
+      const tbs = encodeTbs(template);
       try {
         assertWellFormedDer(tbs);
       } catch {

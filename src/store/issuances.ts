@@ -4,39 +4,49 @@
  * trip: the token id is inserted with ON CONFLICT DO NOTHING, and the certificate only where
  * that insert returned a row. Zero rows written means the token id was used before.
  */
-import { sql } from 'drizzle-orm';
 import { CaError } from '../errors.js';
-import type { Db } from './database.js';
-import { rawRows } from './rows.js';
+import type { Database } from './database.js';
 import type { NewCertificate, TokenUse } from './store.js';
 
-function certificateValues(cert: NewCertificate) {
-  return sql`${cert.serial}, ${cert.issuerKeyId}, ${cert.identity}, ${JSON.stringify(cert.sans)}::jsonb,
-    array(select jsonb_array_elements_text(${JSON.stringify(cert.sans.dns.map((n) => n.toLowerCase()))}::jsonb)),
-    ${cert.notBefore.toISOString()}::timestamptz, ${cert.notAfter.toISOString()}::timestamptz, ${Buffer.from(cert.der)}::bytea,
-    ${cert.fingerprint}, ${cert.tokenIssuer}, ${cert.tokenJti}`;
+const CERTIFICATE_COLUMNS = 'serial, issuer_key_id, identity, sans, dns_names, not_before, not_after, der, fingerprint, token_issuer, token_jti';
+const CERTIFICATE_VALUES = '$1, $2, $3, $4::jsonb, $5::text[], $6::timestamptz, $7::timestamptz, $8::bytea, $9, $10, $11';
+
+const INSERT = `insert into certificates (${CERTIFICATE_COLUMNS}) values (${CERTIFICATE_VALUES})`;
+const INSERT_WITH_TOKEN = `with used as (
+    insert into used_tokens (issuer, jti, expires_at) values ($12, $13, $14::timestamptz)
+    on conflict do nothing
+    returning 1
+  )
+  insert into certificates (${CERTIFICATE_COLUMNS})
+  select ${CERTIFICATE_VALUES} where exists (select 1 from used)
+  returning serial`;
+
+function certificateParams(cert: NewCertificate): unknown[] {
+  return [
+    cert.serial,
+    cert.issuerKeyId,
+    cert.identity,
+    JSON.stringify(cert.sans),
+    cert.sans.dns.map((n) => n.toLowerCase()),
+    cert.notBefore.toISOString(),
+    cert.notAfter.toISOString(),
+    Buffer.from(cert.der.buffer, cert.der.byteOffset, cert.der.byteLength),
+    cert.fingerprint,
+    cert.tokenIssuer,
+    cert.tokenJti,
+  ];
 }
 
-const COLUMNS = sql.raw(
-  'serial, issuer_key_id, identity, sans, dns_names, not_before, not_after, der, fingerprint, token_issuer, token_jti',
-);
-
-export async function recordIssuance(db: Db, cert: NewCertificate, tokenUse: TokenUse | undefined): Promise<void> {
+export async function recordIssuance(database: Database, cert: NewCertificate, tokenUse: TokenUse | undefined): Promise<void> {
   if (!tokenUse) {
-    await db.execute(sql`insert into certificates (${COLUMNS}) values (${certificateValues(cert)})`);
+    await database.hot('service_ca_insert_certificate', INSERT, certificateParams(cert));
     return;
   }
-  const rows = await rawRows<{ serial: string }>(
-    db,
-    sql`with used as (
-          insert into used_tokens (issuer, jti, expires_at)
-          values (${tokenUse.issuer}, ${tokenUse.jti}, ${tokenUse.expiresAt.toISOString()}::timestamptz)
-          on conflict do nothing
-          returning 1
-        )
-        insert into certificates (${COLUMNS})
-        select ${certificateValues(cert)} where exists (select 1 from used)
-        returning serial`,
-  );
+  const rows = await database.hot<{ serial: string }>('service_ca_insert_certificate_with_token', INSERT_WITH_TOKEN, [
+    ...certificateParams(cert),
+    tokenUse.issuer,
+    tokenUse.jti,
+    tokenUse.expiresAt.toISOString(),
+  ]);
   if (rows.length === 0) throw new CaError('unauthorized', 'this token has already been used (jti replay)');
 }

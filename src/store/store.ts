@@ -72,7 +72,7 @@ export function storeOn(database: Database): Store {
   const { db } = database;
   return {
     kind: database.kind,
-    recordIssuance: (cert, tokenUse) => guarded(() => recordIssuance(db, cert, tokenUse)),
+    recordIssuance: (cert, tokenUse) => guarded(() => recordIssuance(database, cert, tokenUse)),
     getCertificate: (serial) =>
       guarded(async () => {
         const rows = await db.select().from(certificates).where(eq(certificates.serial, serial)).limit(1);

@@ -4,13 +4,32 @@ import { createMiddleware } from 'hono/factory';
 import { CaError } from '../../errors.js';
 import type { AppEnv } from '../context.js';
 
-export const limitBody = (maxBytes: number) =>
-  bodyLimit({
-    maxSize: maxBytes,
-    onError: () => {
-      throw new CaError('payloadTooLarge', `request bodies are limited to ${maxBytes} bytes`);
-    },
+/**
+ * Bodies over maxBytes get 413. A body with a Content-Length is judged by that header alone,
+ * before a byte is read (node's parser then reads exactly that many); only a chunked body goes
+ * through hono's bodyLimit, which counts the bytes as they stream in. hono's bodyLimit on every
+ * request would build the full fetch Request and a body stream for each one, which the node
+ * adapter otherwise skips: a fifth of an issuance's main-thread time in the profile.
+ */
+export const limitBody = (maxBytes: number) => {
+  const tooLarge = () => {
+    throw new CaError('payloadTooLarge', `request bodies are limited to ${maxBytes} bytes`);
+  };
+  const streamed = bodyLimit({ maxSize: maxBytes, onError: tooLarge });
+  return createMiddleware<AppEnv>(async (c, next) => {
+    const length = c.req.header('Content-Length');
+    if (length !== undefined && c.req.header('Transfer-Encoding') === undefined) {
+      if (!/^\d+$/.test(length.trim()) || Number(length) > maxBytes) tooLarge();
+      await next();
+      return;
+    }
+    if (c.req.method === 'GET' || c.req.method === 'HEAD') {
+      await next();
+      return;
+    }
+    await streamed(c, next);
   });
+};
 
 /** POST bodies must be JSON (`application/json`, optionally with parameters). */
 export const requireJson = createMiddleware<AppEnv>(async (c, next) => {
