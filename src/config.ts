@@ -158,6 +158,8 @@ const configSchema = z
         host: hostName.default('127.0.0.1'),
         port: port.default(8443),
         tls: tlsSchema.default({ mode: 'auto', names: ['localhost', '127.0.0.1'], ttl: 24 * 3600 }),
+        /** Processes serving (node:cluster), `auto`: one per core. PGlite always runs one. */
+        workers: z.preprocess(fromText, z.union([z.literal('auto'), z.number().int().min(1).max(64)])).default('auto'),
       })
       .strict()
       .prefault({}),
@@ -203,6 +205,9 @@ const configSchema = z
   .superRefine((c, ctx) => {
     if (c.issuance.defaultTtl > c.issuance.maxTtl) {
       ctx.addIssue({ code: 'custom', path: ['issuance', 'defaultTtl'], message: 'is longer than issuance.maxTtl' });
+    }
+    if (!c.database.url && typeof c.server.workers === 'number' && c.server.workers > 1) {
+      ctx.addIssue({ code: 'custom', path: ['server', 'workers'], message: 'must be 1 (or auto) with the embedded database: only Postgres is shared by several processes' });
     }
     if (c.crl.refresh >= c.crl.validity) {
       ctx.addIssue({ code: 'custom', path: ['crl', 'refresh'], message: 'must be shorter than crl.validity' });

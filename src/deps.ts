@@ -56,7 +56,7 @@ export async function createDeps(config: Config, options: { clock: Clock; logger
   const store = await connectWithRetry(config, logger, options.databaseAttempts ?? 30);
   const certificates = createCertificateAuthority({ store, signer, policies, validity: config.issuance, clock });
   const published = publishedCertificates(signer.authority);
-  const metrics = createMetrics({ intermediateNotAfter: () => signer.authority.notAfter, now: () => clock.now() });
+  const metrics = createMetrics({ intermediateNotAfter: () => signer.authority.notAfter, now: () => clock.now(), poolStats: () => store.poolStats() });
   const crl = createCrlPublisher({
     store,
     signer,
@@ -64,8 +64,8 @@ export async function createDeps(config: Config, options: { clock: Clock; logger
     logger,
     settings: config.crl,
     metrics: {
-      generated(seconds, entries, bytes, number) {
-        metrics.crlGenerationSeconds.observe(seconds);
+      generated: (seconds) => metrics.crlGenerationSeconds.observe(seconds),
+      serving({ number, entries, bytes }) {
         metrics.crlEntries.set(entries);
         metrics.crlBytes.set(bytes);
         metrics.crlNumber.set(number);

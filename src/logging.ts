@@ -10,9 +10,9 @@ export const REDACT_PATHS = [
   'secret', '*.secret', 'privateKey', '*.privateKey',
 ];
 
-export function createLogger(level: string, destination?: DestinationStream): Logger {
+export function createLogger(level: string, destination?: DestinationStream, worker?: number): Logger {
   return pino(
-    { level, base: { service: 'service-ca' }, redact: { paths: REDACT_PATHS, censor: '[redacted]' }, timestamp: pino.stdTimeFunctions.isoTime },
+    { level, base: { service: 'service-ca', ...(worker === undefined ? {} : { worker }) }, redact: { paths: REDACT_PATHS, censor: '[redacted]' }, timestamp: pino.stdTimeFunctions.isoTime },
     destination,
   );
 }

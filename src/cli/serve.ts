@@ -1,4 +1,5 @@
 /** `service-ca serve`: run the CA (API.md "Running it"); with no configuration, the development CA. */
+import { isWorker, leaveCluster, reportReady, runPrimary, workerCount, workerId } from '../cluster.js';
 import { ConfigError, configPathFrom, envFacts, loadConfigFile } from '../config.js';
 import { devBanner, ensureDevCa } from '../dev-ca.js';
 import { CaError } from '../errors.js';
@@ -9,7 +10,8 @@ import { parseOptions, type Command } from './command.js';
 const USAGE = `Usage: service-ca serve [--config FILE]
 
 Runs the CA. The configuration comes from --config FILE, else SERVICE_CA_CONFIG; with neither,
-a development CA is created (once) and run under ./data.
+a development CA is created (once) and run under ./data. With Postgres, server.workers
+processes serve (default: one per core); with the embedded database, one.
 
 Options:
   --config FILE   the YAML configuration file
@@ -35,7 +37,9 @@ export const serveCommand: Command = {
       }
       throw err;
     }
-    const logger = createLogger(envFacts().logLevel ?? config.logging.level);
+    const logger = createLogger(envFacts().logLevel ?? config.logging.level, undefined, workerId());
+    const workers = workerCount(config);
+    if (workers > 1 && !isWorker()) return runPrimary(workers, logger);
     // A promise nobody awaited failed: log it and keep serving (every request path awaits its
     // own work, so this is a background task). A thrown exception may have left state
     // half-changed: log it and exit so that the supervisor restarts a clean process.
@@ -51,9 +55,11 @@ export const serveCommand: Command = {
       const message = err instanceof CaError ? err.detail : err instanceof Error ? err.message : String(err);
       logger.fatal({ err: err instanceof CaError ? undefined : err }, `start-up failed: ${message}`);
       console.error(`service-ca: start-up failed: ${message}`);
+      leaveCluster();
       return 1;
     }
     if (dev) console.log(devBanner(dev, running.deps.app.published.rootFingerprint, running.apiUrl.replace('127.0.0.1', 'localhost')));
+    reportReady();
 
     await new Promise<void>((resolve) => {
       let stopping = false;
@@ -80,6 +86,7 @@ export const serveCommand: Command = {
       process.once('SIGTERM', () => stop('SIGTERM'));
       process.once('SIGINT', () => stop('SIGINT'));
     });
+    leaveCluster();
     return 0;
   },
 };

@@ -47,7 +47,10 @@ export interface CrlSettings {
 }
 
 export interface CrlMetrics {
-  generated(seconds: number, entries: number, bytes: number, number: number): void;
+  /** This process generated a CRL in `seconds`. */
+  generated(seconds: number): void;
+  /** This process now serves this CRL (generated here or read from the database). */
+  serving(crl: { number: number; entries: number; bytes: number }): void;
 }
 
 function publish(crl: StoredCrl): PublishedCrl {
@@ -75,7 +78,10 @@ export function createCrlPublisher(deps: { store: Store; signer: Signer; clock: 
   let stopped = false;
 
   const adopt = (crl: StoredCrl) => {
-    if (!current || crl.number > current.number) current = publish(crl);
+    if (!current || crl.number > current.number) {
+      current = publish(crl);
+      deps.metrics?.serving({ number: crl.number, entries: crl.entries, bytes: crl.der.length });
+    }
   };
 
   async function generate(): Promise<void> {
@@ -91,7 +97,7 @@ export function createCrlPublisher(deps: { store: Store; signer: Signer; clock: 
     });
     if (stored) {
       const seconds = Number(process.hrtime.bigint() - started) / 1e9;
-      deps.metrics?.generated(seconds, stored.entries, stored.der.length, stored.number);
+      deps.metrics?.generated(seconds);
       logger.info({ number: stored.number, entries: stored.entries, bytes: stored.der.length, ms: Math.round(seconds * 1000) }, 'generated a CRL');
       adopt(stored);
     }

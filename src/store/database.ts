@@ -42,7 +42,17 @@ export interface Database {
    * CPU in the profile (docs/performance.md).
    */
   hot<T>(name: string, text: string, params: unknown[]): Promise<T[]>;
+  /** The request pool's connections (Postgres); undefined on PGlite, which has none. */
+  poolStats(): PoolStats | undefined;
   close(): Promise<void>;
+}
+
+export interface PoolStats {
+  /** Open connections. */
+  total: number;
+  idle: number;
+  /** Callers waiting for a connection. */
+  waiting: number;
 }
 
 export interface DatabaseConfig {
@@ -146,6 +156,7 @@ async function openPostgres(config: DatabaseConfig): Promise<Database> {
     async hot<T>(name: string, text: string, params: unknown[]) {
       return (await pool.query({ name, text, values: params })).rows as T[];
     },
+    poolStats: () => ({ total: pool.totalCount, idle: pool.idleCount, waiting: pool.waitingCount }),
     close: async () => {
       await Promise.all([pool.end(), longPool.end()]);
     },
@@ -166,6 +177,7 @@ async function openPglite(dataDir: string): Promise<Database> {
     async hot<T>(_name: string, text: string, params: unknown[]) {
       return (await client.query<T>(text, params)).rows;
     },
+    poolStats: () => undefined,
     close: () => client.close(),
   };
 }

@@ -24,6 +24,44 @@ export function toRecord(row: CertificateRow): CertificateRecord {
   };
 }
 
+/** The certificate columns in raw SQL (the database's names), for statements outside drizzle. */
+export const RAW_CERTIFICATE_COLUMNS =
+  'serial, identity, sans, not_before, not_after, revoked_at, revocation_reason, revoked_by, der, fingerprint, token_issuer, token_jti, created_at';
+
+export interface RawCertificateRow {
+  serial: string;
+  identity: string;
+  sans: CertificateRecord['sans'];
+  not_before: unknown;
+  not_after: unknown;
+  revoked_at: unknown;
+  revocation_reason: string | null;
+  revoked_by: string | null;
+  der: Uint8Array;
+  fingerprint: string;
+  token_issuer: string | null;
+  token_jti: string | null;
+  created_at: unknown;
+}
+
+export function fromRawRow(r: RawCertificateRow): CertificateRecord {
+  return {
+    serial: r.serial,
+    identity: r.identity,
+    sans: r.sans,
+    notBefore: asDate(r.not_before),
+    notAfter: asDate(r.not_after),
+    revokedAt: r.revoked_at === null ? null : asDate(r.revoked_at),
+    revocationReason: r.revocation_reason as RevocationReason | null,
+    revokedBy: r.revoked_by,
+    der: Buffer.from(r.der),
+    fingerprint: r.fingerprint,
+    tokenIssuer: r.token_issuer,
+    tokenJti: r.token_jti,
+    createdAt: asDate(r.created_at),
+  };
+}
+
 /** Raw SQL rows from either driver (postgres.js returns an array, PGlite `{ rows }`). */
 export async function rawRows<T>(db: Pick<Db, 'execute'>, query: SQL): Promise<T[]> {
   const result = (await db.execute(query)) as unknown;

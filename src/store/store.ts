@@ -3,17 +3,17 @@
  * runs in one transaction; invariants (unique serials, one use per token id) are enforced by the
  * database itself, so they hold across replicas.
  */
-import { eq, lt, sql } from 'drizzle-orm';
-import { certificates, usedTokens } from '../../db/schema.js';
+import { lt, sql } from 'drizzle-orm';
+import { usedTokens } from '../../db/schema.js';
 import type { CertificateRecord, SubjectAltNames } from '../model.js';
 import { crlStatus, generateCrl, latestCrl, type BuiltCrl, type CrlBuild, type CrlStatus, type StoredCrl } from './crls.js';
 import { recordIssuance } from './issuances.js';
-import { databaseError, openDatabase, type Database, type DatabaseConfig } from './database.js';
+import { databaseError, openDatabase, type Database, type DatabaseConfig, type PoolStats } from './database.js';
 import { listCertificates, type ListFilter } from './listing.js';
 import { revokeIdentity, revokeOne, type Revocation } from './revocations.js';
-import { toRecord } from './rows.js';
+import { fromRawRow, RAW_CERTIFICATE_COLUMNS, type RawCertificateRow } from './rows.js';
 
-export type { BuiltCrl, CrlBuild, CrlStatus, ListFilter, Revocation, StoredCrl };
+export type { BuiltCrl, CrlBuild, CrlStatus, ListFilter, PoolStats, Revocation, StoredCrl };
 
 export interface NewCertificate {
   serial: string;
@@ -56,6 +56,8 @@ export interface Store {
   pruneUsedTokens(before: Date): Promise<number>;
   /** Answers when the database does. */
   ping(): Promise<void>;
+  /** Connections of the pool: open, idle, and callers waiting for one (Postgres only). */
+  poolStats(): PoolStats | undefined;
   close(): Promise<void>;
 }
 
@@ -75,8 +77,9 @@ export function storeOn(database: Database): Store {
     recordIssuance: (cert, tokenUse) => guarded(() => recordIssuance(database, cert, tokenUse)),
     getCertificate: (serial) =>
       guarded(async () => {
-        const rows = await db.select().from(certificates).where(eq(certificates.serial, serial)).limit(1);
-        return rows[0] ? toRecord(rows[0]) : undefined;
+        // On the renewal-info and renewal paths, as hot as issuance: one prepared statement.
+        const rows = await database.hot<RawCertificateRow>('service_ca_get_certificate', `select ${RAW_CERTIFICATE_COLUMNS} from certificates where serial = $1`, [serial]);
+        return rows[0] ? fromRawRow(rows[0]) : undefined;
       }),
     revoke: (serial, revocation) => guarded(() => revokeOne(database, serial, revocation)),
     revokeIdentity: (identity, revocation) => guarded(() => revokeIdentity(database, identity, revocation)),
@@ -93,6 +96,7 @@ export function storeOn(database: Database): Store {
       guarded(async () => {
         await db.execute(sql`select 1`);
       }),
+    poolStats: () => database.poolStats(),
     close: () => database.close(),
   };
 }

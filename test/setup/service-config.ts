@@ -19,13 +19,20 @@ export interface ServiceConfigOptions {
   publicPort: number;
   tls?: 'off' | 'auto';
   logLevel?: string;
+  /** server.workers; unset: the service's default (one per core on Postgres). */
+  workers?: number | 'auto';
 }
 
 /** Writes service-ca.yaml into a new temp folder; returns its path. */
 export function writeServiceConfig(o: ServiceConfigOptions): string {
   const dir = mkdtempSync(join(tmpdir(), 'service-ca-config-'));
   const config = {
-    server: { host: '127.0.0.1', port: o.apiPort, tls: o.tls === 'auto' ? { mode: 'auto', names: ['localhost', '127.0.0.1'] } : { mode: 'off' } },
+    server: {
+      host: '127.0.0.1',
+      port: o.apiPort,
+      tls: o.tls === 'auto' ? { mode: 'auto', names: ['localhost', '127.0.0.1'] } : { mode: 'off' },
+      ...(o.workers === undefined ? {} : { workers: o.workers }),
+    },
     public: { host: '127.0.0.1', port: o.publicPort },
     publicUrl: `http://127.0.0.1:${o.publicPort}`,
     ...(o.database.url ? { database: { url: o.database.url } } : {}),

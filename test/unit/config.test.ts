@@ -91,7 +91,7 @@ describe('the contract example', () => {
     const file = writeConfig(CONTRACT_EXAMPLE);
     const dir = resolve(file, '..');
     const c = loadConfigFile(file, { CA_KEY_PASSPHRASE: 'correct horse battery staple' });
-    assert.deepEqual(c.server, { host: '127.0.0.1', port: 8443, tls: { mode: 'auto', names: ['localhost', '127.0.0.1'], ttl: 86400 } });
+    assert.deepEqual(c.server, { host: '127.0.0.1', port: 8443, tls: { mode: 'auto', names: ['localhost', '127.0.0.1'], ttl: 86400 }, workers: 'auto' });
     assert.deepEqual(c.public, { host: '127.0.0.1', port: 8080 });
     assert.equal(c.publicUrl, 'http://127.0.0.1:8080');
     assert.equal(c.database.url, 'postgres://...');
@@ -137,7 +137,7 @@ describe('the contract example', () => {
 
   it('fills every default from a minimal file', () => {
     const c = parseConfig(minimal(), { baseDir: '/base', env: {} });
-    assert.deepEqual(c.server, { host: '127.0.0.1', port: 8443, tls: { mode: 'auto', names: ['localhost', '127.0.0.1'], ttl: 86400 } });
+    assert.deepEqual(c.server, { host: '127.0.0.1', port: 8443, tls: { mode: 'auto', names: ['localhost', '127.0.0.1'], ttl: 86400 }, workers: 'auto' });
     assert.deepEqual(c.public, { host: '127.0.0.1', port: 8080 });
     assert.equal(c.publicUrl, 'http://127.0.0.1:8080');
     assert.equal(c.database.url, undefined);
@@ -206,6 +206,8 @@ describe('errors name the key path', () => {
     ['an unknown placeholder', { ...minimal(), policies: [{ identity: 'spiffe://x/{ns}', dns: ['{sa}.svc'] }] }, /^config: policies\.0\.dns\.0: .*\{sa\}/m],
     ['a bad EKU', { ...minimal(), policies: [{ identity: 'x', extendedKeyUsage: ['codeSigning'] }] }, /^config: policies\.0\.extendedKeyUsage\.0: /m],
     ['a relative publicUrl', { ...minimal(), publicUrl: 'ca.example' }, /^config: publicUrl: /m],
+    ['several workers on the embedded database', { ...minimal(), server: { workers: 2 } }, /^config: server\.workers: .*embedded database/m],
+    ['zero workers', { ...minimal(), database: { url: 'postgres://h/db' }, server: { workers: 0 } }, /^config: server\.workers: /m],
   ];
   for (const [name, raw, expected] of cases) {
     it(`for ${name}`, () => assert.match(errorOf(raw), expected));
@@ -219,6 +221,13 @@ describe('errors name the key path', () => {
     // With a secret (and no jwks) the same algorithm is accepted.
     const ok = parseConfig({ ...minimal(), auth: { issuers: [{ name: 'h', issuer: 'https://h', audience: 'a', secret: 's'.repeat(32), algorithms: ['HS256'] }] } }, { baseDir: '/', env: {} });
     assert.deepEqual(ok.auth.issuers[0]!.algorithms, ['HS256']);
+  });
+
+  it('takes server.workers as auto or a count, also from an environment variable', () => {
+    const withDb = { ...minimal(), database: { url: 'postgres://h/db' } };
+    assert.equal(parseConfig(withDb, { baseDir: '/', env: {} }).server.workers, 'auto');
+    assert.equal(parseConfig({ ...withDb, server: { workers: '${WORKERS}' } }, { baseDir: '/', env: { WORKERS: '3' } }).server.workers, 3);
+    assert.equal(parseConfig({ ...minimal(), server: { workers: 1 } }, { baseDir: '/', env: {} }).server.workers, 1);
   });
 
   it('refuses a defaultTtl longer than maxTtl, also when defaultTtl is the default', () => {

@@ -40,7 +40,7 @@ export function healthRoutes(app: OpenAPIHono<AppEnv>): void {
     return ok ? c.json({ status: 'ready', ...r }, 200) : c.json({ status: 'unavailable', ...r }, 503);
   });
   app.openapi(metrics, async (c) => {
-    const registry = c.var.deps.metrics.registry;
-    return c.text(await registry.metrics(), 200, { 'Content-Type': registry.contentType });
+    const { registry, exposition } = c.var.deps.metrics;
+    return c.text(await exposition(), 200, { 'Content-Type': registry.contentType });
   });
 }
