@@ -18,7 +18,7 @@ import { ADMIN, startTestApp, workload, type TestApp } from '../setup/app.js';
 import { createTestDatabase, type TestDatabase } from '../setup/database.js';
 import { watchPemFiles, type PemWatch, type SeenCertificate } from '../setup/pem-watch.js';
 import { createTestPki, type TestPki } from '../setup/pki.js';
-import { CLI, TSX_LOADER, cleanEnv, exitWithin, freePort, killAll, spawnService, type ChildService } from '../setup/processes.js';
+import { CLI, TSX_LOADER, cleanEnv, exitWithin, freePort, killAll, logLines, spawnService, type ChildService } from '../setup/processes.js';
 import { createTestIssuer, type TestIssuer } from '../setup/tokens.js';
 
 const SUB = workload('payments', 'api');
@@ -27,21 +27,6 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const sleepUntil = (t: number) => sleep(Math.max(0, t - Date.now()));
 const spki = (c: SeenCertificate) => c.cert.publicKey.export({ type: 'spki', format: 'der' }).toString('base64');
 const digest = (path: string) => createHash('sha256').update(readFileSync(path)).digest('hex');
-
-interface LogLine {
-  time: string;
-  level: number;
-  msg: string;
-  [k: string]: unknown;
-}
-
-function logLines(service: ChildService): LogLine[] {
-  return service
-    .stdout()
-    .split('\n')
-    .filter((l) => l.startsWith('{'))
-    .map((l) => JSON.parse(l) as LogLine);
-}
 
 /** The app's own request log: POSTs that issued (201), by path. */
 function appLog() {

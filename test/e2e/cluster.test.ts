@@ -11,27 +11,11 @@ import { workload } from '../setup/app.js';
 import { csrFor } from '../setup/csr.js';
 import { createTestDatabase, testDatabaseUrl, type TestDatabase } from '../setup/database.js';
 import { createTestPki } from '../setup/pki.js';
-import { CLI, TSX_LOADER, cleanEnv, exitWithin, freePort, killAll, spawnService, waitForStatus, type ChildService } from '../setup/processes.js';
+import { CLI, TSX_LOADER, cleanEnv, exitWithin, freePort, killAll, logLines, spawnService, waitForStatus, type ChildService } from '../setup/processes.js';
 import { writeServiceConfig } from '../setup/service-config.js';
 import { createTestIssuer, type TestIssuer } from '../setup/tokens.js';
 
 const WORKERS = 2;
-
-interface LogLine {
-  msg?: string;
-  worker?: number;
-  pid?: number;
-  path?: string;
-  status?: number;
-}
-
-function logLines(service: ChildService): LogLine[] {
-  return service
-    .stdout()
-    .split('\n')
-    .filter((l) => l.startsWith('{'))
-    .map((l) => JSON.parse(l) as LogLine);
-}
 
 function issuedCount(metricsText: string): number {
   return metricsText
@@ -109,7 +93,7 @@ describe('several worker processes', { skip: testDatabaseUrl ? false : 'needs Po
   it('replaces a worker that dies, and keeps serving meanwhile', async () => {
     const serving = logLines(service).filter((l) => l.msg === 'worker serving');
     const victim = serving[serving.length - 1]!;
-    process.kill(victim.pid!, 'SIGKILL');
+    process.kill(victim.pid as number, 'SIGKILL');
     // Connections the primary handed to the worker before it knew of its death die with it (as
     // its in-flight requests do); from the moment it knows, the others take every connection.
     await waitFor('the primary to see the exit', () => (logLines(service).some((l) => l.msg === 'worker exited; starting another') ? true : undefined));

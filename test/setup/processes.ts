@@ -126,6 +126,23 @@ export function spawnService(command: string, args: string[], options: SpawnOpti
   return service;
 }
 
+/** A pino line a child process printed. */
+export interface LogLine {
+  time: string;
+  level: number;
+  msg: string;
+  [k: string]: unknown;
+}
+
+/** The JSON log lines (pino) on a child's stdout, in order. */
+export function logLines(service: ChildService): LogLine[] {
+  return service
+    .stdout()
+    .split('\n')
+    .filter((l) => l.startsWith('{'))
+    .map((l) => JSON.parse(l) as LogLine);
+}
+
 /** Kills every process group this module started that is still alive. */
 export async function killAll(): Promise<void> {
   await Promise.all([...live].map((s) => s.kill()));
