@@ -41,9 +41,12 @@ export function reportReady(): void {
   if (cluster.isWorker) process.send?.({ type: READY });
 }
 
-/** In a worker that has stopped: closes the channel to the primary, so the process can end. */
+/**
+ * In a worker that has stopped: closes the channel to the primary, so the process can end with
+ * its own exit code. (A worker whose primary dies is ended by node itself at once.)
+ */
 export function leaveCluster(): void {
-  if (cluster.isWorker && process.connected) process.disconnect();
+  if (cluster.isWorker && cluster.worker?.isConnected()) cluster.worker.disconnect();
 }
 
 /**

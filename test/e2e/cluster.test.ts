@@ -10,7 +10,7 @@ import { after, before, describe, it } from 'node:test';
 import { workload } from '../setup/app.js';
 import { csrFor } from '../setup/csr.js';
 import { createTestDatabase, testDatabaseUrl, type TestDatabase } from '../setup/database.js';
-import { createTestPki } from '../setup/pki.js';
+import { createTestPki, type TestPki } from '../setup/pki.js';
 import { CLI, TSX_LOADER, cleanEnv, exitWithin, freePort, killAll, logLines, spawnService, waitForStatus, type ChildService } from '../setup/processes.js';
 import { writeServiceConfig } from '../setup/service-config.js';
 import { createTestIssuer, type TestIssuer } from '../setup/tokens.js';
@@ -40,10 +40,11 @@ describe('several worker processes', { skip: testDatabaseUrl ? false : 'needs Po
   let service: ChildService;
   let api: string;
   let csr: string;
+  let pki: TestPki;
 
   before(async () => {
     database = await createTestDatabase();
-    const pki = await createTestPki('p256');
+    pki = await createTestPki('p256');
     issuer = await createTestIssuer();
     const apiPort = await freePort();
     const publicPort = await freePort();
@@ -101,6 +102,27 @@ describe('several worker processes', { skip: testDatabaseUrl ? false : 'needs Po
     for (let i = 0; i < 10; i++) statuses.push(await issue());
     assert.deepEqual(new Set(statuses), new Set([201]), 'the surviving worker answered while the other was replaced');
     await waitFor('a replacement worker', () => (logLines(service).some((l) => l.msg === 'worker serving' && l.pid !== victim.pid && !serving.some((s) => s.pid === l.pid)) ? true : undefined), 60_000);
+  });
+
+  it('leaves no worker serving unsupervised when the primary is killed', async () => {
+    const apiPort = await freePort();
+    const config = writeServiceConfig({ pki, issuer, database, apiPort, publicPort: await freePort(), tls: 'off', workers: WORKERS });
+    const other = spawnService(process.execPath, ['--import', TSX_LOADER, CLI, 'serve', '--config', config], { cwd: database.dataDir, env: cleanEnv() });
+    await waitForStatus(`http://127.0.0.1:${apiPort}/readyz`, 200, other, 90_000);
+    const workerPids = await waitFor('every worker serving', () => {
+      const pids = logLines(other).filter((l) => l.msg === 'worker serving').map((l) => l.pid as number);
+      return pids.length >= WORKERS ? pids : undefined;
+    }, 90_000);
+    process.kill(other.pid, 'SIGKILL');
+    const alive = (pid: number) => {
+      try {
+        process.kill(pid, 0);
+        return true;
+      } catch {
+        return false;
+      }
+    };
+    await waitFor('the workers to exit', () => (workerPids.every((p) => !alive(p)) ? true : undefined), 15_000);
   });
 
   it('stops every worker on SIGTERM, finishing in-flight requests, and exits 0', async () => {
