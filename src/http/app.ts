@@ -12,6 +12,7 @@ import { notFound, onError, problem } from './problem.js';
 import { caCertificateRoutes } from './routes/ca-certificates.js';
 import { certificateRoutes } from './routes/certificates.js';
 import { crlRoutes } from './routes/crl.js';
+import { docsRoutes } from './routes/docs.js';
 import { healthRoutes } from './routes/health.js';
 import { listingRoutes } from './routes/listing.js';
 import { renewalInfoRoutes } from './routes/renewal-info.js';
@@ -84,6 +85,7 @@ export function createApp(deps: AppDeps, listener: Listener): OpenAPIHono<AppEnv
   app.use('*', limitBody(deps.bodyLimitBytes));
   registerRoutes(app, listener);
   app.get('/openapi.json', (c) => c.json(openApiDocument() as object));
+  docsRoutes(app);
   app.notFound(notFound);
   app.onError(onError);
   return app;
