@@ -40,8 +40,8 @@ export const certificates = pgTable(
     index('certificates_listing_idx').on(t.notBefore.desc(), t.serial.desc()),
     index('certificates_dns_names_idx').using('gin', t.dnsNames),
     index('certificates_revoked_idx').on(t.serial).where(sql`${t.status} = 'revoked'`),
-    // certificates_crl_entries_idx (not_after) INCLUDE (serial, revoked_at, revocation_reason)
-    // WHERE status = 'revoked' is created by migration 0003 (drizzle has no INCLUDE).
+    // certificates_crl_entries_idx (issuer_key_id, not_after) INCLUDE (serial, revoked_at, revocation_reason)
+    // WHERE status = 'revoked' is created by migrations 0003 and 0005 (drizzle has no INCLUDE).
     check('certificates_status_check', sql`${t.status} in ('valid', 'revoked')`),
     check(
       'certificates_revocation_check',
@@ -91,4 +91,44 @@ export const crls = pgTable(
     createdAt: tstz('created_at').notNull().defaultNow(),
   },
   (t) => [check('crls_update_order', sql`${t.thisUpdate} < ${t.nextUpdate}`)],
+);
+
+/**
+ * The audit trail: one row per issuance, revocation and admin action, appended in the
+ * transaction of the action it records (or, for a refused action, right after). A background
+ * sealer (src/audit/sealer.ts, one replica at a time) links the rows into a hash chain in the
+ * order it seals them: chain_seq 1, 2, …, each row holding the previous row's hash and its own,
+ * SHA-256(prev_hash ‖ canonical row). `service-ca audit verify` walks the chain.
+ */
+export const auditEvents = pgTable(
+  'audit_events',
+  {
+    id: bigint('id', { mode: 'number' }).primaryKey().generatedAlwaysAsIdentity(),
+    at: tstz('at').notNull(),
+    actor: text('actor').notNull(),
+    action: text('action').notNull(),
+    serial: text('serial'),
+    outcome: text('outcome').notNull(),
+    detail: jsonb('detail').$type<Record<string, unknown>>().notNull(),
+    chainSeq: bigint('chain_seq', { mode: 'number' }).unique(),
+    prevHash: bytea('prev_hash'),
+    hash: bytea('hash'),
+  },
+  (t) => [
+    index('audit_events_actor_idx').on(t.actor, t.id),
+    index('audit_events_serial_idx').on(t.serial).where(sql`${t.serial} is not null`),
+    index('audit_events_unsealed_idx').on(t.id).where(sql`${t.chainSeq} is null`),
+    check('audit_events_sealed_check', sql`(${t.chainSeq} is null) = (${t.hash} is null) and (${t.chainSeq} is null) = (${t.prevHash} is null)`),
+  ],
+);
+
+/** The head of the audit chain: the last sealed row's number and hash (genesis: 0 and 32 zero octets). */
+export const auditHead = pgTable(
+  'audit_head',
+  {
+    id: integer('id').primaryKey().default(1),
+    seq: bigint('seq', { mode: 'number' }).notNull(),
+    hash: bytea('hash').notNull(),
+  },
+  (t) => [check('audit_head_single_row', sql`${t.id} = 1`)],
 );

@@ -165,7 +165,14 @@ const configSchema = z
       .prefault({}),
     public: z.object({ host: hostName.default('127.0.0.1'), port: port.default(8080) }).strict().prefault({}),
     publicUrl: z.url({ protocol: /^https?$/ }).default('http://127.0.0.1:8080').transform((u) => u.replace(/\/+$/, '')),
-    database: z.object({ url: z.string().min(1).optional() }).strict().prefault({}),
+    database: z
+      .object({
+        url: z.string().min(1).optional(),
+        /** Connections per process (Postgres): replicas × workers × (poolSize + 2) in all. */
+        poolSize: int().pipe(z.number().min(1).max(200)).default(16),
+      })
+      .strict()
+      .prefault({}),
     dataDir: z.string().min(1).default('./data'),
     ca: z
       .object({
@@ -262,19 +269,28 @@ function formatIssues(error: z.ZodError): string {
 }
 
 /**
+ * DATABASE_URL fills database.url when the file has none, before validation, so that the rules
+ * that depend on the database (server.workers) see it.
+ */
+function withDatabaseUrl(expanded: unknown, url: string | undefined): unknown {
+  if (!url || expanded === null || typeof expanded !== 'object' || Array.isArray(expanded)) return expanded;
+  const o = expanded as Record<string, unknown>;
+  const database = o.database;
+  if (database === undefined || database === null) return { ...o, database: { url } };
+  if (typeof database === 'object' && !Array.isArray(database) && (database as Record<string, unknown>).url === undefined) return { ...o, database: { ...database, url } };
+  return expanded;
+}
+
+/**
  * Parses a configuration object (already read from YAML). Relative paths are resolved against
  * baseDir (the configuration file's folder). `DATABASE_URL` fills database.url when it is absent.
  */
 export function parseConfig(raw: unknown, options: { baseDir: string; env?: NodeJS.ProcessEnv }): Config {
   const env = options.env ?? process.env;
-  const expanded = expandEnv(raw ?? {}, env, []);
+  const expanded = withDatabaseUrl(expandEnv(raw ?? {}, env, []), env.DATABASE_URL);
   const result = configSchema.safeParse(expanded);
   if (!result.success) throw new ConfigError(formatIssues(result.error));
-  const config = resolvePaths(result.data, options.baseDir);
-  if (config.database.url === undefined && env.DATABASE_URL) {
-    return { ...config, database: { url: env.DATABASE_URL } };
-  }
-  return config;
+  return resolvePaths(result.data, options.baseDir);
 }
 
 /** Reads and parses the YAML file at path. */

@@ -4,12 +4,14 @@
  * database (waited for, with retries).
  */
 import type { Logger } from 'pino';
+import { createAuditSealer } from './audit/sealer.js';
 import { createAuthenticator } from './auth/authenticator.js';
 import type { Clock } from './clock.js';
 import type { Config } from './config.js';
 import type { AppDeps } from './http/context.js';
 import { createCrlPublisher, type CrlPublisher } from './crl/publisher.js';
 import { createMetrics } from './metrics.js';
+import { createAuditLog } from './policy/audit.js';
 import { createLister } from './policy/listing.js';
 import { createRenewalInfo } from './policy/renewal-info.js';
 import { createRevoker } from './policy/revocations.js';
@@ -26,6 +28,8 @@ export interface Deps {
   app: AppDeps;
   store: Store;
   crl: CrlPublisher;
+  /** Links the audit rows into their hash chain, about once a second. */
+  auditSealer: ReturnType<typeof createAuditSealer>;
   /** Issues the API listener's own certificate (TLS auto mode). */
   issueServerCertificate(names: string[], ttlSeconds: number): Promise<ServerCertificate>;
   close(): Promise<void>;
@@ -36,6 +40,7 @@ async function connectWithRetry(config: Config, logger: Logger, attempts: number
     try {
       return await createStore({
         url: config.database.url,
+        poolSize: config.database.poolSize,
         dataDir: config.dataDir,
         onPoolError: (err) => logger.warn({ err: err.message }, 'an idle database connection failed; it will be replaced'),
       });
@@ -72,6 +77,7 @@ export async function createDeps(config: Config, options: { clock: Clock; logger
       },
     },
   });
+  const auditSealer = createAuditSealer({ store, logger });
   return {
     app: {
       authenticator,
@@ -79,6 +85,7 @@ export async function createDeps(config: Config, options: { clock: Clock; logger
       certificates,
       revoker: createRevoker({ store, clock, onRevoked: () => crl.revoked() }),
       lister: createLister({ store, clock }),
+      audit: createAuditLog({ store, clock }),
       renewalInfo: createRenewalInfo({ store, clock }),
       crl,
       crlMaxAge: config.crl.maxDelay,
@@ -90,9 +97,11 @@ export async function createDeps(config: Config, options: { clock: Clock; logger
     },
     store,
     crl,
+    auditSealer,
     issueServerCertificate: (names, ttl) => issueServerCertificate({ signer, store, clock, validity: config.issuance }, names, ttl),
     close: async () => {
       crl.stop();
+      await auditSealer.stop();
       await store.close();
     },
   };

@@ -64,6 +64,7 @@ export async function start(config: Config, options: { logger: Logger; clock?: C
   const timers: NodeJS.Timeout[] = [];
   try {
     await deps.crl.start();
+    deps.auditSealer.start();
     const apiListener = getRequestListener(createApp(deps.app, 'api').fetch);
     const publicListener = getRequestListener(createApp(deps.app, 'public').fetch);
     const tls = config.server.tls;

@@ -1,5 +1,6 @@
 /** What a command is, and the shared way of reading its options. */
 import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { ConfigError, loadConfigFile, type Config } from '../config.js';
 
 export interface Command {
   name: string;
@@ -39,5 +40,18 @@ export function parseOptions<O extends Options>(argv: string[], options: O, usag
   } catch (err) {
     console.error(`service-ca: ${(err as Error).message}\n\n${usage}`);
     return 2;
+  }
+}
+
+/** The service's configuration file, or 1 to exit with after printing why it is unusable. */
+export function readConfig(path: string): Config | 1 {
+  try {
+    return loadConfigFile(path);
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      console.error(err.message);
+      return 1;
+    }
+    throw err;
   }
 }

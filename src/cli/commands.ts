@@ -1,6 +1,7 @@
 /** The command table. */
 import { listCommand, revokeCommand, statusCommand } from './admin.js';
 import { agentCommand } from './agent.js';
+import { auditCommand } from './audit.js';
 import { bootstrapCommand } from './bootstrap.js';
 import type { Command } from './command.js';
 import { initCommand } from './init.js';
@@ -8,4 +9,4 @@ import { requestCommand } from './request.js';
 import { serveCommand } from './serve.js';
 import { tokenCommand } from './token.js';
 
-export const commands: Command[] = [serveCommand, initCommand, tokenCommand, requestCommand, statusCommand, revokeCommand, listCommand, agentCommand, bootstrapCommand];
+export const commands: Command[] = [serveCommand, initCommand, tokenCommand, requestCommand, statusCommand, revokeCommand, listCommand, auditCommand, agentCommand, bootstrapCommand];

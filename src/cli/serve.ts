@@ -1,11 +1,11 @@
 /** `service-ca serve`: run the CA (API.md "Running it"); with no configuration, the development CA. */
 import { isWorker, leaveCluster, reportReady, runPrimary, workerCount, workerId } from '../cluster.js';
-import { ConfigError, configPathFrom, envFacts, loadConfigFile } from '../config.js';
+import { configPathFrom, envFacts } from '../config.js';
 import { devBanner, ensureDevCa } from '../dev-ca.js';
 import { CaError } from '../errors.js';
 import { createLogger } from '../logging.js';
 import { start } from '../main.js';
-import { parseOptions, type Command } from './command.js';
+import { parseOptions, readConfig, type Command } from './command.js';
 
 const USAGE = `Usage: service-ca serve [--config FILE]
 
@@ -27,16 +27,8 @@ export const serveCommand: Command = {
     const dev = configPath === undefined ? await ensureDevCa('./data') : undefined;
     configPath ??= dev!.configPath;
 
-    let config;
-    try {
-      config = loadConfigFile(configPath);
-    } catch (err) {
-      if (err instanceof ConfigError) {
-        console.error(err.message);
-        return 1;
-      }
-      throw err;
-    }
+    const config = readConfig(configPath);
+    if (config === 1) return 1;
     const logger = createLogger(envFacts().logLevel ?? config.logging.level, undefined, workerId());
     const workers = workerCount(config);
     if (workers > 1 && !isWorker()) return runPrimary(workers, logger);

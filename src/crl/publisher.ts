@@ -89,7 +89,7 @@ export function createCrlPublisher(deps: { store: Store; signer: Signer; clock: 
     const thisUpdate = new Date(Math.floor(now.getTime() / 1000) * 1000);
     const nextUpdate = new Date(thisUpdate.getTime() + settings.validity * 1000);
     const started = process.hrtime.bigint();
-    const stored = await store.generateCrl(now, async (b) => {
+    const stored = await store.generateCrl(issuerKeyId, now, async (b) => {
       const entries = new CrlEntries();
       await b.entries((serial, seconds, reason) => entries.add(serial, seconds, reason));
       const der = signer.signCrl({ number: b.number, thisUpdate, nextUpdate }, entries);
@@ -104,10 +104,10 @@ export function createCrlPublisher(deps: { store: Store; signer: Signer; clock: 
   }
 
   async function step(): Promise<void> {
-    const status = await store.crlStatus();
+    const status = await store.crlStatus(issuerKeyId);
     const latest = status.latest;
     if (latest && (!current || latest.number > current.number)) {
-      const crl = await store.latestCrl();
+      const crl = await store.latestCrl(issuerKeyId);
       if (crl) adopt(crl);
     }
     const now = clock.now().getTime();

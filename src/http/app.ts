@@ -9,6 +9,7 @@ import { CaError } from '../errors.js';
 import type { AppDeps, AppEnv } from './context.js';
 import { limitBody } from './middleware/request-guards.js';
 import { notFound, onError, problem } from './problem.js';
+import { auditRoutes } from './routes/audit.js';
 import { caCertificateRoutes } from './routes/ca-certificates.js';
 import { certificateRoutes } from './routes/certificates.js';
 import { crlRoutes } from './routes/crl.js';
@@ -51,6 +52,7 @@ function registerRoutes(app: OpenAPIHono<AppEnv>, listener: Listener): void {
     listingRoutes(app);
     certificateRoutes(app);
     revocationRoutes(app);
+    auditRoutes(app);
   }
 }
 

@@ -5,6 +5,7 @@
 import type { Logger } from 'pino';
 import type { Principal, Authenticator } from '../auth/principal.js';
 import type { CertificateAuthority } from '../policy/certificates.js';
+import type { AuditLog } from '../policy/audit.js';
 import type { Lister } from '../policy/listing.js';
 import type { Revoker } from '../policy/revocations.js';
 import type { RenewalInfoService } from '../policy/renewal-info.js';
@@ -19,6 +20,7 @@ export interface AppDeps {
   certificates: CertificateAuthority;
   revoker: Revoker;
   lister: Lister;
+  audit: AuditLog;
   renewalInfo: RenewalInfoService;
   crl: { current(): PublishedCrl | undefined };
   /** Cache-Control max-age of the CRL, seconds. */

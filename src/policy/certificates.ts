@@ -5,9 +5,11 @@
  * transaction. Nothing is returned before that commit (API.md rule: no certificate leaves the
  * service unless its record is committed).
  */
+import type { AuditAction } from '../audit/chain.js';
 import type { Principal } from '../auth/principal.js';
 import type { Clock } from '../clock.js';
 import { CaError } from '../errors.js';
+import { auditRefusal } from './audit.js';
 import { statusAt, type CertificateRecord, type CertificateStatus, type RevocationReason, type SubjectAltNames } from '../model.js';
 import type { Signer } from '../signer/signer.js';
 import { certificatePem } from '../signer/authority.js';
@@ -80,8 +82,9 @@ export function createCertificateAuthority(deps: CertificateAuthorityDeps): Cert
   const issuerKeyId = Buffer.from(authority.keyIdentifier).toString('hex');
   const chain = issuingChainPem(authority);
 
-  return {
-    async issue(principal, request) {
+  const action = (principal: Principal): AuditAction => (principal.replacesKey ? 'certificate.renew' : 'certificate.issue');
+
+  async function issue(principal: Principal, request: IssueRequest): Promise<Issuance> {
       const ttl = parseTtl(request.ttl);
       const csr = parseCsr(request.csr);
       if (principal.replacesKey && Buffer.from(principal.replacesKey).equals(Buffer.from(csr.spki))) {
@@ -112,6 +115,7 @@ export function createCertificateAuthority(deps: CertificateAuthorityDeps): Cert
           tokenJti: principal.jti?.value ?? null,
         },
         principal.jti ? { issuer: principal.issuer, jti: principal.jti.value, expiresAt: principal.jti.expiresAt } : undefined,
+        { at: now, actor: principal.identity, action: action(principal), detail: { issuer: principal.issuer, notAfter: issued.notAfter.toISOString(), sans: csr.sans } },
       );
       return {
         serial: issued.serial,
@@ -122,6 +126,16 @@ export function createCertificateAuthority(deps: CertificateAuthorityDeps): Cert
         notAfter: issued.notAfter,
         renewalInfo: renewalWindow({ ...issued, revokedAt: null }, now),
       };
+  }
+
+  return {
+    async issue(principal, request) {
+      try {
+        return await issue(principal, request);
+      } catch (err) {
+        await auditRefusal(store, clock, principal, action(principal), null, err);
+        throw err;
+      }
     },
 
     async get(principal, serialText) {

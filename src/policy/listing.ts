@@ -8,6 +8,7 @@ import { CaError } from '../errors.js';
 import type { CertificateStatus } from '../model.js';
 import type { Store } from '../store/store.js';
 import { viewOf, type CertificateView } from './certificates.js';
+import { auditRefusal, createAuditLog } from './audit.js';
 import { requireAdmin } from './revocations.js';
 
 export interface ListQuery {
@@ -43,9 +44,15 @@ function decodeCursor(cursor: string): { notBefore: Date; serial: string } {
 }
 
 export function createLister(deps: { store: Store; clock: Clock }) {
+  const audit = createAuditLog(deps);
   return {
     async list(principal: Principal, q: ListQuery): Promise<Page> {
-      requireAdmin(principal);
+      try {
+        requireAdmin(principal);
+      } catch (err) {
+        await auditRefusal(deps.store, deps.clock, principal, 'certificates.list', null, err);
+        throw err;
+      }
       const limit = q.limit === undefined ? 100 : /^\d{1,7}$/.test(q.limit) ? Number(q.limit) : NaN;
       if (!(limit >= 1 && limit <= 1000)) throw malformed('limit must be a whole number from 1 to 1000');
       if (q.status !== undefined && !STATUSES.has(q.status)) throw malformed('status must be valid, revoked or expired');
@@ -68,6 +75,7 @@ export function createLister(deps: { store: Store; clock: Clock }) {
       );
       const items = rows.slice(0, limit);
       const last = items[items.length - 1];
+      await audit.read(principal, 'certificates.list', Object.fromEntries(Object.entries(q).filter(([k, v]) => v !== undefined && k !== 'cursor')));
       return { items: items.map((r) => viewOf(r, now)), nextCursor: rows.length > limit && last ? encodeCursor(last.notBefore, last.serial) : null };
     },
   };

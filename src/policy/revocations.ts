@@ -11,6 +11,7 @@ import { CaError } from '../errors.js';
 import { REVOCATION_REASONS, type RevocationReason } from '../model.js';
 import type { Store } from '../store/store.js';
 import { viewOf, type CertificateView } from './certificates.js';
+import { auditRefusal } from './audit.js';
 import { normalizeSerial } from './serials.js';
 
 const ADMIN_ONLY_REASONS: ReadonlySet<RevocationReason> = new Set(['caCompromise', 'privilegeWithdrawn']);
@@ -31,7 +32,7 @@ export function requireAdmin(principal: Principal): void {
 
 export function createRevoker(deps: { store: Store; clock: Clock; onRevoked: () => void }): Revoker {
   const { store, clock } = deps;
-  return {
+  const revoker: Revoker = {
     async revoke(principal, serialText, reasonText) {
       const serial = normalizeSerial(serialText);
       const reason = parseReason(reasonText);
@@ -51,6 +52,25 @@ export function createRevoker(deps: { store: Store; clock: Clock; onRevoked: () 
       const serials = await store.revokeIdentity(identity, { reason, actor: principal.identity, at: clock.now() });
       if (serials.length > 0) deps.onRevoked();
       return serials;
+    },
+  };
+  // A refused revocation leaves an audit row too (the successful ones are written with the revocation).
+  return {
+    async revoke(principal, serialText, reasonText) {
+      try {
+        return await revoker.revoke(principal, serialText, reasonText);
+      } catch (err) {
+        await auditRefusal(store, clock, principal, 'certificate.revoke', typeof serialText === 'string' && /^[0-9a-f:]{1,64}$/i.test(serialText) ? serialText.toLowerCase() : null, err);
+        throw err;
+      }
+    },
+    async revokeIdentity(principal, identity, reasonText) {
+      try {
+        return await revoker.revokeIdentity(principal, identity, reasonText);
+      } catch (err) {
+        await auditRefusal(store, clock, principal, 'identity.revoke', null, err);
+        throw err;
+      }
     },
   };
 }

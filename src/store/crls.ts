@@ -6,7 +6,7 @@
  * least the revocations it counts (a revocation committed in between only causes one more
  * generation at the next poll, never a missing entry).
  */
-import { desc, sql } from 'drizzle-orm';
+import { desc, eq, sql } from 'drizzle-orm';
 import { crlState, crls } from '../../db/schema.js';
 import type { RevocationReason } from '../model.js';
 import type { Database, Db } from './database.js';
@@ -58,11 +58,13 @@ const LOCK = sql`hashtext('service-ca:crl-generation')`;
 /** CRLs kept in the table besides the newest (older ones are history nobody serves). */
 const KEEP = 20;
 
-export async function crlStatus(db: Db): Promise<CrlStatus> {
+export async function crlStatus(db: Db, issuerKeyId: string): Promise<CrlStatus> {
   const rows = await rawRows<{ revision: string | number; number: string | number | null; source_revision: string | number | null; this_update: unknown }>(
     db,
     sql`select s.revision, c.number, c.source_revision, c.this_update
-        from ${crlState} s left join lateral (select number, source_revision, this_update from ${crls} order by number desc limit 1) c on true
+        from ${crlState} s left join lateral (
+          select number, source_revision, this_update from ${crls} where issuer_key_id = ${issuerKeyId} order by number desc limit 1
+        ) c on true
         where s.id = 1`,
   );
   const r = rows[0];
@@ -73,11 +75,15 @@ export async function crlStatus(db: Db): Promise<CrlStatus> {
   };
 }
 
-/** The newest CRL, DER included (tens of MB at a million entries: read on the long-query pool). */
-export async function latestCrl(database: Database): Promise<StoredCrl | undefined> {
+/**
+ * The newest CRL of this intermediate, DER included (tens of MB at a million entries: read on
+ * the long-query pool). Another intermediate's CRL (before a key rollover, or a replica with
+ * other CA files on the same database) is never served: it would not verify.
+ */
+export async function latestCrl(database: Database, issuerKeyId: string): Promise<StoredCrl | undefined> {
   return database.transaction(
     async (tx) => {
-      const [r] = await tx.select().from(crls).orderBy(desc(crls.number)).limit(1);
+      const [r] = await tx.select().from(crls).where(eq(crls.issuerKeyId, issuerKeyId)).orderBy(desc(crls.number)).limit(1);
       if (!r) return undefined;
       return {
         number: r.number,
@@ -107,7 +113,7 @@ async function sameSecondBefore(tx: Db, number: number, thisUpdate: Date): Promi
  * Generates and stores the next CRL, unless another replica holds the generation lock
  * (then undefined: that replica's CRL will be picked up from the table).
  */
-export async function generateCrl(database: Database, now: Date, build: (b: CrlBuild) => Promise<BuiltCrl>): Promise<StoredCrl | undefined> {
+export async function generateCrl(database: Database, issuerKeyId: string, now: Date, build: (b: CrlBuild) => Promise<BuiltCrl>): Promise<StoredCrl | undefined> {
   return database.transaction(
     async (tx) => {
       const [lock] = await rawRows<{ locked: boolean }>(tx, sql`select pg_try_advisory_xact_lock(${LOCK}) as locked`);
@@ -128,7 +134,8 @@ export async function generateCrl(database: Database, now: Date, build: (b: CrlB
           const [all] = await rawRows<{ entries: string | null }>(
             tx,
             sql`select string_agg(serial || ' ' || floor(extract(epoch from revoked_at))::bigint || ' ' || revocation_reason, ',') as entries
-                from certificates where status = 'revoked' and not_after > ${now.toISOString()}::timestamptz`,
+                from certificates
+                where status = 'revoked' and not_after > ${now.toISOString()}::timestamptz and issuer_key_id = ${issuerKeyId}`,
           );
           const text = all?.entries ?? '';
           for (let start = 0; start < text.length; ) {
@@ -141,9 +148,10 @@ export async function generateCrl(database: Database, now: Date, build: (b: CrlB
           }
         },
       });
+      if (built.issuerKeyId !== issuerKeyId) throw new Error('the CRL was built for another intermediate');
       await tx.insert(crls).values({
         number,
-        issuerKeyId: built.issuerKeyId,
+        issuerKeyId,
         thisUpdate: built.thisUpdate,
         nextUpdate: built.nextUpdate,
         entries: built.entries,
@@ -151,7 +159,7 @@ export async function generateCrl(database: Database, now: Date, build: (b: CrlB
         der: built.der,
       });
       const sharesSecond = await sameSecondBefore(tx, number, built.thisUpdate);
-      await tx.execute(sql`delete from ${crls} where number < ${number - KEEP}`);
+      await tx.execute(sql`delete from ${crls} where issuer_key_id = ${issuerKeyId} and number < ${number - KEEP}`);
       return { number, thisUpdate: built.thisUpdate, nextUpdate: built.nextUpdate, entries: built.entries, sourceRevision: revision, der: built.der, sharesSecond };
     },
     'read committed',

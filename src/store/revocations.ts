@@ -7,6 +7,7 @@ import { and, eq, gt, sql } from 'drizzle-orm';
 import { certificates, crlState } from '../../db/schema.js';
 import { CaError } from '../errors.js';
 import type { CertificateRecord, RevocationReason } from '../model.js';
+import { appendAudit } from './audit.js';
 import type { Database } from './database.js';
 import { toRecord } from './rows.js';
 
@@ -30,6 +31,7 @@ export async function revokeOne(database: Database, serial: string, revocation: 
       throw exists.length ? new CaError('alreadyRevoked', 'this certificate is already revoked') : new CaError('notFound', 'no certificate has this serial');
     }
     await tx.update(crlState).set({ revision: sql`${crlState.revision} + 1` }).where(eq(crlState.id, 1));
+    await appendAudit(tx, [{ at: revocation.at, actor: revocation.actor, action: 'certificate.revoke', serial, outcome: 'success', detail: { reason: revocation.reason } }]);
     return toRecord(rows[0]!);
   });
 }
@@ -42,7 +44,12 @@ export async function revokeIdentity(database: Database, identity: string, revoc
       .set(revokedValues(revocation))
       .where(and(eq(certificates.identity, identity), eq(certificates.status, 'valid'), gt(certificates.notAfter, revocation.at)))
       .returning({ serial: certificates.serial });
+    const serials = rows.map((r) => r.serial).sort();
     if (rows.length > 0) await tx.update(crlState).set({ revision: sql`${crlState.revision} + 1` }).where(eq(crlState.id, 1));
-    return rows.map((r) => r.serial).sort();
+    await appendAudit(tx, [
+      { at: revocation.at, actor: revocation.actor, action: 'identity.revoke', serial: null, outcome: 'success', detail: { identity, reason: revocation.reason, revoked: serials.length } },
+      ...serials.map((serial) => ({ at: revocation.at, actor: revocation.actor, action: 'certificate.revoke' as const, serial, outcome: 'success', detail: { reason: revocation.reason, identity } })),
+    ]);
+    return serials;
   });
 }

@@ -5,15 +5,17 @@
  */
 import { lt, sql } from 'drizzle-orm';
 import { usedTokens } from '../../db/schema.js';
+import type { AuditEvent, SealedAuditEvent } from '../audit/chain.js';
 import type { CertificateRecord, SubjectAltNames } from '../model.js';
 import { crlStatus, generateCrl, latestCrl, type BuiltCrl, type CrlBuild, type CrlStatus, type StoredCrl } from './crls.js';
-import { recordIssuance } from './issuances.js';
+import { appendAudit, auditChain, auditHeadOf, listAudit, sealAudit, type AuditFilter, type StoredAuditEvent } from './audit.js';
+import { recordIssuance, type IssuanceAudit } from './issuances.js';
 import { databaseError, openDatabase, type Database, type DatabaseConfig, type PoolStats } from './database.js';
 import { listCertificates, type ListFilter } from './listing.js';
 import { revokeIdentity, revokeOne, type Revocation } from './revocations.js';
 import { fromRawRow, RAW_CERTIFICATE_COLUMNS, type RawCertificateRow } from './rows.js';
 
-export type { BuiltCrl, CrlBuild, CrlStatus, ListFilter, PoolStats, Revocation, StoredCrl };
+export type { AuditFilter, BuiltCrl, CrlBuild, CrlStatus, IssuanceAudit, ListFilter, PoolStats, Revocation, StoredAuditEvent, StoredCrl };
 
 export interface NewCertificate {
   serial: string;
@@ -38,22 +40,33 @@ export interface TokenUse {
 export interface Store {
   readonly kind: 'postgres' | 'pglite';
   /**
-   * Commits the certificate record, and the token id when given, in one transaction.
-   * A token id already used: CaError unauthorized, and nothing is written.
+   * Commits the certificate record, its audit row, and the token id when given, in one
+   * transaction. A token id already used: CaError unauthorized, and nothing is written.
    */
-  recordIssuance(cert: NewCertificate, tokenUse?: TokenUse): Promise<void>;
+  recordIssuance(cert: NewCertificate, tokenUse: TokenUse | undefined, audit: IssuanceAudit): Promise<void>;
   getCertificate(serial: string): Promise<CertificateRecord | undefined>;
-  /** Revokes a valid certificate; CaError notFound or alreadyRevoked otherwise. */
+  /** Revokes a valid certificate, with its audit row; CaError notFound or alreadyRevoked otherwise. */
   revoke(serial: string, revocation: Revocation): Promise<CertificateRecord>;
-  /** Revokes every valid certificate of an identity in one transaction; their serials. */
+  /** Revokes every valid certificate of an identity in one transaction, with audit rows; their serials. */
   revokeIdentity(identity: string, revocation: Revocation): Promise<string[]>;
   listCertificates(filter: ListFilter, now: Date): Promise<CertificateRecord[]>;
-  crlStatus(): Promise<CrlStatus>;
-  latestCrl(): Promise<StoredCrl | undefined>;
-  /** Builds and stores the next CRL under the generation lock; undefined if another replica holds it. */
-  generateCrl(now: Date, build: (b: CrlBuild) => Promise<BuiltCrl>): Promise<StoredCrl | undefined>;
+  /** The revocation revision, and the newest CRL of the intermediate with this key id (hex). */
+  crlStatus(issuerKeyId: string): Promise<CrlStatus>;
+  latestCrl(issuerKeyId: string): Promise<StoredCrl | undefined>;
+  /**
+   * Builds and stores the intermediate's next CRL (its revoked, unexpired certificates) under the
+   * generation lock; undefined if another replica holds it.
+   */
+  generateCrl(issuerKeyId: string, now: Date, build: (b: CrlBuild) => Promise<BuiltCrl>): Promise<StoredCrl | undefined>;
   /** Deletes used token ids whose token has expired; returns how many. */
   pruneUsedTokens(before: Date): Promise<number>;
+  /** Appends audit rows of actions that wrote nothing else (refusals, reads). */
+  appendAudit(events: AuditEvent[]): Promise<void>;
+  listAudit(filter: AuditFilter): Promise<StoredAuditEvent[]>;
+  /** Links unsealed audit rows into the chain (see store/audit.ts); how many, and the new head. */
+  sealAudit(max: number, link: Parameters<typeof sealAudit>[2]): Promise<{ sealed: number; seq: number; hash: Buffer }>;
+  auditHead(): Promise<{ seq: number; hash: Buffer; unsealed: number }>;
+  auditChain(): AsyncIterable<SealedAuditEvent>;
   /** Answers when the database does. */
   ping(): Promise<void>;
   /** Connections of the pool: open, idle, and callers waiting for one (Postgres only). */
@@ -74,7 +87,7 @@ export function storeOn(database: Database): Store {
   const { db } = database;
   return {
     kind: database.kind,
-    recordIssuance: (cert, tokenUse) => guarded(() => recordIssuance(database, cert, tokenUse)),
+    recordIssuance: (cert, tokenUse, audit) => guarded(() => recordIssuance(database, cert, tokenUse, audit)),
     getCertificate: (serial) =>
       guarded(async () => {
         // On the renewal-info and renewal paths, as hot as issuance: one prepared statement.
@@ -84,9 +97,9 @@ export function storeOn(database: Database): Store {
     revoke: (serial, revocation) => guarded(() => revokeOne(database, serial, revocation)),
     revokeIdentity: (identity, revocation) => guarded(() => revokeIdentity(database, identity, revocation)),
     listCertificates: (filter, now) => guarded(() => listCertificates(db, filter, now)),
-    crlStatus: () => guarded(() => crlStatus(db)),
-    latestCrl: () => guarded(() => latestCrl(database)),
-    generateCrl: (now, build) => guarded(() => generateCrl(database, now, build)),
+    crlStatus: (issuerKeyId) => guarded(() => crlStatus(db, issuerKeyId)),
+    latestCrl: (issuerKeyId) => guarded(() => latestCrl(database, issuerKeyId)),
+    generateCrl: (issuerKeyId, now, build) => guarded(() => generateCrl(database, issuerKeyId, now, build)),
     pruneUsedTokens: (before) =>
       guarded(async () => {
         const rows = await db.delete(usedTokens).where(lt(usedTokens.expiresAt, before)).returning({ jti: usedTokens.jti });
@@ -96,6 +109,11 @@ export function storeOn(database: Database): Store {
       guarded(async () => {
         await db.execute(sql`select 1`);
       }),
+    appendAudit: (events) => guarded(() => appendAudit(db, events)),
+    listAudit: (filter) => guarded(() => listAudit(db, filter)),
+    sealAudit: (max, link) => guarded(() => sealAudit(database, max, link)),
+    auditHead: () => guarded(() => auditHeadOf(db)),
+    auditChain: () => auditChain(db),
     poolStats: () => database.poolStats(),
     close: () => database.close(),
   };

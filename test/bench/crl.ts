@@ -191,10 +191,10 @@ async function childMeasure(): Promise<void> {
   const t = { fetch: 0, build: 0, sign: 0, total: 0 };
   const store: Store = {
     ...baseStore,
-    async generateCrl(now, build) {
+    async generateCrl(issuerKeyId, now, build) {
       const started = performance.now();
       try {
-        return await baseStore.generateCrl(now, async (b) => {
+        return await baseStore.generateCrl(issuerKeyId, now, async (b) => {
           const buildStarted = performance.now();
           // The store queries, then visits each entry: time to the first visit is the query
           // (the database and the transfer), the rest of entries() is parsing and DER encoding.

@@ -228,6 +228,8 @@ describe('errors name the key path', () => {
     assert.equal(parseConfig(withDb, { baseDir: '/', env: {} }).server.workers, 'auto');
     assert.equal(parseConfig({ ...withDb, server: { workers: '${WORKERS}' } }, { baseDir: '/', env: { WORKERS: '3' } }).server.workers, 3);
     assert.equal(parseConfig({ ...minimal(), server: { workers: 1 } }, { baseDir: '/', env: {} }).server.workers, 1);
+    // A database URL from DATABASE_URL alone counts as Postgres for the workers rule.
+    assert.equal(parseConfig({ ...minimal(), server: { workers: 2 } }, { baseDir: '/', env: { DATABASE_URL: 'postgres://env/db' } }).server.workers, 2);
   });
 
   it('refuses a defaultTtl longer than maxTtl, also when defaultTtl is the default', () => {

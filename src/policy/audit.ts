@@ -1,0 +1,98 @@
+/**
+ * The audit trail's rules: which actions leave a row besides the ones written with the action
+ * itself (refusals, admin reads), and the admin view GET /v1/audit with filters and an opaque
+ * cursor (newest first, by row id, so pages neither repeat nor skip rows).
+ */
+import type { AuditAction } from '../audit/chain.js';
+import type { Principal } from '../auth/principal.js';
+import type { Clock } from '../clock.js';
+import { CaError, isCaError } from '../errors.js';
+import type { StoredAuditEvent, Store } from '../store/store.js';
+import { requireAdmin } from './revocations.js';
+import { normalizeSerial } from './serials.js';
+
+export const AUDIT_ACTIONS: readonly AuditAction[] = ['certificate.issue', 'certificate.renew', 'certificate.revoke', 'identity.revoke', 'certificates.list', 'audit.read'];
+
+/**
+ * Records a refused action (its outcome is the error code). Best effort: when the database is
+ * what refused, there is nowhere to write, and the refusal itself must still reach the caller.
+ */
+export async function auditRefusal(store: Store, clock: Clock, principal: Principal, action: AuditAction, serial: string | null, err: unknown): Promise<void> {
+  if (!isCaError(err) || err.kind === 'unavailable') return;
+  await store
+    .appendAudit([{ at: clock.now(), actor: principal.identity, action, serial, outcome: err.kind, detail: { issuer: principal.issuer, reason: err.detail } }])
+    .catch(() => {});
+}
+
+export interface AuditQuery {
+  actor?: string | undefined;
+  action?: string | undefined;
+  serial?: string | undefined;
+  outcome?: string | undefined;
+  since?: string | undefined;
+  until?: string | undefined;
+  limit?: string | undefined;
+  cursor?: string | undefined;
+}
+
+/** An audit row as the store keeps it (chain fields null until sealed). */
+export type AuditRecord = StoredAuditEvent;
+
+export interface AuditPage {
+  items: StoredAuditEvent[];
+  nextCursor: string | null;
+}
+
+const malformed = (detail: string) => new CaError('malformed', detail);
+
+function time(name: string, v: string | undefined): Date | undefined {
+  if (v === undefined) return undefined;
+  const d = new Date(v);
+  if (!/^\d{4}-\d{2}-\d{2}T/.test(v) || Number.isNaN(d.getTime())) throw malformed(`${name} must be an RFC 3339 time`);
+  return d;
+}
+
+function decodeCursor(cursor: string): number {
+  const id = Number(Buffer.from(cursor, 'base64url').toString('utf8'));
+  if (!Number.isSafeInteger(id) || id < 1) throw malformed('cursor is not one this service handed out');
+  return id;
+}
+
+export function createAuditLog(deps: { store: Store; clock: Clock }) {
+  const { store, clock } = deps;
+  return {
+    /** Records an admin's read (the listing of certificates); best effort, like refusals. */
+    async read(principal: Principal, action: AuditAction, detail: Record<string, unknown>): Promise<void> {
+      await store.appendAudit([{ at: clock.now(), actor: principal.identity, action, serial: null, outcome: 'success', detail }]).catch(() => {});
+    },
+
+    async list(principal: Principal, q: AuditQuery): Promise<AuditPage> {
+      try {
+        requireAdmin(principal);
+      } catch (err) {
+        await auditRefusal(store, clock, principal, 'audit.read', null, err);
+        throw err;
+      }
+      const limit = q.limit === undefined ? 100 : /^\d{1,7}$/.test(q.limit) ? Number(q.limit) : NaN;
+      if (!(limit >= 1 && limit <= 1000)) throw malformed('limit must be a whole number from 1 to 1000');
+      if (q.action !== undefined && !AUDIT_ACTIONS.includes(q.action as AuditAction)) throw malformed(`action must be one of ${AUDIT_ACTIONS.join(', ')}`);
+      const rows = await store.listAudit({
+        actor: q.actor,
+        action: q.action as AuditAction | undefined,
+        serial: q.serial === undefined ? undefined : normalizeSerial(q.serial),
+        outcome: q.outcome,
+        since: time('since', q.since),
+        until: time('until', q.until),
+        before: q.cursor === undefined ? undefined : decodeCursor(q.cursor),
+        limit: limit + 1,
+      });
+      const items = rows.slice(0, limit);
+      const last = items[items.length - 1];
+      const filters = Object.fromEntries(Object.entries(q).filter(([k, v]) => v !== undefined && k !== 'cursor'));
+      await this.read(principal, 'audit.read', filters);
+      return { items, nextCursor: rows.length > limit && last ? Buffer.from(String(last.id)).toString('base64url') : null };
+    },
+  };
+}
+
+export type AuditLog = ReturnType<typeof createAuditLog>;
