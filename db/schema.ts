@@ -132,3 +132,18 @@ export const auditHead = pgTable(
   },
   (t) => [check('audit_head_single_row', sql`${t.id} = 1`)],
 );
+
+/**
+ * Issuance counts per identity and fixed window (limits.issuance), shared by every replica:
+ * one upsert per request (INSERT … ON CONFLICT DO UPDATE count = count + 1 RETURNING count).
+ * Windows older than the current one are deleted by the pruning timer.
+ */
+export const rateCounters = pgTable(
+  'rate_counters',
+  {
+    key: text('key').notNull(),
+    windowStart: tstz('window_start').notNull(),
+    count: integer('count').notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.key, t.windowStart] }), index('rate_counters_window_idx').on(t.windowStart)],
+);

@@ -206,7 +206,20 @@ const configSchema = z
       .object({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') })
       .strict()
       .prefault({}),
-    limits: z.object({ bodyBytes: int().pipe(z.number().min(1024).max(16 * 1024 * 1024)).default(64 * 1024) }).strict().prefault({}),
+    limits: z
+      .object({
+        bodyBytes: int().pipe(z.number().min(1024).max(16 * 1024 * 1024)).default(64 * 1024),
+        /**
+         * Issuances (and renewals) per identity per window, counted in the database so that every
+         * replica and worker shares them; 0: no limit. Over it: 429 rateLimited with Retry-After.
+         */
+        issuance: z
+          .object({ perIdentity: int().pipe(z.number().min(0)).default(0), window: duration.default(60) })
+          .strict()
+          .prefault({}),
+      })
+      .strict()
+      .prefault({}),
   })
   .strict()
   .superRefine((c, ctx) => {

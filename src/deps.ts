@@ -14,6 +14,7 @@ import { createMetrics } from './metrics.js';
 import { createAuditLog } from './policy/audit.js';
 import { createLister } from './policy/listing.js';
 import { createRenewalInfo } from './policy/renewal-info.js';
+import { createIssuanceLimiter, type IssuanceLimiter } from './policy/rate-limits.js';
 import { createRevoker } from './policy/revocations.js';
 import { createCertificateAuthority } from './policy/certificates.js';
 import { createHealthCheck } from './policy/health.js';
@@ -30,6 +31,7 @@ export interface Deps {
   crl: CrlPublisher;
   /** Links the audit rows into their hash chain, about once a second. */
   auditSealer: ReturnType<typeof createAuditSealer>;
+  limiter: IssuanceLimiter;
   /** Issues the API listener's own certificate (TLS auto mode). */
   issueServerCertificate(names: string[], ttlSeconds: number): Promise<ServerCertificate>;
   close(): Promise<void>;
@@ -59,7 +61,8 @@ export async function createDeps(config: Config, options: { clock: Clock; logger
   const authenticator = createAuthenticator(config.auth, clock);
   const policies = compilePolicies(config.policies);
   const store = await connectWithRetry(config, logger, options.databaseAttempts ?? 30);
-  const certificates = createCertificateAuthority({ store, signer, policies, validity: config.issuance, clock });
+  const limiter = createIssuanceLimiter({ store, clock, limits: config.limits.issuance });
+  const certificates = createCertificateAuthority({ store, signer, policies, validity: config.issuance, clock, limiter });
   const published = publishedCertificates(signer.authority);
   const metrics = createMetrics({ intermediateNotAfter: () => signer.authority.notAfter, now: () => clock.now(), poolStats: () => store.poolStats() });
   const crl = createCrlPublisher({
@@ -98,6 +101,7 @@ export async function createDeps(config: Config, options: { clock: Clock; logger
     store,
     crl,
     auditSealer,
+    limiter,
     issueServerCertificate: (names, ttl) => issueServerCertificate({ signer, store, clock, validity: config.issuance }, names, ttl),
     close: async () => {
       crl.stop();

@@ -16,9 +16,10 @@ export const AUDIT_ACTIONS: readonly AuditAction[] = ['certificate.issue', 'cert
 /**
  * Records a refused action (its outcome is the error code). Best effort: when the database is
  * what refused, there is nowhere to write, and the refusal itself must still reach the caller.
+ * Rate-limited requests leave no row: a flood would otherwise write one per request.
  */
 export async function auditRefusal(store: Store, clock: Clock, principal: Principal, action: AuditAction, serial: string | null, err: unknown): Promise<void> {
-  if (!isCaError(err) || err.kind === 'unavailable') return;
+  if (!isCaError(err) || err.kind === 'unavailable' || err.kind === 'rateLimited') return;
   await store
     .appendAudit([{ at: clock.now(), actor: principal.identity, action, serial, outcome: err.kind, detail: { issuer: principal.issuer, reason: err.detail } }])
     .catch(() => {});

@@ -10,6 +10,7 @@ import type { Principal } from '../auth/principal.js';
 import type { Clock } from '../clock.js';
 import { CaError } from '../errors.js';
 import { auditRefusal } from './audit.js';
+import type { IssuanceLimiter } from './rate-limits.js';
 import { statusAt, type CertificateRecord, type CertificateStatus, type RevocationReason, type SubjectAltNames } from '../model.js';
 import type { Signer } from '../signer/signer.js';
 import { certificatePem } from '../signer/authority.js';
@@ -56,6 +57,8 @@ export interface CertificateAuthority {
 
 export interface CertificateAuthorityDeps {
   store: Store;
+  /** Per-identity issuance limits; absent: none. */
+  limiter?: IssuanceLimiter;
   signer: Signer;
   policies: CompiledPolicy[];
   validity: ValidityRules;
@@ -85,6 +88,7 @@ export function createCertificateAuthority(deps: CertificateAuthorityDeps): Cert
   const action = (principal: Principal): AuditAction => (principal.replacesKey ? 'certificate.renew' : 'certificate.issue');
 
   async function issue(principal: Principal, request: IssueRequest): Promise<Issuance> {
+      await deps.limiter?.take(principal.identity);
       const ttl = parseTtl(request.ttl);
       const csr = parseCsr(request.csr);
       if (principal.replacesKey && Buffer.from(principal.replacesKey).equals(Buffer.from(csr.spki))) {

@@ -4,7 +4,7 @@
  * database itself, so they hold across replicas.
  */
 import { lt, sql } from 'drizzle-orm';
-import { usedTokens } from '../../db/schema.js';
+import { rateCounters, usedTokens } from '../../db/schema.js';
 import type { AuditEvent, SealedAuditEvent } from '../audit/chain.js';
 import type { CertificateRecord, SubjectAltNames } from '../model.js';
 import { crlStatus, generateCrl, latestCrl, type BuiltCrl, type CrlBuild, type CrlStatus, type StoredCrl } from './crls.js';
@@ -60,6 +60,10 @@ export interface Store {
   generateCrl(issuerKeyId: string, now: Date, build: (b: CrlBuild) => Promise<BuiltCrl>): Promise<StoredCrl | undefined>;
   /** Deletes used token ids whose token has expired; returns how many. */
   pruneUsedTokens(before: Date): Promise<number>;
+  /** Counts one request against key in the window starting at windowStart; the count so far. */
+  countRequest(key: string, windowStart: Date): Promise<number>;
+  /** Deletes the counters of windows that started before `before`. */
+  pruneRateCounters(before: Date): Promise<number>;
   /** Appends audit rows of actions that wrote nothing else (refusals, reads). */
   appendAudit(events: AuditEvent[]): Promise<void>;
   listAudit(filter: AuditFilter): Promise<StoredAuditEvent[]>;
@@ -108,6 +112,21 @@ export function storeOn(database: Database): Store {
     ping: () =>
       guarded(async () => {
         await db.execute(sql`select 1`);
+      }),
+    countRequest: (key, windowStart) =>
+      guarded(async () => {
+        const [row] = await database.hot<{ count: number }>(
+          'service_ca_count_request',
+          `insert into rate_counters (key, window_start, count) values ($1, $2::timestamptz, 1)
+           on conflict (key, window_start) do update set count = rate_counters.count + 1 returning count`,
+          [key, windowStart.toISOString()],
+        );
+        return Number(row?.count ?? 0);
+      }),
+    pruneRateCounters: (before) =>
+      guarded(async () => {
+        const rows = await db.delete(rateCounters).where(lt(rateCounters.windowStart, before)).returning({ key: rateCounters.key });
+        return rows.length;
       }),
     appendAudit: (events) => guarded(() => appendAudit(db, events)),
     listAudit: (filter) => guarded(() => listAudit(db, filter)),

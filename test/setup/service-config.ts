@@ -21,6 +21,10 @@ export interface ServiceConfigOptions {
   logLevel?: string;
   /** server.workers; unset: the service's default (one per core on Postgres). */
   workers?: number | 'auto';
+  /** The test issuer's auth.issuers[].requireJti (one-time tokens); unset: the service's default (false). */
+  requireJti?: boolean;
+  /** The crl section (durations as the config accepts them, e.g. '2s'); unset: the service's defaults. */
+  crl?: { validity?: string; refresh?: string; maxDelay?: string };
 }
 
 /** Writes service-ca.yaml into a new temp folder; returns its path. */
@@ -39,9 +43,10 @@ export function writeServiceConfig(o: ServiceConfigOptions): string {
     dataDir: o.database.dataDir,
     ca: { certificate: o.pki.intermediateCertificate, key: o.pki.intermediateKey, chain: o.pki.rootCertificate },
     auth: {
-      issuers: [{ name: 'test', issuer: o.issuer.issuer, audience: o.issuer.audience, jwks: { file: o.issuer.jwksPath }, algorithms: [o.issuer.alg], maxTokenAge: '1h' }],
+      issuers: [{ name: 'test', issuer: o.issuer.issuer, audience: o.issuer.audience, jwks: { file: o.issuer.jwksPath }, algorithms: [o.issuer.alg], maxTokenAge: '1h', ...(o.requireJti === undefined ? {} : { requireJti: o.requireJti }) }],
       admins: { identities: [ADMIN] },
     },
+    ...(o.crl === undefined ? {} : { crl: o.crl }),
     policies: defaultPolicies(),
     logging: { level: o.logLevel ?? 'info' },
   };

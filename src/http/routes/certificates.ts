@@ -30,6 +30,7 @@ const issueRoute = createRoute({
     403: problemResponse('Identity or name outside policy'),
     413: problemResponse('Body too large'),
     415: problemResponse('Body is not JSON'),
+    429: problemResponse('Too many certificates for this identity in the window (limits.issuance); see Retry-After'),
     503: problemResponse('Database unavailable'),
   },
 });
