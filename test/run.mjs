@@ -3,7 +3,8 @@
 // Usage: npm test [-- path-or-substring ...]   Without TEST_DATABASE_URL, store and API tests run
 // on the embedded database (PGlite); with it, each test file gets a fresh Postgres database.
 import { spawn } from 'node:child_process';
-import { readdirSync, statSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 
 const root = new URL('..', import.meta.url).pathname;
@@ -24,9 +25,48 @@ if (files.length === 0) {
   process.exit(1);
 }
 console.log(`database: ${process.env.TEST_DATABASE_URL ? 'Postgres (TEST_DATABASE_URL)' : 'embedded PGlite'}; ${files.length} test files`);
+// Every app and child service of the run logs here at debug level (test/setup/app.ts,
+// test/setup/processes.ts); after the run, every line is searched for secrets.
+const logDir = mkdtempSync(join(tmpdir(), 'service-ca-test-logs-'));
 const child = spawn(
   process.execPath,
   ['--import', 'tsx', '--test', `--test-concurrency=${process.env.TEST_CONCURRENCY ?? 2}`, '--test-timeout=180000', ...files],
-  { cwd: root, stdio: 'inherit' },
+  { cwd: root, stdio: 'inherit', env: { ...process.env, TEST_LOG_DIR: logDir } },
 );
-child.on('exit', (code, signal) => process.exit(signal ? 1 : code ?? 1));
+child.on('exit', (code, signal) => {
+  const leaks = checkLogs();
+  rmSync(logDir, { recursive: true, force: true });
+  process.exit(signal ? 1 : (code ?? 1) || leaks);
+});
+
+/**
+ * What must never reach a log line: a JWT (any bearer token), a PEM private key, and the
+ * passphrases and secrets the tests use. Returns 1 when a line holds one (or, for a whole run,
+ * when there was no line to search at all: the capture would be broken).
+ */
+function checkLogs() {
+  const patterns = [
+    ['a JWT', /eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*/],
+    ['a PEM private key', /PRIVATE KEY-----/],
+    ['a test passphrase', /correct horse battery staple|pass-phrase-that-must-never-leak/],
+  ];
+  let lines = 0;
+  const found = [];
+  for (const name of readdirSync(logDir)) {
+    for (const line of readFileSync(join(logDir, name), 'utf8').split('\n')) {
+      if (!line) continue;
+      lines++;
+      for (const [what, re] of patterns) if (re.test(line)) found.push(`${name}: ${what}: ${line.replace(re, '«…»').slice(0, 300)}`);
+    }
+  }
+  if (found.length > 0) {
+    console.error(`\nsecrets in the logs of this run (${found.length} lines):\n${found.slice(0, 20).join('\n')}`);
+    return 1;
+  }
+  if (lines === 0 && filters.length === 0) {
+    console.error('\nthe log check read no log line: the capture is broken');
+    return 1;
+  }
+  console.log(`# log check: ${lines} log lines searched for tokens, private keys and passphrases: none found`);
+  return 0;
+}

@@ -2,7 +2,9 @@
  * The real app on ephemeral ports with a real database, a throwaway CA and a test identity
  * provider. Each call makes its own database; stop() drops it.
  */
+import { join } from 'node:path';
 import { pino } from 'pino';
+import { createLogger } from '../../src/logging.js';
 import { parseConfig, type Config } from '../../src/config.js';
 import { start, type Running } from '../../src/main.js';
 import { ServiceCaClient } from '../../src/client/index.js';
@@ -41,6 +43,22 @@ export interface TestAppOptions {
   logs?: pino.DestinationStream;
 }
 
+let logFiles = 0;
+
+/**
+ * The product's own logger (its redaction included) at debug level: into the test's stream when
+ * it asks for one, and into TEST_LOG_DIR, where test/run.mjs greps every line of the run for
+ * tokens, private keys and passphrases once all tests have finished.
+ */
+function testLogger(logs: pino.DestinationStream | undefined) {
+  const streams: pino.StreamEntry[] = [];
+  if (logs) streams.push({ level: 'debug', stream: logs });
+  const dir = process.env.TEST_LOG_DIR;
+  if (dir) streams.push({ level: 'debug', stream: pino.destination({ dest: join(dir, `app-${process.pid}-${++logFiles}.log`), sync: true }) });
+  if (streams.length === 0) return createLogger('silent');
+  return createLogger('debug', pino.multistream(streams));
+}
+
 export function defaultPolicies() {
   return [
     {
@@ -75,7 +93,7 @@ export async function startTestApp(options: TestAppOptions = {}): Promise<TestAp
     ...options.config,
   };
   const config = parseConfig(raw, { baseDir: process.cwd(), env: {} });
-  const logger = pino({ level: options.logs ? 'debug' : 'silent' }, options.logs);
+  const logger = testLogger(options.logs);
   const running = await start(config, { logger, databaseAttempts: 1 });
   const api = running.apiUrl;
   const client = new ServiceCaClient({ baseUrl: api, ca: options.tls ? await (await fetch(`${running.publicUrl}/v1/ca/root.pem`)).text() : undefined });

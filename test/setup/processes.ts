@@ -4,7 +4,9 @@
  * every group this module started and is still running (call it from an after() hook).
  */
 import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
+import { join } from 'node:path';
 
 export const PROJECT_ROOT = new URL('../../', import.meta.url).pathname.replace(/\/$/, '');
 export const CLI = `${PROJECT_ROOT}/src/cli/index.ts`;
@@ -115,6 +117,8 @@ export function spawnService(command: string, args: string[], options: SpawnOpti
   };
   live.add(service);
   void exited.then(() => {
+    // Its output joins the run's logs, which test/run.mjs greps for secrets at the end.
+    if (process.env.TEST_LOG_DIR) writeFileSync(join(process.env.TEST_LOG_DIR, `child-${process.pid}-${pid}.log`), out.join(''));
     // Leave grandchildren no chance to outlive their parent (tsx runs the CLI as a child).
     try {
       process.kill(-pid, 'SIGKILL');
