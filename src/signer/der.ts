@@ -127,7 +127,8 @@ export function time(d: Date): Der {
 
 /**
  * Reads the TLV at offset in a DER buffer: its tag, where its content starts and ends.
- * Throws RangeError on a truncated or indefinite-length encoding.
+ * Throws RangeError on a truncated, indefinite-length or non-minimal length (DER, X.690 §10.1):
+ * what is read here may be copied into a certificate, which must be DER throughout.
  */
 export function readTlv(buf: Uint8Array, offset: number): { tag: number; start: number; end: number; headerLength: number } {
   if (offset + 2 > buf.length) throw new RangeError('truncated DER');
@@ -139,10 +140,23 @@ export function readTlv(buf: Uint8Array, offset: number): { tag: number; start: 
     const n = len & 0x7f;
     if (n === 0 || n > 4) throw new RangeError('unsupported DER length');
     if (p + n > buf.length) throw new RangeError('truncated DER');
+    if (buf[p] === 0) throw new RangeError('non-minimal DER length');
     len = 0;
     for (let i = 0; i < n; i++) len = len * 256 + buf[p + i]!;
+    if (len < 0x80) throw new RangeError('non-minimal DER length');
     p += n;
   }
   if (p + len > buf.length) throw new RangeError('truncated DER');
   return { tag, start: p, end: p + len, headerLength: p - offset };
+}
+
+/** Walks a DER value and every constructed value inside it; throws on a malformed encoding. */
+export function assertWellFormedDer(der: Uint8Array, start = 0, end = der.length): void {
+  let p = start;
+  while (p < end) {
+    const t = readTlv(der, p);
+    if (t.end > end) throw new RangeError('DER value overruns its parent');
+    if (t.tag & 0x20) assertWellFormedDer(der, t.start, t.end);
+    p = t.end;
+  }
 }

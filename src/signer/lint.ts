@@ -5,7 +5,6 @@
  */
 import { isIP } from 'node:net';
 import { CaError } from '../errors.js';
-import { readTlv } from './der.js';
 import type { LeafTemplate } from './leaf-profile.js';
 import { keyTypeOfSpki } from './public-keys.js';
 
@@ -14,17 +13,6 @@ const PRINTABLE_ASCII = /^[\x21-\x7e]+$/;
 
 function lintFailed(what: string): never {
   throw new CaError('serverInternal', `pre-issuance lint failed: ${what}`);
-}
-
-/** Walks a DER value and every constructed value inside it; throws on a malformed encoding. */
-export function assertWellFormedDer(der: Uint8Array, start = 0, end = der.length): void {
-  let p = start;
-  while (p < end) {
-    const t = readTlv(der, p);
-    if (t.end > end) throw new RangeError('DER value overruns its parent');
-    if (t.tag & 0x20) assertWellFormedDer(der, t.start, t.end);
-    p = t.end;
-  }
 }
 
 export function lintLeaf(t: LeafTemplate, caNotBefore: Date, caNotAfter: Date): void {

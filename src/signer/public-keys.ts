@@ -14,7 +14,7 @@
 import { createPublicKey, type JsonWebKey, type KeyObject } from 'node:crypto';
 import { CaError } from '../errors.js';
 import type { KeyType } from '../model.js';
-import { readTlv } from './der.js';
+import { assertWellFormedDer, readTlv } from './der.js';
 
 interface CanonicalForm {
   keyType: KeyType;
@@ -77,14 +77,25 @@ function keyTypeOfKeyObject(key: KeyObject): KeyType {
   throw new CaError('badPublicKey', `a ${type ?? 'unknown'} key is not accepted (ECDSA P-256/P-384, RSA 2048-4096, Ed25519)`);
 }
 
-/** The general path. OpenSSL ignores octets after the SPKI, so one whole TLV is checked first. */
+/**
+ * The general path. The SPKI is copied into the certificate as it is, so it must be DER, which
+ * OpenSSL does not insist on (it reads BER, and ignores octets after the value): one whole TLV
+ * with minimal lengths throughout is checked first, and an RSA key, whose encoding is unique,
+ * must be exactly what OpenSSL encodes for it.
+ */
 function importDer(spki: Buffer): KeyObject {
+  let key: KeyObject;
   try {
     if (readTlv(spki, 0).end !== spki.length) throw new RangeError('octets after the SubjectPublicKeyInfo');
-    return createPublicKey({ key: spki, format: 'der', type: 'spki' });
+    assertWellFormedDer(spki);
+    key = createPublicKey({ key: spki, format: 'der', type: 'spki' });
   } catch {
-    throw new CaError('badPublicKey', 'the public key cannot be read');
+    throw new CaError('badPublicKey', 'the public key cannot be read as a DER SubjectPublicKeyInfo');
   }
+  if (key.asymmetricKeyType === 'rsa' && !key.export({ type: 'spki', format: 'der' }).equals(spki)) {
+    throw new CaError('badPublicKey', 'the RSA public key is not in DER (non-minimal integers or other BER)');
+  }
+  return key;
 }
 
 /** A certifiable public key and its type; badPublicKey when it is unreadable or not accepted. */

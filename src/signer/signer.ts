@@ -11,7 +11,8 @@ import { CaError } from '../errors.js';
 import { signatureAlgorithmFor } from './algorithms.js';
 import { certificatePem, loadAuthority, sha256Fingerprint, type AuthorityCertificates, type AuthorityFiles } from './authority.js';
 import { encodeSigned, leafEncoder, type IssuerProfile, type LeafTemplate } from './leaf-profile.js';
-import { assertWellFormedDer, lintLeaf } from './lint.js';
+import { lintLeaf } from './lint.js';
+import { assertWellFormedDer } from './der.js';
 import { encodeCrlTbs, encodeSignedCrl, type CrlEntries, type CrlHeader } from './crl-profile.js';
 
 export type LeafRequest = Omit<LeafTemplate, 'serial'>;

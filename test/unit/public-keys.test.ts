@@ -58,6 +58,15 @@ describe('subject public keys', () => {
     assert.equal(keyTypeOfSpki(spki.subarray(0, spki.length - 1)), undefined);
   });
 
+  it('refuses a BER encoding of an accepted key, which OpenSSL itself would read', () => {
+    const spki = spkiOf(accepted[0][1]);
+    // The same SPKI with its outer length in long form (81 59 for 59): valid BER, not DER.
+    const ber = Buffer.concat([Buffer.of(0x30, 0x81, spki[1]!), spki.subarray(2)]);
+    assert.ok(createPublicKey({ key: ber, format: 'der', type: 'spki' }).equals(accepted[0][1]), 'OpenSSL reads the BER form');
+    badPublicKey(() => readPublicKey(ber));
+    assert.equal(keyTypeOfSpki(ber), undefined);
+  });
+
   it('refuses curves, sizes and exponents outside the profile', () => {
     badPublicKey(() => readPublicKey(spkiOf(generateKeyPairSync('ec', { namedCurve: 'P-521' }).publicKey)));
     badPublicKey(() => readPublicKey(spkiOf(generateKeyPairSync('ec', { namedCurve: 'secp256k1' }).publicKey)));
