@@ -147,9 +147,22 @@ export function createCrlPublisher(deps: { store: Store; signer: Signer; clock: 
   return {
     current: () => current,
     async start() {
-      // A replica starts even when the first CRL cannot be had yet (another replica is
-      // generating it, or the database hiccups): /v1/crl answers 503 until the poll gets one.
-      await sync().catch((err: unknown) => logger.warn({ err }, 'no CRL yet; the poll retries'));
+      // When another replica or worker holds the generation lock, its CRL is usually a moment
+      // away: wait for it briefly, so that a replica is seldom ready without a CRL. Past that
+      // (a huge CRL, a database hiccup) it starts anyway and /v1/crl answers 503 until the
+      // poll gets one.
+      const until = Date.now() + 5000;
+      for (let attempt = 0; !current && Date.now() < until; attempt++) {
+        if (attempt > 0) await new Promise((r) => setTimeout(r, 250));
+        const ok = await sync().then(
+          () => true,
+          (err: unknown) => {
+            logger.warn({ err }, 'no CRL yet; the poll retries');
+            return false;
+          },
+        );
+        if (!ok) break;
+      }
       schedule();
     },
     revoked() {

@@ -1,0 +1,239 @@
+/**
+ * What the benchmark scripts share: the bench identity provider (tokens minted with node:crypto,
+ * a jti each), a keep-alive load driver over node:http, and CPU/RSS readings of a process tree
+ * from /proc.
+ */
+import { spawn } from 'node:child_process';
+import { createPrivateKey, randomBytes, randomUUID, sign } from 'node:crypto';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import { exportJWK, generateKeyPair } from 'jose';
+import postgres from 'postgres';
+import { stringify } from 'yaml';
+import type { TestPki } from '../setup/pki.js';
+
+export const freePort = () =>
+  new Promise<number>((resolve) => {
+    const s = createServer().listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as { port: number };
+      s.close(() => resolve(port));
+    });
+  });
+
+/** The pid and every descendant: the server may fork workers. */
+export function processTree(root: number): number[] {
+  const parents = new Map<number, number[]>();
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const ppid = Number(readFileSync(`/proc/${entry}/stat`, 'utf8').split(') ')[1]!.split(' ')[1]);
+      parents.set(ppid, [...(parents.get(ppid) ?? []), Number(entry)]);
+    } catch {
+      // the process ended meanwhile
+    }
+  }
+  const out = [root];
+  for (let i = 0; i < out.length; i++) out.push(...(parents.get(out[i]!) ?? []));
+  return out;
+}
+
+/** CPU seconds and the summed peak RSS of the server's process tree. */
+export function treeStats(root: number): { cpuSeconds: number; peakRssMiB: number; processes: number } {
+  let ticks = 0;
+  let hwmKiB = 0;
+  const pids = processTree(root);
+  for (const pid of pids) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+      ticks += Number(stat[11]) + Number(stat[12]);
+      hwmKiB += Number(/VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0);
+    } catch {
+      // the process ended meanwhile
+    }
+  }
+  return { cpuSeconds: ticks / 100, peakRssMiB: Math.round(hwmKiB / 1024), processes: pids.length };
+}
+
+/** CPU seconds of every Postgres backend (the database's share of the two cores). */
+export function postgresCpuSeconds(): number {
+  let ticks = 0;
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const raw = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      if (!raw.includes('(postgres)')) continue;
+      const stat = raw.split(') ')[1]!.split(' ');
+      ticks += Number(stat[11]) + Number(stat[12]);
+    } catch {
+      // the process ended meanwhile
+    }
+  }
+  return ticks / 100;
+}
+
+export const cpuPercent = (used: NodeJS.CpuUsage, seconds: number) => Math.round(((used.user + used.system) / 1e6 / seconds) * 100);
+
+export const percentile = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.floor((sorted.length * p) / 100))] ?? NaN;
+
+/**
+ * An identity provider whose tokens are minted with node:crypto directly (ES256, JWS compact),
+ * a few microseconds each, so that a minute of load can be pre-minted with one jti per request.
+ */
+export async function benchIssuer(dir: string) {
+  const { privateKey, publicKey } = await generateKeyPair('ES256', { extractable: true });
+  const kid = 'bench';
+  const jwksPath = join(dir, 'jwks.json');
+  writeFileSync(jwksPath, JSON.stringify({ keys: [{ ...(await exportJWK(publicKey)), kid, alg: 'ES256', use: 'sig' }] }));
+  const key = createPrivateKey({ key: await exportJWK(privateKey), format: 'jwk' });
+  const issuer = 'https://idp.bench.example';
+  const audience = 'service-ca';
+  const header = Buffer.from(JSON.stringify({ alg: 'ES256', kid, typ: 'JWT' })).toString('base64url');
+  return {
+    issuer,
+    audience,
+    jwksPath,
+    mint(sub: string, ttl: number): string {
+      const now = Math.floor(Date.now() / 1000);
+      const payload = Buffer.from(JSON.stringify({ iss: issuer, aud: audience, sub, iat: now, exp: now + ttl, jti: randomUUID() })).toString('base64url');
+      const input = `${header}.${payload}`;
+      return `${input}.${sign('sha256', Buffer.from(input), { key, dsaEncoding: 'ieee-p1363' }).toString('base64url')}`;
+    },
+  };
+}
+
+/** Sends requests over `concurrency` keep-alive connections until the deadline. */
+export async function drive(
+  port: number,
+  concurrency: number,
+  durationMs: number,
+  next: (i: number) => { method: string; path: string; headers: Record<string, string>; body?: string } | undefined,
+  onResponse: (status: number, body: string) => void,
+): Promise<{ latencies: number[]; errors: number; statuses: Record<string, number>; elapsed: number }> {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: concurrency });
+  const latencies: number[] = [];
+  const statuses: Record<string, number> = {};
+  let errors = 0;
+  let n = 0;
+  const started = performance.now();
+  const deadline = started + durationMs;
+  const one = (r: NonNullable<ReturnType<typeof next>>) =>
+    new Promise<void>((resolve) => {
+      const t0 = performance.now();
+      const req = http.request({ host: '127.0.0.1', port, method: r.method, path: r.path, headers: r.headers, agent }, (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => {
+          const status = res.statusCode ?? 0;
+          statuses[status] = (statuses[status] ?? 0) + 1;
+          if (status < 300) latencies.push(performance.now() - t0);
+          else errors++;
+          onResponse(status, Buffer.concat(chunks).toString('utf8'));
+          resolve();
+        });
+      });
+      req.on('error', () => {
+        errors++;
+        statuses.network = (statuses.network ?? 0) + 1;
+        resolve();
+      });
+      req.end(r.body);
+    });
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (performance.now() < deadline) {
+        const r = next(n++);
+        if (!r) {
+          errors++;
+          statuses.exhausted = (statuses.exhausted ?? 0) + 1;
+          return;
+        }
+        await one(r);
+      }
+    }),
+  );
+  agent.destroy();
+  latencies.sort((a, b) => a - b);
+  return { latencies, errors, statuses, elapsed: (performance.now() - started) / 1000 };
+}
+
+export const pgUrl = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+
+export interface BenchServer {
+  pid: number;
+  apiPort: number;
+  publicPort: number;
+  /** SIGTERM, wait for the exit, drop the database. */
+  stop(): Promise<void>;
+}
+
+/**
+ * `serve` in a child process (so its CPU and memory are its own) on a fresh Postgres database
+ * (created here, dropped by stop) or on PGlite under dir, plain HTTP, the bench issuer with
+ * one-time tokens, and a policy granting `*.{ns}.svc`. Resolves once /readyz answers.
+ */
+export async function startBenchServer(o: {
+  db: 'postgres' | 'pglite';
+  dir: string;
+  pki: TestPki;
+  issuer: { issuer: string; audience: string; jwksPath: string };
+  workers?: number;
+  nodeArgs?: string[];
+  config?: Record<string, unknown>;
+}): Promise<BenchServer> {
+  let dbName: string | undefined;
+  let url: string | undefined;
+  if (o.db === 'postgres') {
+    dbName = `service_ca_bench_${randomBytes(4).toString('hex')}`;
+    const admin = postgres(pgUrl, { max: 1, onnotice: () => {} });
+    await admin.unsafe(`create database ${dbName}`);
+    await admin.end();
+    const u = new URL(pgUrl);
+    u.pathname = `/${dbName}`;
+    url = u.toString();
+  }
+  const apiPort = await freePort();
+  const publicPort = await freePort();
+  const config = {
+    server: { host: '127.0.0.1', port: apiPort, tls: { mode: 'off' }, ...(o.workers ? { workers: o.workers } : {}) },
+    public: { host: '127.0.0.1', port: publicPort },
+    ...(url ? { database: { url } } : {}),
+    dataDir: o.dir,
+    ca: { certificate: o.pki.intermediateCertificate, key: o.pki.intermediateKey, chain: o.pki.rootCertificate },
+    auth: {
+      issuers: [{ name: 'bench', issuer: o.issuer.issuer, audience: o.issuer.audience, jwks: { file: o.issuer.jwksPath }, algorithms: ['ES256'], maxTokenAge: '1h', requireJti: true }],
+      admins: { identities: ['spiffe://example.org/admin'] },
+    },
+    policies: [{ identity: 'spiffe://example.org/ns/{ns}/sa/{sa}', dns: ['*.{ns}.svc'] }],
+    logging: { level: 'warn' },
+    ...o.config,
+  };
+  writeFileSync(join(o.dir, 'config.yaml'), stringify(config));
+  const child = spawn(process.execPath, [...(o.nodeArgs ?? []), '--import', 'tsx', 'src/cli/index.ts', 'serve', '--config', join(o.dir, 'config.yaml')], {
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
+  const exited = new Promise((r) => child.once('exit', r));
+  const stop = async () => {
+    child.kill('SIGTERM');
+    await exited;
+    if (dbName) {
+      const admin = postgres(pgUrl, { max: 1, onnotice: () => {} });
+      await admin.unsafe(`drop database if exists ${dbName} with (force)`);
+      await admin.end();
+    }
+  };
+  for (let i = 0; ; i++) {
+    try {
+      if ((await fetch(`http://127.0.0.1:${apiPort}/readyz`)).ok) break;
+    } catch {
+      // not up yet
+    }
+    if (i > 300) {
+      await stop();
+      throw new Error('server did not start');
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return { pid: child.pid!, apiPort, publicPort, stop };
+}
