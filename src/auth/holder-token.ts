@@ -6,7 +6,7 @@
  * certificate's own key; whether the certificate is ours, current and unrevoked is decided by
  * policy against the database.
  */
-import { X509Certificate } from 'node:crypto';
+import { X509Certificate, type KeyObject } from 'node:crypto';
 import { decodeProtectedHeader, errors as joseErrors, jwtVerify, type JWTPayload } from 'jose';
 import type { Clock } from '../clock.js';
 import { CaError } from '../errors.js';
@@ -25,9 +25,12 @@ export interface HolderToken {
 
 const unauthorized = (detail: string) => new CaError('unauthorized', detail);
 
-/** The JWS algorithms a certificate's key may sign with. */
-function algorithmsFor(cert: X509Certificate): string[] {
-  const key = cert.publicKey;
+/**
+ * The JWS algorithms a certificate's key may sign with. Only ever called on a certificate this
+ * CA signed (whose key the CA checked): node aborts the process when asked for the details of
+ * some malformed EC keys that OpenSSL accepts, such as the point at infinity.
+ */
+function algorithmsFor(key: KeyObject): string[] {
   switch (key.asymmetricKeyType) {
     case 'ec':
       return key.asymmetricKeyDetails?.namedCurve === 'secp384r1' ? ['ES384'] : ['ES256'];
@@ -40,7 +43,12 @@ function algorithmsFor(cert: X509Certificate): string[] {
   }
 }
 
-export async function verifyHolderToken(token: string, clock: Clock, clockToleranceSeconds: number): Promise<HolderToken> {
+/**
+ * Verifies a renewal token: its x5c certificate must have been signed by `issuer` (checked
+ * first, before anything reads the certificate's own key), and the token by that certificate's
+ * key. Whether the certificate is still current is the caller's question.
+ */
+export async function verifyHolderToken(token: string, clock: Clock, clockToleranceSeconds: number, issuer: X509Certificate): Promise<HolderToken> {
   if (token.length === 0 || token.length > MAX_TOKEN_LENGTH) throw unauthorized('the bearer token is empty or too long');
   let header;
   try {
@@ -62,10 +70,17 @@ export async function verifyHolderToken(token: string, clock: Clock, clockTolera
   } catch {
     throw unauthorized('the x5c certificate does not parse');
   }
-  const algorithms = algorithmsFor(cert);
+  let key: KeyObject;
+  try {
+    if (!cert.checkIssued(issuer) || !cert.verify(issuer.publicKey)) throw new Error('foreign');
+    key = cert.publicKey;
+  } catch {
+    throw unauthorized('the x5c certificate was not issued by this CA');
+  }
+  const algorithms = algorithmsFor(key);
   let claims: JWTPayload;
   try {
-    ({ payload: claims } = await jwtVerify(token, cert.publicKey, {
+    ({ payload: claims } = await jwtVerify(token, key, {
       audience: RENEW_AUDIENCE,
       algorithms,
       clockTolerance: clockToleranceSeconds,

@@ -56,46 +56,72 @@ function canonicalForm(spki: Buffer): CanonicalForm | undefined {
   return undefined;
 }
 
-/** The key type of a node key, or badPublicKey saying why it is not one we certify. */
-function keyTypeOfKeyObject(key: KeyObject): KeyType {
-  const type = key.asymmetricKeyType;
-  if (type === 'ed25519') return 'ed25519';
-  const details = key.asymmetricKeyDetails;
-  if (type === 'ec') {
-    const curve = details?.namedCurve;
-    if (curve === 'prime256v1') return 'ecdsa-p256';
-    if (curve === 'secp384r1') return 'ecdsa-p384';
-    throw new CaError('badPublicKey', `ECDSA curve ${curve ?? 'unknown'} is not accepted (P-256 or P-384)`);
-  }
-  if (type === 'rsa') {
-    const bits = details?.modulusLength ?? 0;
-    const e = details?.publicExponent ?? 0n;
-    if (bits < 2048 || bits > 4096) throw new CaError('badPublicKey', `an RSA key of ${bits} bits is not accepted (2048 to 4096)`);
-    if (e < 65537n || e % 2n === 0n) throw new CaError('badPublicKey', 'the RSA public exponent must be odd and at least 65537');
-    return 'rsa';
-  }
-  throw new CaError('badPublicKey', `a ${type ?? 'unknown'} key is not accepted (ECDSA P-256/P-384, RSA 2048-4096, Ed25519)`);
-}
+const EC_PUBLIC_KEY = '2a8648ce3d0201';
+const RSA_ENCRYPTION = '2a864886f70d010101';
+const EC_CURVES: Record<string, { keyType: KeyType; coordinate: number }> = {
+  '2a8648ce3d030107': { keyType: 'ecdsa-p256', coordinate: 32 },
+  '2b81040022': { keyType: 'ecdsa-p384', coordinate: 48 },
+};
+
+const refuse = (detail: string): never => {
+  throw new CaError('badPublicKey', detail);
+};
 
 /**
- * The general path. The SPKI is copied into the certificate as it is, so it must be DER, which
- * OpenSSL does not insist on (it reads BER, and ignores octets after the value): one whole TLV
- * with minimal lengths throughout is checked first, and an RSA key, whose encoding is unique,
- * must be exactly what OpenSSL encodes for it.
+ * The general path, for what the canonical forms do not cover (RSA keys, compressed points).
+ * The key type is read from the DER, never from node's `asymmetricKeyDetails`: on an EC key
+ * OpenSSL accepts but cannot describe (the point at infinity) that getter fails a CHECK in node
+ * and aborts the process. The SPKI is copied into the certificate as it is, so it must be DER,
+ * which OpenSSL does not insist on (it reads BER, and ignores octets after the value): one whole
+ * TLV with minimal lengths throughout, and an RSA key, whose encoding is unique, exactly what
+ * OpenSSL encodes for it. An EC point must be a compressed point of its curve's size.
  */
-function importDer(spki: Buffer): KeyObject {
+function readGeneral(spki: Buffer): { keyType: KeyType; key: KeyObject } {
+  let algorithm: string;
+  let parameters: Buffer;
+  let bits: Buffer;
+  try {
+    const outer = readTlv(spki, 0);
+    if (outer.tag !== 0x30 || outer.end !== spki.length) throw new RangeError('not one SEQUENCE');
+    assertWellFormedDer(spki);
+    const alg = readTlv(spki, outer.start);
+    const id = readTlv(spki, alg.start);
+    if (alg.tag !== 0x30 || id.tag !== 0x06) throw new RangeError('no algorithm');
+    algorithm = spki.subarray(id.start, id.end).toString('hex');
+    parameters = spki.subarray(id.end, alg.end);
+    const bitString = readTlv(spki, alg.end);
+    if (bitString.tag !== 0x03 || bitString.end !== outer.end || spki[bitString.start] !== 0) throw new RangeError('no key');
+    bits = spki.subarray(bitString.start + 1, bitString.end);
+  } catch {
+    return refuse('the public key cannot be read as a DER SubjectPublicKeyInfo');
+  }
+  let keyType: KeyType;
+  if (algorithm === EC_PUBLIC_KEY) {
+    const curve = parameters[0] === 0x06 && parameters.length === 2 + parameters[1]! ? EC_CURVES[parameters.subarray(2).toString('hex')] : undefined;
+    if (!curve) return refuse('an ECDSA key must be on the named curve P-256 or P-384');
+    const compressed = (bits[0] === 2 || bits[0] === 3) && bits.length === 1 + curve.coordinate;
+    if (!compressed) return refuse('the ECDSA public key is not a point of its curve');
+    keyType = curve.keyType;
+  } else if (algorithm === RSA_ENCRYPTION) {
+    keyType = 'rsa';
+  } else {
+    return refuse('the key is not accepted (ECDSA P-256/P-384, RSA 2048-4096, Ed25519)');
+  }
   let key: KeyObject;
   try {
-    if (readTlv(spki, 0).end !== spki.length) throw new RangeError('octets after the SubjectPublicKeyInfo');
-    assertWellFormedDer(spki);
     key = createPublicKey({ key: spki, format: 'der', type: 'spki' });
   } catch {
-    throw new CaError('badPublicKey', 'the public key cannot be read as a DER SubjectPublicKeyInfo');
+    return refuse(keyType === 'rsa' ? 'the RSA public key cannot be read' : 'the ECDSA public key is not a point of its curve');
   }
-  if (key.asymmetricKeyType === 'rsa' && !key.export({ type: 'spki', format: 'der' }).equals(spki)) {
-    throw new CaError('badPublicKey', 'the RSA public key is not in DER (non-minimal integers or other BER)');
+  if (keyType === 'rsa') {
+    if (!key.export({ type: 'spki', format: 'der' }).equals(spki)) refuse('the RSA public key is not in DER (non-minimal integers or other BER)');
+    const details = key.asymmetricKeyDetails;
+    const size = details?.modulusLength ?? 0;
+    const e = details?.publicExponent ?? 0n;
+    if (size < 2048 || size > 4096) refuse(`an RSA key of ${size} bits is not accepted (2048 to 4096)`);
+    if (e < 65537n || e % 2n === 0n) refuse('the RSA public exponent must be odd and at least 65537');
   }
-  return key;
+  return { keyType, key };
 }
 
 /** A certifiable public key and its type; badPublicKey when it is unreadable or not accepted. */
@@ -109,8 +135,7 @@ export function readPublicKey(spkiBytes: Uint8Array): { keyType: KeyType; key: K
       throw new CaError('badPublicKey', 'the public key is not a point on its curve');
     }
   }
-  const key = importDer(spki);
-  return { keyType: keyTypeOfKeyObject(key), key };
+  return readGeneral(spki);
 }
 
 /**
@@ -123,7 +148,7 @@ export function keyTypeOfSpki(spkiBytes: Uint8Array): KeyType | undefined {
   const form = canonicalForm(spki);
   if (form) return form.keyType;
   try {
-    return keyTypeOfKeyObject(importDer(spki));
+    return readGeneral(spki).keyType;
   } catch {
     return undefined;
   }

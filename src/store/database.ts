@@ -87,12 +87,29 @@ function errorCode(err: unknown): string | undefined {
 }
 
 /**
+ * Postgres data exceptions that only a request's own values cause: a NUL character in text, a
+ * time or number outside Postgres's range, text that is not a number. (Our own writes never
+ * hold such values; a request's filters and identities can.)
+ */
+const BAD_VALUE_CODES = new Set(['22021', '22P05', '22008', '22007', '22003', '22P02']);
+
+function badValue(err: unknown): boolean {
+  for (let e: unknown = err, depth = 0; e && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === 'string' && BAD_VALUE_CODES.has(code)) return true;
+  }
+  return false;
+}
+
+/**
  * Turns a driver error into the domain error: a connection failure becomes `unavailable`
- * (503 with Retry-After); anything else stays as it is, for the 500 path to log.
+ * (503 with Retry-After), a value the database cannot take becomes `malformed` (400);
+ * anything else stays as it is, for the 500 path to log.
  */
 export function databaseError(err: unknown): unknown {
   if (err instanceof CaError) return err;
   if (errorCode(err) !== undefined) return new CaError('unavailable', 'the database is not answering; retry shortly', { cause: err, retryAfter: 2 });
+  if (badValue(err)) return new CaError('malformed', 'a value in the request is out of range or holds a character (NUL) the database cannot take', { cause: err });
   return err;
 }
 

@@ -117,8 +117,13 @@ export async function certificateRows(
 ): Promise<Map<string, { der: Buffer; status: string; revocationReason: string | null; tokenJti: string | null }>> {
   const sql = postgres(url, { max: 1, onnotice: () => {} });
   try {
-    const rows = await sql<{ serial: string; der: Buffer; status: string; revocation_reason: string | null; token_jti: string | null }[]>`
-      select serial, der, status, revocation_reason, token_jti from certificates where serial = any(${serials})`;
+    const rows = (await sql.unsafe('select serial, der, status, revocation_reason, token_jti from certificates where serial = any($1::text[])', [serials])) as unknown as {
+      serial: string;
+      der: Buffer;
+      status: string;
+      revocation_reason: string | null;
+      token_jti: string | null;
+    }[];
     return new Map(rows.map((r) => [r.serial, { der: Buffer.from(r.der), status: r.status, revocationReason: r.revocation_reason, tokenJti: r.token_jti }]));
   } finally {
     await sql.end({ timeout: 5 });
@@ -129,7 +134,8 @@ export async function certificateRows(
 export async function query<T extends object>(url: string, text: string, params: (string | number)[] = []): Promise<T[]> {
   const sql = postgres(url, { max: 1, onnotice: () => {} });
   try {
-    return (await sql.unsafe(text, params)) as unknown as T[];
+    // A plain array: postgres.js's Result is an Array subclass, which deepEqual tells apart.
+    return [...((await sql.unsafe(text, params)) as unknown as T[])];
   } finally {
     await sql.end({ timeout: 5 });
   }

@@ -33,7 +33,12 @@ export const limitBody = (maxBytes: number) => {
 
 /** POST bodies must be JSON (`application/json`, optionally with parameters). */
 export const requireJson = createMiddleware<AppEnv>(async (c, next) => {
-  const type = (c.req.header('Content-Type') ?? '').split(';')[0]!.trim().toLowerCase();
-  if (type !== 'application/json') throw new CaError('unsupportedMediaType', 'the request body must be application/json');
+  const header = c.req.header('Content-Type') ?? '';
+  const [type, ...parameters] = header.split(';');
+  if (type!.trim().toLowerCase() !== 'application/json') throw new CaError('unsupportedMediaType', 'the request body must be application/json');
+  // RFC 9110 §8.3.1 allows whitespace around ";", which @hono/zod-openapi's media-type check
+  // (a strict regular expression) refuses with 415: hand it the same type without that space.
+  const normalized = ['application/json', ...parameters.map((p) => p.trim())].join(';');
+  if (normalized !== header) c.req.raw.headers.set('Content-Type', normalized);
   await next();
 });
