@@ -70,7 +70,16 @@ export async function startTcpProxy(target: { host: string; port: number }): Pro
 
   const resetAll = () => {
     for (const [client, upstream] of pairs) {
-      client.resetAndDestroy();
+      // A socket already shutting down (its peer half-closed it) cannot be reset: node then
+      // never releases it and the test file never exits. Such a socket is simply destroyed.
+      if (client.destroyed || client.writableEnded || client.readableEnded) client.destroy();
+      else {
+        try {
+          client.resetAndDestroy();
+        } catch {
+          client.destroy();
+        }
+      }
       upstream.destroy();
     }
     pairs.clear();
