@@ -61,7 +61,9 @@ async function main() {
     ...(values.workers ? { workers: Number(values.workers) } : {}),
     config: { crl: { validity: '24h', refresh: '1h', maxDelay: '2s' } },
   });
-  const agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
+  // Idle sockets are dropped after 4 s, before the server's 5 s keep-alive timeout: otherwise a
+  // request sent on a socket the server is closing fails (a load-generator artifact).
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 64, timeout: 4000 });
   const serials: string[] = [];
   let interval = { counts: {} as Record<string, number>, errors: {} as Record<string, number>, latencies: [] as number[] };
   const samples: Record<string, unknown>[] = [];

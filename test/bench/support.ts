@@ -111,7 +111,7 @@ export async function drive(
   next: (i: number) => { method: string; path: string; headers: Record<string, string>; body?: string } | undefined,
   onResponse: (status: number, body: string) => void,
 ): Promise<{ latencies: number[]; errors: number; statuses: Record<string, number>; elapsed: number }> {
-  const agent = new http.Agent({ keepAlive: true, maxSockets: concurrency });
+  const agent = new http.Agent({ keepAlive: true, maxSockets: concurrency, timeout: 4000 });
   const latencies: number[] = [];
   const statuses: Record<string, number> = {};
   let errors = 0;
