@@ -36,7 +36,7 @@ function decodeCursor(cursor: string): { notBefore: Date; serial: string } {
   try {
     const [t, s] = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as [unknown, unknown];
     const notBefore = new Date(String(t));
-    if (typeof t !== 'string' || Number.isNaN(notBefore.getTime()) || typeof s !== 'string' || !/^[0-9a-f]{2,40}$/.test(s)) throw new Error('bad');
+    if (typeof t !== 'string' || !/^\d{4}-\d{2}-\d{2}T/.test(t) || Number.isNaN(notBefore.getTime()) || typeof s !== 'string' || !/^[0-9a-f]{2,40}$/.test(s)) throw new Error('bad');
     return { notBefore, serial: s };
   } catch {
     throw malformed('cursor is not one this service handed out');

@@ -91,7 +91,7 @@ function errorCode(err: unknown): string | undefined {
  * time or number outside Postgres's range, text that is not a number. (Our own writes never
  * hold such values; a request's filters and identities can.)
  */
-const BAD_VALUE_CODES = new Set(['22021', '22P05', '22008', '22007', '22003', '22P02']);
+const BAD_VALUE_CODES = new Set(['22021', '22P05', '22008', '22007', '22009', '22003', '22P02']);
 
 function badValue(err: unknown): boolean {
   for (let e: unknown = err, depth = 0; e && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {

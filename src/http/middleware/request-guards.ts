@@ -38,7 +38,7 @@ export const requireJson = createMiddleware<AppEnv>(async (c, next) => {
   if (type!.trim().toLowerCase() !== 'application/json') throw new CaError('unsupportedMediaType', 'the request body must be application/json');
   // RFC 9110 §8.3.1 allows whitespace around ";", which @hono/zod-openapi's media-type check
   // (a strict regular expression) refuses with 415: hand it the same type without that space.
-  const normalized = ['application/json', ...parameters.map((p) => p.trim())].join(';');
+  const normalized = ['application/json', ...parameters.map((p) => p.trim()).filter((p) => p !== '')].join(';');
   if (normalized !== header) c.req.raw.headers.set('Content-Type', normalized);
   await next();
 });
