@@ -37,6 +37,35 @@ const concurrencies = values.concurrency!.split(',').map(Number);
 /** Tokens minted per second of measured load: more than the server can possibly use. */
 const TOKENS_PER_SECOND = 6000;
 
+/** One row of the results: throughput, latency percentiles, errors, and who used the CPU. */
+function measured(
+  db: string,
+  phase: string,
+  concurrency: number,
+  run: Awaited<ReturnType<typeof drive>>,
+  before: { server: number; cpu0: number; self0: NodeJS.CpuUsage; pg0?: number | undefined },
+) {
+  const stats = treeStats(before.server);
+  return {
+    db,
+    phase,
+    concurrency,
+    seconds: Number(run.elapsed.toFixed(1)),
+    perSecond: Math.round(run.latencies.length / run.elapsed),
+    p50ms: Number(percentile(run.latencies, 50).toFixed(1)),
+    p99ms: Number(percentile(run.latencies, 99).toFixed(1)),
+    p999ms: Number(percentile(run.latencies, 99.9).toFixed(1)),
+    errors: run.errors,
+    statuses: JSON.stringify(run.statuses),
+    serverCpuPercent: Math.round(((stats.cpuSeconds - before.cpu0) / run.elapsed) * 100),
+    postgresCpuPercent: before.pg0 === undefined ? null : Math.round(((postgresCpuSeconds() - before.pg0) / run.elapsed) * 100),
+    loadGeneratorCpuPercent: cpuPercent(process.cpuUsage(before.self0), run.elapsed),
+    serverProcesses: stats.processes,
+    serverPeakRssMiB: stats.peakRssMiB,
+    loadAverage: Number(loadavg()[0]!.toFixed(1)),
+  };
+}
+
 async function main() {
   const work = mkdtempSync(join(tmpdir(), 'service-ca-bench-'));
   const pki = await createTestPki('p256');
@@ -78,25 +107,7 @@ async function main() {
             if (status === 201 && serials.length < 100_000) serials.push((JSON.parse(body) as { serial: string }).serial);
           },
         );
-        const stats = treeStats(server.pid);
-        const row = {
-          db,
-          phase: 'issue',
-          concurrency,
-          seconds: Number(run.elapsed.toFixed(1)),
-          perSecond: Math.round(run.latencies.length / run.elapsed),
-          p50ms: Number(percentile(run.latencies, 50).toFixed(1)),
-          p99ms: Number(percentile(run.latencies, 99).toFixed(1)),
-          p999ms: Number(percentile(run.latencies, 99.9).toFixed(1)),
-          errors: run.errors,
-          statuses: JSON.stringify(run.statuses),
-          serverCpuPercent: Math.round(((stats.cpuSeconds - cpu0) / run.elapsed) * 100),
-          postgresCpuPercent: db === 'postgres' ? Math.round(((postgresCpuSeconds() - pg0) / run.elapsed) * 100) : null,
-          loadGeneratorCpuPercent: cpuPercent(process.cpuUsage(self0), run.elapsed),
-          serverProcesses: stats.processes,
-          serverPeakRssMiB: stats.peakRssMiB,
-          loadAverage: Number(loadavg()[0]!.toFixed(1)),
-        };
+        const row = measured(db, 'issue', concurrency, run, { server: server.pid, cpu0, self0, pg0: db === 'postgres' ? pg0 : undefined });
         results.push(row);
         console.log(JSON.stringify(row));
       }
@@ -111,25 +122,7 @@ async function main() {
         (i) => ({ method: 'GET', path: `/v1/certificates/${serials[i % serials.length]}/renewal-info`, headers: {} }),
         () => {},
       );
-      const stats = treeStats(server.pid);
-      const row = {
-        db,
-        phase: 'renewal-info',
-        concurrency: lookupConcurrency,
-        seconds: Number(run.elapsed.toFixed(1)),
-        perSecond: Math.round(run.latencies.length / run.elapsed),
-        p50ms: Number(percentile(run.latencies, 50).toFixed(1)),
-        p99ms: Number(percentile(run.latencies, 99).toFixed(1)),
-        p999ms: Number(percentile(run.latencies, 99.9).toFixed(1)),
-        errors: run.errors,
-        statuses: JSON.stringify(run.statuses),
-        serverCpuPercent: Math.round(((stats.cpuSeconds - cpu0) / run.elapsed) * 100),
-        postgresCpuPercent: null,
-        loadGeneratorCpuPercent: cpuPercent(process.cpuUsage(self0), run.elapsed),
-        serverProcesses: stats.processes,
-        serverPeakRssMiB: stats.peakRssMiB,
-        loadAverage: Number(loadavg()[0]!.toFixed(1)),
-      };
+      const row = measured(db, 'renewal-info', lookupConcurrency, run, { server: server.pid, cpu0, self0 });
       results.push(row);
       console.log(JSON.stringify(row));
     } finally {

@@ -18,6 +18,7 @@ import { createTestDatabase, testDatabaseUrl, type TestDatabase } from '../setup
 import { createTestPki } from '../setup/pki.js';
 import { CLI, TSX_LOADER, cleanEnv, exitWithin, freePort, killAll, spawnService, waitForStatus, type ChildService } from '../setup/processes.js';
 import { writeServiceConfig } from '../setup/service-config.js';
+import { allOf } from '../setup/load.js';
 import { startTcpProxy, type TcpProxy } from '../setup/tcp-proxy.js';
 import { createTestIssuer, type TestIssuer } from '../setup/tokens.js';
 
@@ -57,19 +58,6 @@ function assertUnavailable(a: Answer, what: string): void {
   assert.match(a.retryAfter ?? '', /^[1-9]\d*$/, `${what}: Retry-After is a positive number of seconds, got ${a.retryAfter}`);
   assert.equal(a.body?.certificate, undefined, `${what}: a 5xx never carries a certificate`);
   assert.doesNotMatch(a.text, /BEGIN CERTIFICATE/, `${what}: a 5xx never carries a certificate`);
-}
-
-/** Runs every check and reports all that failed at once: one outage can break several promises. */
-function allOf(...checks: (() => void)[]): void {
-  const failed = checks.flatMap((check) => {
-    try {
-      check();
-      return [];
-    } catch (err) {
-      return [(err as Error).message];
-    }
-  });
-  if (failed.length > 0) assert.fail(failed.join('\n---\n'));
 }
 
 if (!testDatabaseUrl) {
