@@ -9,6 +9,7 @@ import type { Clock } from '../clock.js';
 import { CaError, isCaError } from '../errors.js';
 import type { StoredAuditEvent, Store } from '../store/store.js';
 import { requireAdmin } from './revocations.js';
+import { pageLimit, queryTime, usedFilters } from './queries.js';
 import { normalizeSerial } from './serials.js';
 
 export const AUDIT_ACTIONS: readonly AuditAction[] = ['certificate.issue', 'certificate.renew', 'certificate.revoke', 'identity.revoke', 'certificates.list', 'audit.read'];
@@ -46,13 +47,6 @@ export interface AuditPage {
 
 const malformed = (detail: string) => new CaError('malformed', detail);
 
-function time(name: string, v: string | undefined): Date | undefined {
-  if (v === undefined) return undefined;
-  const d = new Date(v);
-  if (!/^\d{4}-\d{2}-\d{2}T/.test(v) || Number.isNaN(d.getTime())) throw malformed(`${name} must be an RFC 3339 time`);
-  return d;
-}
-
 function decodeCursor(cursor: string): number {
   const id = Number(Buffer.from(cursor, 'base64url').toString('utf8'));
   if (!Number.isSafeInteger(id) || id < 1) throw malformed('cursor is not one this service handed out');
@@ -74,23 +68,21 @@ export function createAuditLog(deps: { store: Store; clock: Clock }) {
         await auditRefusal(store, clock, principal, 'audit.read', null, err);
         throw err;
       }
-      const limit = q.limit === undefined ? 100 : /^\d{1,7}$/.test(q.limit) ? Number(q.limit) : NaN;
-      if (!(limit >= 1 && limit <= 1000)) throw malformed('limit must be a whole number from 1 to 1000');
+      const limit = pageLimit(q.limit);
       if (q.action !== undefined && !AUDIT_ACTIONS.includes(q.action as AuditAction)) throw malformed(`action must be one of ${AUDIT_ACTIONS.join(', ')}`);
       const rows = await store.listAudit({
         actor: q.actor,
         action: q.action as AuditAction | undefined,
         serial: q.serial === undefined ? undefined : normalizeSerial(q.serial),
         outcome: q.outcome,
-        since: time('since', q.since),
-        until: time('until', q.until),
+        since: queryTime('since', q.since),
+        until: queryTime('until', q.until),
         before: q.cursor === undefined ? undefined : decodeCursor(q.cursor),
         limit: limit + 1,
       });
       const items = rows.slice(0, limit);
       const last = items[items.length - 1];
-      const filters = Object.fromEntries(Object.entries(q).filter(([k, v]) => v !== undefined && k !== 'cursor'));
-      await this.read(principal, 'audit.read', filters);
+      await this.read(principal, 'audit.read', usedFilters(q));
       return { items, nextCursor: rows.length > limit && last ? Buffer.from(String(last.id)).toString('base64url') : null };
     },
   };

@@ -9,6 +9,7 @@ import type { CertificateStatus } from '../model.js';
 import type { Store } from '../store/store.js';
 import { viewOf, type CertificateView } from './certificates.js';
 import { auditRefusal, createAuditLog } from './audit.js';
+import { pageLimit, queryTime, usedFilters } from './queries.js';
 import { requireAdmin } from './revocations.js';
 
 export interface ListQuery {
@@ -53,14 +54,9 @@ export function createLister(deps: { store: Store; clock: Clock }) {
         await auditRefusal(deps.store, deps.clock, principal, 'certificates.list', null, err);
         throw err;
       }
-      const limit = q.limit === undefined ? 100 : /^\d{1,7}$/.test(q.limit) ? Number(q.limit) : NaN;
-      if (!(limit >= 1 && limit <= 1000)) throw malformed('limit must be a whole number from 1 to 1000');
+      const limit = pageLimit(q.limit);
       if (q.status !== undefined && !STATUSES.has(q.status)) throw malformed('status must be valid, revoked or expired');
-      let expiresBefore: Date | undefined;
-      if (q.expiresBefore !== undefined) {
-        expiresBefore = new Date(q.expiresBefore);
-        if (!/^\d{4}-\d{2}-\d{2}T/.test(q.expiresBefore) || Number.isNaN(expiresBefore.getTime())) throw malformed('expiresBefore must be an RFC 3339 time');
-      }
+      const expiresBefore = queryTime('expiresBefore', q.expiresBefore);
       const now = deps.clock.now();
       const rows = await deps.store.listCertificates(
         {
@@ -75,7 +71,7 @@ export function createLister(deps: { store: Store; clock: Clock }) {
       );
       const items = rows.slice(0, limit);
       const last = items[items.length - 1];
-      await audit.read(principal, 'certificates.list', Object.fromEntries(Object.entries(q).filter(([k, v]) => v !== undefined && k !== 'cursor')));
+      await audit.read(principal, 'certificates.list', usedFilters(q));
       return { items: items.map((r) => viewOf(r, now)), nextCursor: rows.length > limit && last ? encodeCursor(last.notBefore, last.serial) : null };
     },
   };
