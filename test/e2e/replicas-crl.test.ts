@@ -7,54 +7,13 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { ADMIN, startTestApp, workload, type TestApp } from '../setup/app.js';
-import { fetchCrl, opensslCrl, sha256, sleep, waitForCrl, type OpensslCrl } from '../setup/crl-check.js';
+import { sleep, waitForCrl, watchCrls } from '../setup/crl-check.js';
 import { createTestDatabase, testDatabaseUrl, type TestDatabase } from '../setup/database.js';
 import { createTestPki } from '../setup/pki.js';
 import { issueFor, revokeOk, type Issued } from '../setup/revoking.js';
 import { createTestIssuer } from '../setup/tokens.js';
 
 const MAX_DELAY_MS = 5000;
-
-interface Observation {
-  replica: 'a' | 'b';
-  /** When the answer arrived (ms since the epoch). */
-  at: number;
-  number: number;
-  digest: string;
-}
-
-/**
- * Polls both replicas' /v1/crl until stopped, recording which CRL number each served and when.
- * openssl reads each distinct CRL once.
- */
-function watchCrls(replicas: Record<'a' | 'b', TestApp>, chainPem: string) {
-  const observations: Observation[] = [];
-  const byDigest = new Map<string, OpensslCrl>();
-  let running = true;
-  const loops = (['a', 'b'] as const).map(async (replica) => {
-    while (running) {
-      const res = await fetchCrl(replicas[replica].public);
-      if (res.status === 200) {
-        const digest = sha256(res.body);
-        let crl = byDigest.get(digest);
-        if (!crl) {
-          crl = opensslCrl(res.body, chainPem);
-          byDigest.set(digest, crl);
-        }
-        observations.push({ replica, at: Date.now(), number: crl.number!, digest });
-      }
-      await sleep(40);
-    }
-  });
-  return {
-    observations,
-    byDigest,
-    async stop() {
-      running = false;
-      await Promise.all(loops);
-    },
-  };
-}
 
 if (!testDatabaseUrl) {
   it('CRL publication across replicas needs a real Postgres server', (t) => {
@@ -66,7 +25,7 @@ if (!testDatabaseUrl) {
     let a: TestApp;
     let b: TestApp;
     let chainPem: string;
-    let watcher: ReturnType<typeof watchCrls>;
+    let watcher: ReturnType<typeof watchCrls<'a' | 'b'>>;
 
     before(async () => {
       database = await createTestDatabase();
@@ -75,7 +34,7 @@ if (!testDatabaseUrl) {
       [a, b] = await Promise.all([startTestApp({ database, pki, issuer }), startTestApp({ database, pki, issuer })]);
       chainPem = await (await fetch(`${a.public}/v1/ca/chain.pem`)).text();
       assert.equal(await (await fetch(`${b.public}/v1/ca/chain.pem`)).text(), chainPem);
-      watcher = watchCrls({ a, b }, chainPem);
+      watcher = watchCrls([{ name: 'a' as const, url: a.public }, { name: 'b' as const, url: b.public }], chainPem, 40);
     });
     after(async () => {
       await watcher?.stop();

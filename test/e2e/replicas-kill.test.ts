@@ -17,7 +17,7 @@ import { rmSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { ADMIN, workload } from '../setup/app.js';
-import { fetchCrl, opensslCrl, sha256, waitForCrl, type OpensslCrl, type ReasonName } from '../setup/crl-check.js';
+import { sha256, waitForCrl, watchCrls, type CrlObservation, type OpensslCrl, type ReasonName } from '../setup/crl-check.js';
 import { createKeyAndCsr } from '../setup/csr.js';
 import { createTestDatabase, testDatabaseUrl, type TestDatabase } from '../setup/database.js';
 import { allOf, call, certificateRows, describeOutcome, pemSerial, pemToDer, query, sample, sleep, until, type Outcome } from '../setup/load.js';
@@ -43,50 +43,7 @@ interface Replica {
   pub: string;
 }
 
-interface Observation {
-  replica: Name;
-  /** When the answer arrived. */
-  at: number;
-  number: number;
-  digest: string;
-}
-
-/** Polls every replica's /v1/crl until stopped (a replica's loop ends when it stops answering); openssl reads each distinct CRL once. */
-function watchCrls(replicas: Replica[], chainPem: string) {
-  const observations: Observation[] = [];
-  const byDigest = new Map<string, OpensslCrl>();
-  let running = true;
-  const loops = replicas.map(async (r) => {
-    while (running) {
-      let res: Awaited<ReturnType<typeof fetchCrl>>;
-      try {
-        res = await fetchCrl(r.pub);
-      } catch {
-        if (!r.service.running) return;
-        await sleep(100);
-        continue;
-      }
-      if (res.status === 200) {
-        const digest = sha256(res.body);
-        let crl = byDigest.get(digest);
-        if (!crl) {
-          crl = opensslCrl(res.body, chainPem);
-          byDigest.set(digest, crl);
-        }
-        observations.push({ replica: r.name, at: Date.now(), number: crl.number!, digest });
-      }
-      await sleep(100);
-    }
-  });
-  return {
-    observations,
-    byDigest,
-    async stop() {
-      running = false;
-      await Promise.all(loops);
-    },
-  };
-}
+type Observation = CrlObservation<Name>;
 
 if (!testDatabaseUrl) {
   it('replicas killed under load need a real Postgres server', (t) => {
@@ -150,7 +107,7 @@ if (!testDatabaseUrl) {
     };
 
     it('keeps serials unique, CRL numbers monotonic, acknowledged revocations in every survivor\'s CRL, and one-time tokens one-time', async (t) => {
-      const watcher = watchCrls([...replicas.values()], chainPem);
+      const watcher = watchCrls([...replicas.values()].map((r) => ({ name: r.name, url: r.pub, alive: () => r.service.running })), chainPem, 100);
       const issued: Outcome[] = [];
       const revocations: Outcome[] = [];
       const toRevoke: { serial: string; reason: ReasonName }[] = [];

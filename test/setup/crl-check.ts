@@ -224,3 +224,54 @@ export async function waitForCrl(
     await sleep(options.intervalMs ?? 100);
   }
 }
+
+/** One CRL a replica served: when, its number, and its digest (one per distinct CRL). */
+export interface CrlObservation<N extends string = string> {
+  replica: N;
+  /** When the answer arrived (ms since the epoch). */
+  at: number;
+  number: number;
+  digest: string;
+}
+
+/**
+ * Polls each replica's /v1/crl until stopped, recording which CRL number each served and when;
+ * openssl reads each distinct CRL once. A failed fetch fails the watch, except for a replica
+ * with `alive`, which is polled on while alive (a replica being killed) and left once it is not.
+ */
+export function watchCrls<N extends string>(replicas: { name: N; url: string; alive?: () => boolean }[], chainPem: string, intervalMs: number) {
+  const observations: CrlObservation<N>[] = [];
+  const byDigest = new Map<string, OpensslCrl>();
+  let running = true;
+  const loops = replicas.map(async (r) => {
+    while (running) {
+      let res: FetchedCrl;
+      try {
+        res = await fetchCrl(r.url);
+      } catch (err) {
+        if (!r.alive) throw err;
+        if (!r.alive()) return;
+        await new Promise((resolve) => setTimeout(resolve, intervalMs));
+        continue;
+      }
+      if (res.status === 200) {
+        const digest = sha256(res.body);
+        let crl = byDigest.get(digest);
+        if (!crl) {
+          crl = opensslCrl(res.body, chainPem);
+          byDigest.set(digest, crl);
+        }
+        observations.push({ replica: r.name, at: Date.now(), number: crl.number!, digest });
+      }
+      await new Promise((resolve) => setTimeout(resolve, intervalMs));
+    }
+  });
+  return {
+    observations,
+    byDigest,
+    async stop() {
+      running = false;
+      await Promise.all(loops);
+    },
+  };
+}
