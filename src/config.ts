@@ -160,6 +160,13 @@ const configSchema = z
         tls: tlsSchema.default({ mode: 'auto', names: ['localhost', '127.0.0.1'], ttl: 24 * 3600 }),
         /** Processes serving (node:cluster), `auto`: one per core. PGlite always runs one. */
         workers: z.preprocess(fromText, z.union([z.literal('auto'), z.number().int().min(1).max(64)])).default('auto'),
+        /**
+         * How long an idle keep-alive connection stays open (both listeners), in seconds. Longer
+         * than the clients' and load balancers' own idle timeouts (60 s is common), so that the
+         * client closes an idle connection, never the server under a request that is on its way:
+         * node's default of 5 s races clients that reuse a connection at about that age.
+         */
+        keepAliveTimeout: duration.pipe(z.number().min(1).max(3600)).default(65),
       })
       .strict()
       .prefault({}),

@@ -36,6 +36,9 @@ export function problem(c: Context<AppEnv>, err: CaError): Response {
     headers['WWW-Authenticate'] = c.get('bearerPresented') ? 'Bearer realm="service-ca", error="invalid_token"' : 'Bearer realm="service-ca"';
   }
   if (err.kind === 'rateLimited' || err.kind === 'unavailable') headers['Retry-After'] = String(err.retryAfter ?? 1);
+  // The rest of a body over the limit is not read: the connection cannot carry another request
+  // (RFC 9110 §15.5.14 lets the server close it), so node closes it after the answer.
+  if (err.kind === 'payloadTooLarge') headers.Connection = 'close';
   const body = { type: `${PROBLEM_TYPE_PREFIX}${err.kind}`, title, status, detail: err.detail };
   return c.body(JSON.stringify(body), status, headers);
 }

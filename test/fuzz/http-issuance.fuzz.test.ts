@@ -191,7 +191,7 @@ describe('issuing endpoints under fuzzing', { concurrency: 4 }, () => {
                 },
               })
             : body.bytes;
-        const a = await send(`${app.api}/v1/certificates`, () => ({ method: 'POST', headers, body: payload(), ...(chunked ? { duplex: 'half' as const } : {}) }));
+        const a = await send(`${app.api}/v1/certificates`, { method: 'POST', headers, body: payload(), ...(chunked ? { duplex: 'half' as const } : {}) });
         assertContract(a, { bearerSent: bearerSent(authorization) });
         if (a.status === 201) issued++;
         const authOk = auth === 'valid';

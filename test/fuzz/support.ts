@@ -142,23 +142,15 @@ export function quoteLogsFrom(tail: LogTail): void {
 
 const MAX_WAIT_MS = 20_000;
 
-let retried = 0;
-after(() => {
-  if (retried) console.log(`fuzz: ${retried} request(s) sent again after their connection was closed or reset under them`);
-});
-
 type Init = RequestInit & { duplex?: 'half' };
 
 /**
  * One request with a deadline: no answer within MAX_WAIT_MS (a hang) or a dropped connection (a
- * crash) throws, which fails the property with the input that caused it. A request whose pooled
- * connection was closed or reset under it (the server's keep-alive timer racing the client, or
- * node resetting every connection after a stall of the shared event loop: not an answer to this
- * input) is sent once more on a fresh connection; a server that drops a request because of what
- * it holds drops it twice and still fails. Pass init as a function when the body is a stream.
+ * crash, or the server closing a keep-alive connection under a request: the race that
+ * server.keepAliveTimeout closes) throws, which fails the property with the input that caused
+ * it.
  */
-export async function send(url: string, init: Init | (() => Init) = {}): Promise<Answer> {
-  const first = typeof init === 'function' ? init() : init;
+export async function send(url: string, first: Init = {}): Promise<Answer> {
   const method = first.method ?? 'GET';
   const headers = new Headers(first.headers);
   const shown: string[] = [];
@@ -172,20 +164,13 @@ export async function send(url: string, init: Init | (() => Init) = {}): Promise
     const body = first.body;
     traceInput(`${request}\n\n${typeof body === 'string' ? body : body instanceof Uint8Array ? Buffer.from(body).toString('base64') : ''}`);
   }
-  for (let attempt = 1; ; attempt++) {
-    const options = attempt === 1 ? first : typeof init === 'function' ? init() : init;
-    try {
-      const res = await fetch(url, { ...options, signal: AbortSignal.timeout(MAX_WAIT_MS) } as RequestInit);
-      const body = Buffer.from(await res.arrayBuffer());
-      return { status: res.status, headers: res.headers, body, text: body.toString('utf8'), request };
-    } catch (err) {
-      const cause = (err as { cause?: { code?: string; message?: string } }).cause;
-      if (attempt === 1 && (cause?.code === 'UND_ERR_SOCKET' || cause?.code === 'ECONNRESET')) {
-        retried++;
-        continue;
-      }
-      throw new Error(`no answer to ${request}: ${(err as Error).name}: ${(err as Error).message}${cause ? ` (${cause.code ?? ''} ${cause.message ?? ''})` : ''} (a hang or a crash)`, { cause: err });
-    }
+  try {
+    const res = await fetch(url, { ...first, signal: AbortSignal.timeout(MAX_WAIT_MS) } as RequestInit);
+    const body = Buffer.from(await res.arrayBuffer());
+    return { status: res.status, headers: res.headers, body, text: body.toString('utf8'), request };
+  } catch (err) {
+    const cause = (err as { cause?: { code?: string; message?: string } }).cause;
+    throw new Error(`no answer to ${request}: ${(err as Error).name}: ${(err as Error).message}${cause ? ` (${cause.code ?? ''} ${cause.message ?? ''})` : ''} (a hang or a crash)`, { cause: err });
   }
 }
 

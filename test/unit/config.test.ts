@@ -91,7 +91,7 @@ describe('the contract example', () => {
     const file = writeConfig(CONTRACT_EXAMPLE);
     const dir = resolve(file, '..');
     const c = loadConfigFile(file, { CA_KEY_PASSPHRASE: 'correct horse battery staple' });
-    assert.deepEqual(c.server, { host: '127.0.0.1', port: 8443, tls: { mode: 'auto', names: ['localhost', '127.0.0.1'], ttl: 86400 }, workers: 'auto' });
+    assert.deepEqual(c.server, { host: '127.0.0.1', port: 8443, tls: { mode: 'auto', names: ['localhost', '127.0.0.1'], ttl: 86400 }, workers: 'auto', keepAliveTimeout: 65 });
     assert.deepEqual(c.public, { host: '127.0.0.1', port: 8080 });
     assert.equal(c.publicUrl, 'http://127.0.0.1:8080');
     assert.equal(c.database.url, 'postgres://...');
@@ -137,7 +137,7 @@ describe('the contract example', () => {
 
   it('fills every default from a minimal file', () => {
     const c = parseConfig(minimal(), { baseDir: '/base', env: {} });
-    assert.deepEqual(c.server, { host: '127.0.0.1', port: 8443, tls: { mode: 'auto', names: ['localhost', '127.0.0.1'], ttl: 86400 }, workers: 'auto' });
+    assert.deepEqual(c.server, { host: '127.0.0.1', port: 8443, tls: { mode: 'auto', names: ['localhost', '127.0.0.1'], ttl: 86400 }, workers: 'auto', keepAliveTimeout: 65 });
     assert.deepEqual(c.public, { host: '127.0.0.1', port: 8080 });
     assert.equal(c.publicUrl, 'http://127.0.0.1:8080');
     assert.equal(c.database.url, undefined);
@@ -208,6 +208,8 @@ describe('errors name the key path', () => {
     ['a relative publicUrl', { ...minimal(), publicUrl: 'ca.example' }, /^config: publicUrl: /m],
     ['several workers on the embedded database', { ...minimal(), server: { workers: 2 } }, /^config: server\.workers: .*embedded database/m],
     ['zero workers', { ...minimal(), database: { url: 'postgres://h/db' }, server: { workers: 0 } }, /^config: server\.workers: /m],
+    ['a keep-alive timeout of zero', { ...minimal(), server: { keepAliveTimeout: 0 } }, /^config: server\.keepAliveTimeout: /m],
+    ['a keep-alive timeout over an hour', { ...minimal(), server: { keepAliveTimeout: '2h' } }, /^config: server\.keepAliveTimeout: /m],
   ];
   for (const [name, raw, expected] of cases) {
     it(`for ${name}`, () => assert.match(errorOf(raw), expected));
@@ -230,6 +232,10 @@ describe('errors name the key path', () => {
     assert.equal(parseConfig({ ...minimal(), server: { workers: 1 } }, { baseDir: '/', env: {} }).server.workers, 1);
     // A database URL from DATABASE_URL alone counts as Postgres for the workers rule.
     assert.equal(parseConfig({ ...minimal(), server: { workers: 2 } }, { baseDir: '/', env: { DATABASE_URL: 'postgres://env/db' } }).server.workers, 2);
+  });
+
+  it('takes server.keepAliveTimeout as a duration', () => {
+    assert.equal(parseConfig({ ...minimal(), server: { keepAliveTimeout: '2m' } }, { baseDir: '/', env: {} }).server.keepAliveTimeout, 120);
   });
 
   it('refuses a defaultTtl longer than maxTtl, also when defaultTtl is the default', () => {
