@@ -7,6 +7,7 @@
  *
  *   npm run bench:crl -- [--db postgres|pglite|both] [--sizes 100000,1000000]
  *                             [--der-bytes 700] [--serve-seconds 5] [--concurrency 8,64]
+ *                             [--driver wrk|node]
  *
  * Postgres comes from BENCH_DATABASE_URL (default postgres://postgres@127.0.0.1:5432/postgres);
  * each size gets a fresh database, created and dropped here. Rows are seeded in one
@@ -34,6 +35,7 @@ import { openDatabase } from '../../src/store/database.js';
 import { createStore, storeOn, type Store } from '../../src/store/store.js';
 import { createTestPki, type TestPki } from '../setup/pki.js';
 import { createTestIssuer } from '../setup/tokens.js';
+import { driveWrk, wrkAvailable } from './wrk.js';
 
 const SELF = new URL(import.meta.url).pathname;
 const ROOT = new URL('../../', import.meta.url).pathname;
@@ -52,8 +54,12 @@ const { values } = parseArgs({
     pki: { type: 'string' },
     n: { type: 'string' },
     'issuer-key-id': { type: 'string' },
+    driver: { type: 'string' },
   },
 });
+/** The load generator for serving: wrk where installed (test/bench/wrk.ts), else node:http. */
+const driver = values.driver ?? (wrkAvailable() ? 'wrk' : 'node');
+if (driver !== 'wrk' && driver !== 'node') throw new Error('--driver is wrk or node');
 const pgUrl = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 
 // ---------- process memory ----------
@@ -329,10 +335,67 @@ const freePort = () =>
     });
   });
 
+interface ServeRun {
+  requestsPerSecond: number;
+  mibPerSecond: number;
+  p50ms: number;
+  p99ms: number;
+  errors: number;
+  loadGeneratorCpuPercent: number;
+}
+
 interface ServeResult {
   startupSeconds: number;
-  runs: { mode: 'full' | '304'; concurrency: number; requestsPerSecond: number; mibPerSecond: number; p50ms: number; p99ms: number; errors: number }[];
+  runs: ({ mode: 'full' | '304'; concurrency: number } & ServeRun)[];
   serverPeakRssMiB: number;
+}
+
+/**
+ * GET /v1/crl over node:http with keep-alive for `seconds`, counting bytes as they arrive:
+ * fetch() (undici) would be the bottleneck for bodies of tens of MiB on this machine, not the
+ * server. The fallback where wrk is not installed.
+ */
+async function nodeLoad(base: string, headers: Record<string, string>, expected: number, concurrency: number, seconds: number): Promise<ServeRun> {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: concurrency, timeout: 4000 });
+  const get = () =>
+    new Promise<{ status: number; bytes: number }>((resolve, reject) => {
+      http
+        .get(`${base}/v1/crl`, { agent, headers }, (res) => {
+          let bytes = 0;
+          res.on('data', (d: Buffer) => (bytes += d.length));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, bytes }));
+          res.on('error', reject);
+        })
+        .on('error', reject);
+    });
+  const latencies: number[] = [];
+  let bytes = 0;
+  let errors = 0;
+  const self0 = process.cpuUsage();
+  const t0 = performance.now();
+  const deadline = t0 + seconds * 1000;
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (performance.now() < deadline) {
+        const r0 = performance.now();
+        try {
+          const res = await get();
+          if (res.status === expected) {
+            latencies.push(performance.now() - r0);
+            bytes += res.bytes;
+          } else errors++;
+        } catch {
+          errors++;
+        }
+      }
+    }),
+  );
+  const elapsed = (performance.now() - t0) / 1000;
+  agent.destroy();
+  latencies.sort((x, y) => x - y);
+  const pct = (p: number) => Number((latencies[Math.min(latencies.length - 1, Math.floor((latencies.length * p) / 100))] ?? NaN).toFixed(1));
+  const used = process.cpuUsage(self0);
+  return { requestsPerSecond: Number((latencies.length / elapsed).toFixed(1)), mibPerSecond: Math.round(bytes / MiB / elapsed), p50ms: pct(50), p99ms: pct(99), errors, loadGeneratorCpuPercent: Math.round(((used.user + used.system) / 1e6 / elapsed) * 100) };
 }
 
 async function serve(pki: TestPki, url: string | undefined, dataDir: string, seconds: number, concurrencies: number[]): Promise<ServeResult> {
@@ -370,50 +433,18 @@ async function serve(pki: TestPki, url: string | undefined, dataDir: string, sec
     await first.arrayBuffer();
     const etag = first.headers.get('etag') ?? '';
     const runs: ServeResult['runs'] = [];
-    // node:http with keep-alive, counting bytes as they arrive: fetch() (undici) would be the
-    // bottleneck for bodies of tens of MiB on this machine, not the server.
-    const agent = new http.Agent({ keepAlive: true, maxSockets: Math.max(...concurrencies) });
-    const get = (headers: Record<string, string>) =>
-      new Promise<{ status: number; bytes: number }>((resolve, reject) => {
-        http
-          .get(`${base}/v1/crl`, { agent, headers }, (res) => {
-            let bytes = 0;
-            res.on('data', (d: Buffer) => (bytes += d.length));
-            res.on('end', () => resolve({ status: res.statusCode ?? 0, bytes }));
-            res.on('error', reject);
-          })
-          .on('error', reject);
-      });
     for (const mode of ['full', '304'] as const) {
+      const headers: Record<string, string> = mode === '304' ? { 'If-None-Match': etag } : {};
       for (const concurrency of concurrencies) {
-        const latencies: number[] = [];
-        let bytes = 0;
-        let errors = 0;
-        const t0 = performance.now();
-        const deadline = t0 + seconds * 1000;
-        await Promise.all(
-          Array.from({ length: concurrency }, async () => {
-            while (performance.now() < deadline) {
-              const r0 = performance.now();
-              try {
-                const res = await get(mode === '304' ? { 'If-None-Match': etag } : {});
-                if (res.status === (mode === '304' ? 304 : 200)) {
-                  latencies.push(performance.now() - r0);
-                  bytes += res.bytes;
-                } else errors++;
-              } catch {
-                errors++;
-              }
-            }
-          }),
-        );
-        const elapsed = (performance.now() - t0) / 1000;
-        latencies.sort((x, y) => x - y);
-        const pct = (p: number) => Number((latencies[Math.min(latencies.length - 1, Math.floor((latencies.length * p) / 100))] ?? NaN).toFixed(1));
-        runs.push({ mode, concurrency, requestsPerSecond: Number((latencies.length / elapsed).toFixed(1)), mibPerSecond: Math.round(bytes / MiB / elapsed), p50ms: pct(50), p99ms: pct(99), errors });
+        if (driver === 'wrk') {
+          const run = await driveWrk(publicPort, concurrency, seconds * 1000, [{ method: 'GET', path: '/v1/crl', headers }]);
+          const errors = run.errors.connect + run.errors.read + run.errors.write + run.errors.timeout + run.errors.status;
+          runs.push({ mode, concurrency, requestsPerSecond: Number((run.succeeded / run.elapsed).toFixed(1)), mibPerSecond: Math.round(run.bytes / MiB / run.elapsed), p50ms: Number(run.p50ms.toFixed(1)), p99ms: Number(run.p99ms.toFixed(1)), errors, loadGeneratorCpuPercent: Math.round((run.cpuSeconds / run.elapsed) * 100) });
+        } else {
+          runs.push({ mode, concurrency, ...(await nodeLoad(base, headers, mode === '304' ? 304 : 200, concurrency, seconds)) });
+        }
       }
     }
-    agent.destroy();
     return { startupSeconds, runs, serverPeakRssMiB: Math.round(statusKiB(server.pid!, 'VmHWM') / 1024) };
   } finally {
     server.kill('SIGTERM');
@@ -492,7 +523,7 @@ async function main(): Promise<void> {
           target: meets,
         });
         details.push({ db, entries: n, derBytes, seed, measurement: m, opensslVerify: verify, serving: served });
-        for (const r of served.runs) console.log(`[${db} ${n}] serve ${r.mode} c=${r.concurrency}: ${r.requestsPerSecond} req/s, ${r.mibPerSecond} MiB/s, p50 ${r.p50ms} ms, p99 ${r.p99ms} ms, errors ${r.errors}`);
+        for (const r of served.runs) console.log(`[${db} ${n}] serve ${r.mode} c=${r.concurrency}: ${r.requestsPerSecond} req/s, ${r.mibPerSecond} MiB/s, p50 ${r.p50ms} ms, p99 ${r.p99ms} ms, errors ${r.errors}, load generator (${driver}) CPU ${r.loadGeneratorCpuPercent}%`);
         console.log(`[${db} ${n}] server: first CRL served ${served.startupSeconds.toFixed(1)} s after spawn, peak RSS ${served.serverPeakRssMiB} MiB`);
       } finally {
         await pg?.drop();

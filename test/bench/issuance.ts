@@ -1,15 +1,20 @@
 /**
  * Issuance benchmark (a script, not a test): the real server in its own process tree (so its CPU
- * and peak RSS are its own), driven over loopback by this process with pre-generated distinct
- * CSRs and a fresh one-time token (its own jti, so the server records it) for every request, at
- * fixed concurrencies for a fixed time. Then renewal-info lookups per second on the issued
- * serials. Prints a table and writes JSON (.bench/issuance-<time>.json) so runs can be compared.
+ * and peak RSS are its own), driven over loopback with pre-generated distinct CSRs and a fresh
+ * one-time token (its own jti, so the server records it) for every request, at fixed
+ * concurrencies for a fixed time, after a 3 s warm-up. Then renewal-info lookups per second on
+ * issued serials. Prints a table and writes JSON (.bench/issuance-<time>.json) so runs can be
+ * compared.
  *
  *   npm run bench:issuance -- [--db pglite|postgres|both] [--concurrency 16,64] [--seconds 20]
- *                             [--csrs 2000] [--workers N] [--profile DIR]
+ *                             [--csrs 2000] [--workers N] [--pool-size N] [--profile DIR]
+ *                             [--driver wrk|node]
  *
- * --workers sets server.workers (default: the server's own default); --profile writes a V8 CPU
- * profile of every server process into DIR (summarise with test/bench/profile-summary.ts).
+ * --driver: the load generator; wrk (Debian's package, test/bench/wrk.ts) where installed, else
+ * node:http in this process (support.ts drive), which takes far more of the two cores.
+ * --workers sets server.workers and --pool-size database.poolSize (default: the server's own
+ * defaults); --profile writes a V8 CPU profile of every server process into DIR (summarise with
+ * test/bench/profile-summary.ts).
  * Postgres comes from BENCH_DATABASE_URL (default postgres://postgres@127.0.0.1:5432/postgres);
  * a fresh database is created and dropped.
  */
@@ -20,6 +25,7 @@ import { parseArgs } from 'node:util';
 import { createKeyAndCsr } from '../../src/cli/keys.js';
 import { createTestPki } from '../setup/pki.js';
 import { benchIssuer, cpuPercent, drive, percentile, postgresCpuSeconds, startBenchServer, treeStats } from './support.js';
+import { driveWrk, wrkAvailable, type WrkRun } from './wrk.js';
 
 const { values } = parseArgs({
   options: {
@@ -30,8 +36,13 @@ const { values } = parseArgs({
     workers: { type: 'string' },
     profile: { type: 'string' },
     'lookup-seconds': { type: 'string', default: '5' },
+    driver: { type: 'string' },
+    'pool-size': { type: 'string' },
   },
 });
+/** wrk where installed (a few percent of the CPU), else node:http (15-45% of it). */
+const driver = values.driver ?? (wrkAvailable() ? 'wrk' : 'node');
+if (driver !== 'wrk' && driver !== 'node') throw new Error('--driver is wrk or node');
 const seconds = Number(values.seconds);
 const concurrencies = values.concurrency!.split(',').map(Number);
 /** Tokens minted per second of measured load: more than the server can possibly use. */
@@ -42,24 +53,27 @@ function measured(
   db: string,
   phase: string,
   concurrency: number,
-  run: Awaited<ReturnType<typeof drive>>,
+  run: Awaited<ReturnType<typeof drive>> | WrkRun,
   before: { server: number; cpu0: number; self0: NodeJS.CpuUsage; pg0?: number | undefined },
 ) {
   const stats = treeStats(before.server);
+  const wrk = 'succeeded' in run;
+  const ms = (p: number) => Number((wrk ? run[p === 50 ? 'p50ms' : p === 99 ? 'p99ms' : 'p999ms'] : percentile(run.latencies, p)).toFixed(1));
   return {
     db,
     phase,
+    driver: wrk ? 'wrk' : 'node',
     concurrency,
     seconds: Number(run.elapsed.toFixed(1)),
-    perSecond: Math.round(run.latencies.length / run.elapsed),
-    p50ms: Number(percentile(run.latencies, 50).toFixed(1)),
-    p99ms: Number(percentile(run.latencies, 99).toFixed(1)),
-    p999ms: Number(percentile(run.latencies, 99.9).toFixed(1)),
-    errors: run.errors,
-    statuses: JSON.stringify(run.statuses),
+    perSecond: Math.round((wrk ? run.succeeded : run.latencies.length) / run.elapsed),
+    p50ms: ms(50),
+    p99ms: ms(99),
+    p999ms: ms(99.9),
+    errors: wrk ? run.errors.connect + run.errors.read + run.errors.write + run.errors.timeout + run.errors.status : run.errors,
+    statuses: JSON.stringify(wrk ? run.errors : run.statuses),
     serverCpuPercent: Math.round(((stats.cpuSeconds - before.cpu0) / run.elapsed) * 100),
     postgresCpuPercent: before.pg0 === undefined ? null : Math.round(((postgresCpuSeconds() - before.pg0) / run.elapsed) * 100),
-    loadGeneratorCpuPercent: cpuPercent(process.cpuUsage(before.self0), run.elapsed),
+    loadGeneratorCpuPercent: wrk ? Math.round((run.cpuSeconds / run.elapsed) * 100) : cpuPercent(process.cpuUsage(before.self0), run.elapsed),
     serverProcesses: stats.processes,
     serverPeakRssMiB: stats.peakRssMiB,
     loadAverage: Number(loadavg()[0]!.toFixed(1)),
@@ -85,43 +99,47 @@ async function main() {
       pki,
       issuer,
       ...(values.workers ? { workers: Number(values.workers) } : {}),
+      ...(values['pool-size'] ? { poolSize: Number(values['pool-size']) } : {}),
       nodeArgs: values.profile ? ['--cpu-prof', '--cpu-prof-dir', values.profile] : [],
     });
     const { apiPort, publicPort } = server;
     const serials: string[] = [];
     try {
+      const issueRequest = (token: string, i: number) => ({
+        method: 'POST',
+        path: '/v1/certificates',
+        headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${token}` },
+        body: bodies[i % bodies.length],
+      });
+      const keepSerial = (status: number, body: string) => {
+        if (status === 201 && serials.length < 100_000) serials.push((JSON.parse(body) as { serial: string }).serial);
+      };
+      // Warm-up (JIT, connections) over node:http, keeping the serials for renewal-info.
+      const warmTokens = Array.from({ length: 20_000 }, (_, i) => issuer.mint(`spiffe://example.org/ns/bench/sa/w${i % 1000}`, 3000));
+      await drive(apiPort, 16, 3000, (i) => (i < warmTokens.length ? issueRequest(warmTokens[i]!, i) : undefined), keepSerial);
       for (const concurrency of concurrencies) {
         const tokens = Array.from({ length: seconds * TOKENS_PER_SECOND }, (_, i) => issuer.mint(`spiffe://example.org/ns/bench/sa/w${i % 1000}`, 3000));
         const cpu0 = treeStats(server.pid).cpuSeconds;
         const pg0 = postgresCpuSeconds();
         const self0 = process.cpuUsage();
-        const run = await drive(
-          apiPort,
-          concurrency,
-          seconds * 1000,
-          (i) =>
-            i < tokens.length
-              ? { method: 'POST', path: '/v1/certificates', headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${tokens[i]}` }, body: bodies[i % bodies.length] }
-              : undefined,
-          (status, body) => {
-            if (status === 201 && serials.length < 100_000) serials.push((JSON.parse(body) as { serial: string }).serial);
-          },
-        );
+        const run =
+          driver === 'wrk'
+            ? await driveWrk(apiPort, concurrency, seconds * 1000, tokens.map((token, i) => ({ method: 'POST', path: '/v1/certificates', token, body: i % bodies.length })), bodies)
+            : await drive(apiPort, concurrency, seconds * 1000, (i) => (i < tokens.length ? issueRequest(tokens[i]!, i) : undefined), keepSerial);
         const row = measured(db, 'issue', concurrency, run, { server: server.pid, cpu0, self0, pg0: db === 'postgres' ? pg0 : undefined });
         results.push(row);
         console.log(JSON.stringify(row));
       }
-      // renewal-info on the public listener, for the serials just issued.
+      // renewal-info on the public listener, for serials issued above.
       const lookupConcurrency = Math.max(...concurrencies);
+      const lookupMs = Number(values['lookup-seconds']) * 1000;
+      const lookupPath = (i: number) => `/v1/certificates/${serials[i % serials.length]}/renewal-info`;
       const cpu0 = treeStats(server.pid).cpuSeconds;
       const self0 = process.cpuUsage();
-      const run = await drive(
-        publicPort,
-        lookupConcurrency,
-        Number(values['lookup-seconds']) * 1000,
-        (i) => ({ method: 'GET', path: `/v1/certificates/${serials[i % serials.length]}/renewal-info`, headers: {} }),
-        () => {},
-      );
+      const run =
+        driver === 'wrk'
+          ? await driveWrk(publicPort, lookupConcurrency, lookupMs, serials.map((_, i) => ({ method: 'GET', path: lookupPath(i) })))
+          : await drive(publicPort, lookupConcurrency, lookupMs, (i) => ({ method: 'GET', path: lookupPath(i), headers: {} }), () => {});
       const row = measured(db, 'renewal-info', lookupConcurrency, run, { server: server.pid, cpu0, self0 });
       results.push(row);
       console.log(JSON.stringify(row));

@@ -179,6 +179,8 @@ export async function startBenchServer(o: {
   pki: TestPki;
   issuer: { issuer: string; audience: string; jwksPath: string };
   workers?: number;
+  /** database.poolSize (Postgres). */
+  poolSize?: number;
   nodeArgs?: string[];
   config?: Record<string, unknown>;
 }): Promise<BenchServer> {
@@ -198,7 +200,7 @@ export async function startBenchServer(o: {
   const config = {
     server: { host: '127.0.0.1', port: apiPort, tls: { mode: 'off' }, ...(o.workers ? { workers: o.workers } : {}) },
     public: { host: '127.0.0.1', port: publicPort },
-    ...(url ? { database: { url } } : {}),
+    ...(url ? { database: { url, ...(o.poolSize ? { poolSize: o.poolSize } : {}) } } : {}),
     dataDir: o.dir,
     ca: { certificate: o.pki.intermediateCertificate, key: o.pki.intermediateKey, chain: o.pki.rootCertificate },
     auth: {
