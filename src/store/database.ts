@@ -21,6 +21,7 @@ import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core';
 import pg from 'pg';
 import * as schema from '../../db/schema.js';
 import { CaError } from '../errors.js';
+import { pglitePrepared } from './pglite-prepared.js';
 
 export type Db = PgDatabase<PgQueryResultHKT, typeof schema>;
 
@@ -36,9 +37,9 @@ export interface Database {
    */
   transaction<T>(work: (tx: Db) => Promise<T>, isolation?: Isolation, options?: { long?: boolean }): Promise<T>;
   /**
-   * One statement of the issuance hot path, in raw SQL with $n parameters: on Postgres a named
-   * prepared statement (parsed and planned once per connection), on PGlite an extended-protocol
-   * query. drizzle's query building and pg's unnamed statements were a tenth of an issuance's
+   * One statement of the issuance hot path, in raw SQL with $n parameters: a named prepared
+   * statement, parsed and planned once per connection on Postgres and once on PGlite
+   * (store/pglite-prepared.ts). drizzle's query building and pg's unnamed statements were a tenth of an issuance's
    * CPU in the profile (docs/performance.md).
    */
   hot<T>(name: string, text: string, params: unknown[]): Promise<T[]>;
@@ -191,9 +192,7 @@ async function openPglite(dataDir: string): Promise<Database> {
     db,
     kind: 'pglite',
     transaction: (work, isolation) => db.transaction((tx) => work(tx as unknown as Db), isolation ? { isolationLevel: isolation } : undefined),
-    async hot<T>(_name: string, text: string, params: unknown[]) {
-      return (await client.query<T>(text, params)).rows;
-    },
+    hot: pglitePrepared(client),
     poolStats: () => undefined,
     close: () => client.close(),
   };

@@ -12,6 +12,8 @@ import { after, before, describe, it } from 'node:test';
 import postgres from 'postgres';
 import { verifyChain } from '../../src/audit/chain.js';
 import { link } from '../../src/audit/sealer.js';
+import { sql } from 'drizzle-orm';
+import { openDatabase, type Database } from '../../src/store/database.js';
 import { createStore, type NewCertificate, type Store } from '../../src/store/store.js';
 import { testDatabaseUrl } from '../setup/database.js';
 
@@ -174,6 +176,71 @@ for (const backend of backends) {
       } finally {
         if (second !== store) await second.close();
       }
+    });
+  });
+}
+
+// Database.hot: named prepared statements on both drivers (on PGlite by hand over its wire
+// protocol, store/pglite-prepared.ts).
+for (const backend of backends) {
+  describe(`hot statements on ${backend.name}`, () => {
+    let db: Awaited<ReturnType<Backend['open']>>;
+    let database: Database;
+    before(async () => {
+      db = await backend.open();
+      database = await openDatabase(db.config);
+    });
+    after(async () => {
+      await database.close();
+      await db.drop();
+    });
+
+    it('carries every value exactly, both ways', async () => {
+      const octets = Buffer.from([0, 1, 0x5c, 0x78, 0xff]);
+      for (let run = 0; run < 2; run++) {
+        const [row] = await database.hot<{ names: string[]; octets: Uint8Array; doc: unknown; at: Date; nothing: null; n: number }>(
+          'service_ca_test_values',
+          'select $1::text[] as names, $2::bytea as octets, $3::jsonb as doc, $4::timestamptz as at, $5::text as nothing, cardinality($1::text[]) as n',
+          [['a"b', 'c,d', 'e\\f', '', 'NULL', '{x}'], octets, JSON.stringify({ k: ['v', 1] }), '2026-01-02T03:04:05.678Z', null],
+        );
+        assert.deepEqual(row!.names, ['a"b', 'c,d', 'e\\f', '', 'NULL', '{x}']);
+        assert.equal(row!.n, 6);
+        assert.deepEqual(Buffer.from(row!.octets), octets);
+        assert.deepEqual(row!.doc, { k: ['v', 1] });
+        assert.equal(new Date(row!.at).toISOString(), '2026-01-02T03:04:05.678Z');
+        assert.equal(row!.nothing, null);
+      }
+    });
+
+    it('reports a database error with its code, and the statement still works after it', async () => {
+      const fail = database.hot('service_ca_test_cast', 'select $1::int as n', ['not a number']);
+      await assert.rejects(fail, (err: { code?: string }) => err.code === '22P02');
+      const [row] = await database.hot<{ n: number }>('service_ca_test_cast', 'select $1::int as n', ['7']);
+      assert.equal(row!.n, 7);
+    });
+
+    it('never runs inside another caller\'s open transaction', async () => {
+      const jti = `held-${randomBytes(4).toString('hex')}`;
+      let release!: () => void;
+      const held = new Promise<void>((r) => (release = r));
+      let written!: () => void;
+      const wrote = new Promise<void>((r) => (written = r));
+      const tx = database
+        .transaction(async (t) => {
+          await t.execute(sql`insert into used_tokens (issuer, jti, expires_at) values ('store-test', ${jti}, now() + interval '1 hour')`);
+          written();
+          await held;
+          throw new Error('roll back');
+        })
+        .catch((err: Error) => err.message);
+      await wrote;
+      // While the transaction is open: on Postgres another connection, on PGlite (one session)
+      // the statement waits for the transaction to end. It must never see the uncommitted row.
+      const count = database.hot<{ n: number }>('service_ca_test_count', 'select count(*)::int as n from used_tokens where jti = $1', [jti]);
+      setTimeout(release, 200);
+      assert.equal(await tx, 'roll back');
+      const [row] = await count;
+      assert.equal(row!.n, 0);
     });
   });
 }
