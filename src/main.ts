@@ -68,8 +68,9 @@ export async function start(config: Config, options: { logger: Logger; clock?: C
     // autoCleanupIncoming off: the adapter's clean-up closes a keep-alive connection when a body
     // answered early (401, 415) has not been read within 500 ms of the answer, so a held-up
     // event loop (a long GC, CRL encoding) dropped the client's next request on it (found by the
-    // fuzz suite). Node reads and discards an unread body itself (bounded by requestTimeout),
-    // and a body over the limit is answered with Connection: close (http/problem.ts).
+    // fuzz suite). Node reads and discards an unread body itself (within requestTimeout; such a
+    // body is at most limits.bodyBytes, checked first), and a body over the limit is answered
+    // with Connection: close (http/problem.ts).
     const listenerOptions = { autoCleanupIncoming: false };
     const apiListener = getRequestListener(createApp(deps.app, 'api').fetch, listenerOptions);
     const publicListener = getRequestListener(createApp(deps.app, 'public').fetch, listenerOptions);
@@ -102,12 +103,16 @@ export async function start(config: Config, options: { logger: Logger; clock?: C
       };
       schedule(first.notBefore, first.notAfter);
     }
-    api.headersTimeout = 10_000;
-    api.requestTimeout = 30_000;
     const pub = createHttpServer(publicListener);
-    // Idle keep-alive connections: see server.keepAliveTimeout in config.ts. headersTimeout runs
-    // from a request's first byte, not over the idle time, so it stays short.
-    for (const server of [api, pub]) server.keepAliveTimeout = config.server.keepAliveTimeout * 1000;
+    for (const server of [api, pub]) {
+      // Slow clients: a request's headers within 10 s of its first byte, the whole request
+      // (an unread body that node discards included) within 30 s.
+      server.headersTimeout = 10_000;
+      server.requestTimeout = 30_000;
+      // Idle keep-alive connections: see server.keepAliveTimeout in config.ts. headersTimeout
+      // runs from a request's first byte, not over the idle time, so it stays short.
+      server.keepAliveTimeout = config.server.keepAliveTimeout * 1000;
+    }
     const apiPort = await listen(api, config.server.host, config.server.port);
     const publicPort = await listen(pub, config.public.host, config.public.port);
     const prune = setInterval(() => {

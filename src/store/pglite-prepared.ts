@@ -12,6 +12,7 @@
 import { protocol, types, type PGlite } from '@electric-sql/pglite';
 
 interface Prepared {
+  text: string;
   /** Parameter type OIDs, as Postgres inferred them at Parse. */
   paramTypes: number[];
   /** Result columns: name and type OID (none for a statement without rows). */
@@ -20,6 +21,8 @@ interface Prepared {
 
 type Message = { name: string } & Record<string, unknown>;
 
+const BYTEA = types.BYTEA;
+
 export function pglitePrepared(client: PGlite) {
   const serialize = protocol.serialize;
   const prepared = new Map<string, Prepared>();
@@ -27,13 +30,16 @@ export function pglitePrepared(client: PGlite) {
   /** Parse and Describe once per name, under the caller's lock. */
   async function prepare(name: string, text: string): Promise<Prepared> {
     const known = prepared.get(name);
-    if (known) return known;
+    if (known) {
+      if (known.text !== text) throw new Error(`prepared statement ${name} already holds other SQL`);
+      return known;
+    }
     const messages = (await client.execProtocolStream(Buffer.concat([serialize.parse({ name, text, types: [] }), serialize.describe({ type: 'S', name }), serialize.sync()]), {
       syncToFs: false,
     })) as unknown as Message[];
     const params = messages.find((m) => m.name === 'parameterDescription') as { dataTypeIDs: number[] } | undefined;
     const row = messages.find((m) => m.name === 'rowDescription') as { fields: { name: string; dataTypeID: number }[] } | undefined;
-    const statement = { paramTypes: params?.dataTypeIDs ?? [], fields: row?.fields.map((f) => ({ name: f.name, dataTypeID: f.dataTypeID })) ?? [] };
+    const statement = { text, paramTypes: params?.dataTypeIDs ?? [], fields: row?.fields.map((f) => ({ name: f.name, dataTypeID: f.dataTypeID })) ?? [] };
     prepared.set(name, statement);
     return statement;
   }
@@ -42,11 +48,14 @@ export function pglitePrepared(client: PGlite) {
     // The transaction lock first (as PGlite's own query() does): outside any open transaction.
     return client._runExclusiveTransaction(() =>
       client._runExclusiveQuery(async () => {
+        // As PGlite's own query() does: a closed or closing database says so ("PGlite is closed"),
+        // which the store maps to 503, instead of failing inside WebAssembly.
+        await client._checkReady();
         const statement = await prepare(name, text);
         const values = params.map((v, i) => {
           if (v === null || v === undefined) return null;
-          // Octets go in binary format as they are (the serializer writes them as hex text).
-          if (v instanceof Uint8Array) return Buffer.from(v.buffer, v.byteOffset, v.byteLength);
+          // bytea goes in binary format as it is (the serializer writes it as hex text).
+          if (statement.paramTypes[i] === BYTEA && v instanceof Uint8Array) return Buffer.from(v.buffer, v.byteOffset, v.byteLength);
           const serializer = client.serializers[statement.paramTypes[i]!];
           return serializer ? serializer(v) : String(v);
         });

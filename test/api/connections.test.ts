@@ -153,6 +153,6 @@ describe('keep-alive connections', () => {
     assert.match(answer, /^HTTP\/1\.1 200 [^]*\r\nKeep-Alive: timeout=2\r\n/i);
     assert.ok(closed > 0, 'the server closed the idle connection within 8 s');
     const idle = closed - answered;
-    assert.ok(idle >= 1900, `closed after ${idle} ms idle, not before 2 s`);
+    assert.ok(idle >= 1900 && idle < 3500, `closed after ${idle} ms idle: 2 s expected`);
   });
 });

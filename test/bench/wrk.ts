@@ -5,7 +5,9 @@
  * node:http driver (support.ts drive) stays the fallback where wrk is not installed.
  *
  * wrk reports requests, errors by kind (connect, read, write, timeout, and status >= 400) and
- * latency percentiles; its CPU time comes from the shell's `times` after it exits.
+ * latency percentiles (over every answer, refusals included: the node:http driver counts 2xx
+ * only); its CPU time, read from the shell's `times` after it exits, includes formatting the
+ * requests before the measured run.
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -82,6 +84,7 @@ const seconds = (text: string) => {
 
 /** Runs wrk (one thread, `concurrency` keep-alive connections) for durationMs against port. */
 export async function driveWrk(port: number, concurrency: number, durationMs: number, requests: WrkRequest[], bodies: string[] = []): Promise<WrkRun> {
+  if (requests.length === 0) throw new Error('wrk needs at least one request');
   const dir = mkdtempSync(join(tmpdir(), 'service-ca-wrk-'));
   try {
     const script = join(dir, 'replay.lua');
@@ -97,15 +100,18 @@ export async function driveWrk(port: number, concurrency: number, durationMs: nu
     // One body per line: JSON.stringify never writes a raw newline.
     writeFileSync(bodyFile, bodies.join('\n') + '\n');
     const wrk = `wrk -t1 -c${concurrency} -d${Math.round(durationMs / 1000)}s --timeout 10s -s ${script} http://127.0.0.1:${port} -- ${list} ${bodyFile}`;
-    const child = spawn('bash', ['-c', `${wrk}; status=$?; times; exit $status`], { stdio: ['ignore', 'pipe', 'inherit'] });
+    // LC_ALL=C: `times` writes the locale's decimal separator.
+    const child = spawn('bash', ['-c', `${wrk}; status=$?; times; exit $status`], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, LC_ALL: 'C' } });
     let out = '';
     child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
-    const code = await new Promise<number>((resolve) => child.on('exit', (c) => resolve(c ?? 1)));
+    // 'close', not 'exit': stdout may still hold the last lines at 'exit'.
+    const code = await new Promise<number>((resolve) => child.on('close', (c) => resolve(c ?? 1)));
     const line = /^WRK (.*)$/m.exec(out);
-    if (code !== 0 || !line) throw new Error(`wrk failed (exit ${code}):\n${out}`);
-    const r = JSON.parse(line[1]!) as Record<string, number>;
     // `times`: the shell's own user/system line, then its children's (wrk's).
-    const timesLines = out.trim().split('\n').slice(-1)[0]!.trim().split(/\s+/);
+    const children = /^(\d+m[\d.]+s) (\d+m[\d.]+s)\s*$/.exec(out.trim().split('\n').slice(-1)[0] ?? '');
+    if (code !== 0 || !line || !children) throw new Error(`wrk failed (exit ${code}):\n${out}`);
+    const r = JSON.parse(line[1]!) as Record<string, number>;
+    const timesLines = [children[1]!, children[2]!];
     const errors = { connect: r.connect!, read: r.read!, write: r.write!, timeout: r.timeout!, status: r.status! };
     return {
       requests: r.requests!,

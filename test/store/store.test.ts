@@ -14,7 +14,7 @@ import { verifyChain } from '../../src/audit/chain.js';
 import { link } from '../../src/audit/sealer.js';
 import { sql } from 'drizzle-orm';
 import { openDatabase, type Database } from '../../src/store/database.js';
-import { createStore, type NewCertificate, type Store } from '../../src/store/store.js';
+import { createStore, storeOn, type NewCertificate, type Store } from '../../src/store/store.js';
 import { testDatabaseUrl } from '../setup/database.js';
 
 interface Backend {
@@ -217,6 +217,22 @@ for (const backend of backends) {
       await assert.rejects(fail, (err: { code?: string }) => err.code === '22P02');
       const [row] = await database.hot<{ n: number }>('service_ca_test_cast', 'select $1::int as n', ['7']);
       assert.equal(row!.n, 7);
+    });
+
+    it('refuses SQL that does not parse, keeps nothing of it, and refuses a second text under one name', async () => {
+      await assert.rejects(database.hot('service_ca_test_parse', 'selec $1::int as n', ['1']), (err: { code?: string }) => err.code === '42601');
+      const [row] = await database.hot<{ n: number }>('service_ca_test_parse', 'select $1::int as n', ['2']);
+      assert.equal(row!.n, 2);
+      await assert.rejects(database.hot('service_ca_test_parse', 'select $1::int + 1 as n', ['2']));
+    });
+
+    it('after close, the store answers unavailable', async () => {
+      const other = await backend.open();
+      const closed = await openDatabase(other.config);
+      const closedStore = storeOn(closed);
+      await closed.close();
+      await assert.rejects(closedStore.getCertificate('01'), (err: { kind?: string }) => err.kind === 'unavailable');
+      await other.drop();
     });
 
     it('never runs inside another caller\'s open transaction', async () => {
