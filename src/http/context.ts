@@ -2,6 +2,7 @@
  * The typed Hono context: what handlers can reach. Dependencies arrive through the app factory,
  * never through module singletons.
  */
+import type { IncomingMessage } from 'node:http';
 import type { Logger } from 'pino';
 import type { Principal, Authenticator } from '../auth/principal.js';
 import type { CertificateAuthority } from '../policy/certificates.js';
@@ -33,6 +34,8 @@ export interface AppDeps {
 }
 
 export interface AppEnv {
+  /** What @hono/node-server hands each request: node's own request and response. */
+  Bindings: { incoming?: IncomingMessage };
   Variables: {
     deps: AppDeps;
     logger: Logger;

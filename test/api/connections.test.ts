@@ -14,7 +14,7 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import { once } from 'node:events';
 import { connect, type Socket } from 'node:net';
-import { after, describe, it } from 'node:test';
+import { after, before, describe, it } from 'node:test';
 import { startTestApp, type TestApp } from '../setup/app.js';
 
 interface Exchange {
@@ -44,13 +44,18 @@ function holdEventLoop(ms: number): void {
 
 describe('keep-alive connections', () => {
   const apps: TestApp[] = [];
+  /** The app with the default configuration. */
+  let shared: TestApp;
+  before(async () => {
+    shared = await startTestApp();
+    apps.push(shared);
+  });
   after(async () => {
     await Promise.all(apps.map((a) => a.stop()));
   });
 
   it('keeps an idle connection 65 s by default and answers a request sent on it after a 7 s pause', async () => {
-    const app = await startTestApp();
-    apps.push(app);
+    const app = shared;
     const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
     try {
       for (const base of [app.api, app.public]) {
@@ -70,8 +75,8 @@ describe('keep-alive connections', () => {
   });
 
   /** A raw connection to the API listener, with every byte it received. */
-  async function rawConnection(app: TestApp) {
-    const socket = connect(app.running.apiPort, '127.0.0.1');
+  async function rawConnection(app: TestApp, options: { allowHalfOpen?: boolean } = {}) {
+    const socket = connect({ port: app.running.apiPort, host: '127.0.0.1', ...options });
     await once(socket, 'connect');
     let received = '';
     socket.setEncoding('utf8').on('data', (chunk: string) => {
@@ -90,7 +95,7 @@ describe('keep-alive connections', () => {
   }
 
   it('reads and discards a body answered early, however slowly it comes, and keeps the connection', async () => {
-    const app = apps[0]!;
+    const app = shared;
     for (const [label, headers] of [
       ['415', 'Content-Type: text/plain\r\n'],
       ['401', 'Content-Type: application/json\r\n'],
@@ -116,7 +121,7 @@ describe('keep-alive connections', () => {
   });
 
   it('answers a body over the limit 413 with Connection: close, also while the client still sends', async () => {
-    const app = apps[0]!;
+    const app = shared;
     for (const size of [200_000, 5_000_000]) {
       for (const chunked of [false, true]) {
         const body = Buffer.alloc(size, 0x20);
@@ -133,6 +138,36 @@ describe('keep-alive connections', () => {
     }
     const after = await fetch(`${app.api}/healthz`);
     assert.equal(after.status, 200);
+  });
+
+  it('after a 413, keeps reading what the client still sends for a moment, so the client gets the answer and a clean close, not a reset', async () => {
+    const app = shared;
+    // Half-open allowed: like a client that goes on sending its body after the server's FIN.
+    const { socket, waitForAnswers } = await rawConnection(app, { allowHalfOpen: true });
+    const errors: string[] = [];
+    socket.on('error', (err: NodeJS.ErrnoException) => errors.push(err.code ?? err.message));
+    let ended = false;
+    socket.on('end', () => (ended = true));
+    const chunk = Buffer.alloc(16_384, 0x20);
+    socket.write(`POST /v1/certificates HTTP/1.1\r\nHost: ca.test\r\nContent-Type: application/json\r\nContent-Length: 5000000\r\n\r\n`);
+    // A client on a slow link: its body keeps coming after the server has answered.
+    const sending = setInterval(() => {
+      if (!socket.destroyed && socket.writable) socket.write(chunk);
+    }, 5);
+    try {
+      const [answer] = await waitForAnswers(1);
+      assert.match(answer!, /^HTTP\/1\.1 413 [^]*\r\nConnection: close\r\n/i);
+      await new Promise((r) => setTimeout(r, 250));
+      assert.deepEqual(errors, [], 'no reset while the client still sends within the lingering time');
+      clearInterval(sending);
+      socket.end();
+      await new Promise((r) => setTimeout(r, 300));
+      assert.ok(ended, 'the server closed its side cleanly (FIN)');
+      assert.deepEqual(errors, []);
+    } finally {
+      clearInterval(sending);
+      socket.destroy();
+    }
   });
 
   it('closes an idle connection after server.keepAliveTimeout', async () => {

@@ -1,5 +1,8 @@
 /** Body size (413) and media type (415) guards, answered before authentication. */
 import { bodyLimit } from 'hono/body-limit';
+import type { IncomingMessage } from 'node:http';
+import type { Socket } from 'node:net';
+import type { Context } from 'hono';
 import { createMiddleware } from 'hono/factory';
 import { CaError } from '../../errors.js';
 import type { AppEnv } from '../context.js';
@@ -12,14 +15,15 @@ import type { AppEnv } from '../context.js';
  * adapter otherwise skips: a fifth of an issuance's main-thread time in the profile.
  */
 export const limitBody = (maxBytes: number) => {
-  const tooLarge = () => {
+  const tooLarge = (c: Context<AppEnv>): never => {
+    if (c.env?.incoming) lingerAfterAnswer(c.env.incoming);
     throw new CaError('payloadTooLarge', `request bodies are limited to ${maxBytes} bytes`);
   };
   const streamed = bodyLimit({ maxSize: maxBytes, onError: tooLarge });
   return createMiddleware<AppEnv>(async (c, next) => {
     const length = c.req.header('Content-Length');
     if (length !== undefined && c.req.header('Transfer-Encoding') === undefined) {
-      if (!/^\d+$/.test(length.trim()) || Number(length) > maxBytes) tooLarge();
+      if (!/^\d+$/.test(length.trim()) || Number(length) > maxBytes) tooLarge(c);
       await next();
       return;
     }
@@ -30,6 +34,34 @@ export const limitBody = (maxBytes: number) => {
     await streamed(c, next);
   });
 };
+
+/** How long a connection answered 413 keeps reading what the client still sends before it closes. */
+const LINGER_MS = 500;
+
+/**
+ * A lingering close for a 413: its answer says Connection: close (http/problem.ts) and the rest of
+ * the body is never read. Node closes the socket as soon as the answer is written, and closing a
+ * socket that holds unread bytes resets the connection: a client still sending its body can lose
+ * the 413 to that reset and see only ECONNRESET. As Go's net/http does (closeWriteAndWait), the
+ * server half-closes after the answer, reads and discards what still comes for up to LINGER_MS
+ * (or until the client closes its side), then closes. Node has no option for this; it calls the
+ * socket's destroySoon() once the answer is written, which is replaced for this socket only.
+ */
+function lingerAfterAnswer(incoming: IncomingMessage): void {
+  const socket = incoming.socket as Socket | null;
+  if (!socket) return;
+  socket.destroySoon = function lingeringClose(this: Socket) {
+    this.end();
+    // A body streamed into the limit check stays paused under its reader: drain it here.
+    incoming.removeAllListeners('data');
+    incoming.on('data', () => {});
+    incoming.resume();
+    const timer = setTimeout(() => this.destroy(), LINGER_MS);
+    timer.unref();
+    this.once('end', () => this.destroy());
+    this.once('close', () => clearTimeout(timer));
+  };
+}
 
 /** POST bodies must be JSON (`application/json`, optionally with parameters). */
 export const requireJson = createMiddleware<AppEnv>(async (c, next) => {
