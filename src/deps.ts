@@ -32,6 +32,11 @@ export interface Deps {
   /** Links the audit rows into their hash chain, about once a second. */
   auditSealer: ReturnType<typeof createAuditSealer>;
   limiter: IssuanceLimiter;
+  /**
+   * Deletes what no request can use any more: used token ids whose tokens can no longer be
+   * accepted, and past rate-limit windows. Run every 10 minutes by `start`.
+   */
+  prune(): Promise<void>;
   /** Issues the API listener's own certificate (TLS auto mode). */
   issueServerCertificate(names: string[], ttlSeconds: number): Promise<ServerCertificate>;
   close(): Promise<void>;
@@ -102,6 +107,11 @@ export async function createDeps(config: Config, options: { clock: Clock; logger
     crl,
     auditSealer,
     limiter,
+    async prune() {
+      // A token is accepted until exp + clockTolerance: its id must be kept until then, or a
+      // replay inside that window would find it gone.
+      await Promise.all([store.pruneUsedTokens(new Date(clock.now().getTime() - config.auth.clockTolerance * 1000)), limiter.prune()]);
+    },
     issueServerCertificate: (names, ttl) => issueServerCertificate({ signer, store, clock, validity: config.issuance }, names, ttl),
     close: async () => {
       crl.stop();

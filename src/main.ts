@@ -116,8 +116,7 @@ export async function start(config: Config, options: { logger: Logger; clock?: C
     const apiPort = await listen(api, config.server.host, config.server.port);
     const publicPort = await listen(pub, config.public.host, config.public.port);
     const prune = setInterval(() => {
-      deps.store.pruneUsedTokens(clock.now()).catch((err: unknown) => logger.warn({ err }, 'could not prune used token ids'));
-      deps.limiter.prune().catch((err: unknown) => logger.warn({ err }, 'could not prune rate counters'));
+      deps.prune().catch((err: unknown) => logger.warn({ err }, 'could not prune used token ids and rate counters'));
     }, 10 * 60_000);
     prune.unref();
     timers.push(prune);

@@ -412,6 +412,16 @@ describe('one-time tokens (requireJti: true)', () => {
     for (const r of results.filter((x) => x.status === 401)) await assertUnauthorized(r, true);
   });
 
+  it('keeps a used jti while its token can still be accepted (until exp + clockTolerance), across pruning', async () => {
+    const now = Math.floor(Date.now() / 1000);
+    // Expired 10 s ago: still accepted within the default 30 s clock tolerance.
+    const token = await app.issuer.mint({ sub: SUB }, { iat: now - 100, exp: now - 10 });
+    const first = await post(app, `Bearer ${token}`, { csr });
+    assert.equal(first.status, 201, await first.clone().text());
+    await app.running.deps.prune();
+    await assertUnauthorized(await post(app, `Bearer ${token}`, { csr }), true, token);
+  });
+
   it('refuses a token without jti, or with an empty one', async () => {
     await assertUnauthorized(await post(app, `Bearer ${await app.issuer.mint({ sub: SUB }, { jti: null })}`, { csr }), true);
     await assertUnauthorized(await post(app, `Bearer ${await app.issuer.mint({ sub: SUB }, { jti: '' })}`, { csr }), true);
