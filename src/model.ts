@@ -11,6 +11,12 @@ export interface SubjectAltNames {
   email: string[];
 }
 
+/**
+ * Identities the CA keeps for itself (its API listener's certificate is `service-ca:server`): no
+ * token may map to one, or its holder would own, and could revoke, the CA's own certificates.
+ */
+export const RESERVED_IDENTITY_PREFIX = 'service-ca:';
+
 export type ExtendedKeyUsageName = 'serverAuth' | 'clientAuth';
 
 export type KeyType = 'ecdsa-p256' | 'ecdsa-p384' | 'rsa' | 'ed25519';

@@ -5,6 +5,7 @@
  */
 import type { JWTPayload } from 'jose';
 import { CaError } from '../errors.js';
+import { RESERVED_IDENTITY_PREFIX } from '../model.js';
 
 function lookup(value: unknown, parts: string[]): unknown {
   if (parts.length === 0) return value;
@@ -35,6 +36,9 @@ export function renderIdentity(template: string, claims: JWTPayload): string {
   // eslint-disable-next-line no-control-regex
   if (identity.length === 0 || identity.length > 1024 || /[\x00-\x1f\x7f]/.test(identity)) {
     throw new CaError('unauthorized', 'the identity built from the token is empty, too long or has control characters');
+  }
+  if (identity.startsWith(RESERVED_IDENTITY_PREFIX)) {
+    throw new CaError('unauthorized', `the identity built from the token is in the namespace the CA keeps for itself (${RESERVED_IDENTITY_PREFIX})`);
   }
   return identity;
 }

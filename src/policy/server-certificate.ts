@@ -7,13 +7,14 @@ import { generateKeyPairSync } from 'node:crypto';
 import { isIP } from 'node:net';
 import type { Clock } from '../clock.js';
 import { canonicalIp } from '../ip.js';
+import { RESERVED_IDENTITY_PREFIX } from '../model.js';
 import type { Signer } from '../signer/signer.js';
 import type { Store } from '../store/store.js';
 import { canonicalDnsName } from './csr.js';
 import { issuingChainPem } from './published.js';
 import { computeValidity, type ValidityRules } from './validity.js';
 
-export const SERVER_IDENTITY = 'service-ca:server';
+export const SERVER_IDENTITY = `${RESERVED_IDENTITY_PREFIX}server`;
 
 export interface ServerCertificate {
   keyPem: string;

@@ -174,6 +174,9 @@ describe('POST /v1/certificates refuses every unacceptable token with 401', () =
     { name: 'an iat older than maxTokenAge', token: () => m({}, { iat: now() - 7200, exp: now() + 300 }) },
     { name: 'no iat while maxTokenAge is set', token: () => m({}, { iat: null }) },
     { name: 'an identity template claim (sub) missing', token: () => app.issuer.mint({}) },
+    // The CA's own identities (its API listener's certificate is service-ca:server): a token that
+    // maps there would own, and could revoke, the CA's certificates.
+    { name: 'an identity in the namespace the CA keeps for itself (service-ca:server)', token: () => m({ sub: 'service-ca:server' }) },
     { name: 'a "sans" claim that is not a list of names', token: () => m({ sans: 'api.payments.svc' }) },
     { name: 'garbage', token: async () => 'not-a-jwt' },
     { name: 'three garbage segments', token: async () => 'a.b.c' },
