@@ -18,7 +18,7 @@ import { createTestDatabase, testDatabaseUrl, type TestDatabase } from '../setup
 import { createTestPki } from '../setup/pki.js';
 import { CLI, TSX_LOADER, cleanEnv, exitWithin, freePort, killAll, spawnService, waitForStatus, type ChildService } from '../setup/processes.js';
 import { writeServiceConfig } from '../setup/service-config.js';
-import { allOf } from '../setup/load.js';
+import { allOf, jsonObject } from '../setup/load.js';
 import { startTcpProxy, type TcpProxy } from '../setup/tcp-proxy.js';
 import { createTestIssuer, type TestIssuer } from '../setup/tokens.js';
 
@@ -38,12 +38,7 @@ interface Answer {
 
 async function answer(res: Response, started: number): Promise<Answer> {
   const text = await res.text();
-  let body: Record<string, unknown> | undefined;
-  try {
-    body = JSON.parse(text) as Record<string, unknown>;
-  } catch {
-    body = undefined;
-  }
+  const body = jsonObject(text);
   return { status: res.status, ms: Date.now() - started, retryAfter: res.headers.get('retry-after'), contentType: res.headers.get('content-type'), text, body };
 }
 

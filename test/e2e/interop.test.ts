@@ -381,6 +381,27 @@ describe('interop with OpenSSL, GnuTLS and node:tls', () => {
         ({ rootPem, intermediatePem, intermediateDer, servers, clients, gateway, revokedServer, revokedClient, crlDer, crlPem, rootCrl } = f);
       });
 
+      /**
+       * For every leaf key type: a node:tls server with the issued server certificate of that
+       * type, and the issued client certificate of the next type; what check finds wrong with
+       * the pairing, if anything.
+       */
+      async function wrongWithNodeServer(check: (p: { serverKey: ClientKeyType; server: Leaf; client: Leaf; srv: NodeServer }) => Promise<string | undefined>): Promise<string[]> {
+        const wrong: string[] = [];
+        for (const serverKey of LEAF_KEYS) {
+          const server = servers.get(serverKey)!;
+          const client = clients.get(clientFor(serverKey))!;
+          const srv = await startNodeServer({ key: server.key, cert: server.fullChain, ca: rootPem });
+          try {
+            const problem = await check({ serverKey, server, client, srv });
+            if (problem !== undefined) wrong.push(problem);
+          } finally {
+            await srv.close();
+          }
+        }
+        return wrong;
+      }
+
       it('OpenSSL verify -x509_strict accepts every leaf key for sslserver and sslclient, and refuses what it must', () => {
         const wrong: string[] = [];
         const expect = (what: string, v: { ok: boolean; output: string }, ok: boolean) => {
@@ -498,22 +519,14 @@ describe('interop with OpenSSL, GnuTLS and node:tls', () => {
       });
 
       it('node:tls: an issued server and an issued client authenticate each other for every leaf key type', async () => {
-        const wrong: string[] = [];
-        for (const serverKey of LEAF_KEYS) {
-          const server = servers.get(serverKey)!;
-          const client = clients.get(clientFor(serverKey))!;
-          const srv = await startNodeServer({ key: server.key, cert: server.fullChain, ca: rootPem });
-          try {
-            const c = await nodeClient(srv.port, { key: client.key, cert: client.fullChain, ca: rootPem });
-            const s = srv.accepted[0];
-            const ok =
-              c.error === undefined && c.authorized && sameSerial(c.peerSerial, server.serial) && c.received === 'hello from node server\n' &&
-              s?.authorized === true && sameSerial(s.peerSerial, client.serial) && s.received === 'hello from node client\n';
-            if (!ok) wrong.push(`server ${serverKey}, client ${client.keyType}: client ${JSON.stringify(c)}, server ${JSON.stringify(s)} ${srv.errors.join('; ')}`);
-          } finally {
-            await srv.close();
-          }
-        }
+        const wrong = await wrongWithNodeServer(async ({ serverKey, server, client, srv }) => {
+          const c = await nodeClient(srv.port, { key: client.key, cert: client.fullChain, ca: rootPem });
+          const s = srv.accepted[0];
+          const ok =
+            c.error === undefined && c.authorized && sameSerial(c.peerSerial, server.serial) && c.received === 'hello from node server\n' &&
+            s?.authorized === true && sameSerial(s.peerSerial, client.serial) && s.received === 'hello from node client\n';
+          return ok ? undefined : `server ${serverKey}, client ${client.keyType}: client ${JSON.stringify(c)}, server ${JSON.stringify(s)} ${srv.errors.join('; ')}`;
+        });
         assert.deepEqual(wrong, [], wrong.join('\n'));
       });
 
@@ -565,20 +578,12 @@ describe('interop with OpenSSL, GnuTLS and node:tls', () => {
       });
 
       it('gnutls-cli with an issued client certificate and a node:tls server authenticate each other', { skip: NO_GNUTLS_TLS }, async () => {
-        const wrong: string[] = [];
-        for (const serverKey of LEAF_KEYS) {
-          const server = servers.get(serverKey)!;
-          const client = clients.get(clientFor(serverKey))!;
-          const srv = await startNodeServer({ key: server.key, cert: server.fullChain, ca: rootPem });
-          try {
-            const c = await gnutlsCli(srv.port, { leaf: client, ca: rootPem });
-            const s = srv.accepted[0];
-            const ok = c.code === 0 && /Status: The certificate is trusted/.test(c.output) && c.output.includes('hello from node server') && s?.authorized === true && sameSerial(s.peerSerial, client.serial) && s.received === 'hello from gnutls-cli\n';
-            if (!ok) wrong.push(`node server ${serverKey}, gnutls-cli ${client.keyType}: exit ${c.code}, server ${JSON.stringify(s)} ${srv.errors.join('; ')}\n${c.output.split('\n').filter((l) => /^(\*|- Status|- Description)/.test(l)).join('\n')}`);
-          } finally {
-            await srv.close();
-          }
-        }
+        const wrong = await wrongWithNodeServer(async ({ serverKey, client, srv }) => {
+          const c = await gnutlsCli(srv.port, { leaf: client, ca: rootPem });
+          const s = srv.accepted[0];
+          const ok = c.code === 0 && /Status: The certificate is trusted/.test(c.output) && c.output.includes('hello from node server') && s?.authorized === true && sameSerial(s.peerSerial, client.serial) && s.received === 'hello from gnutls-cli\n';
+          return ok ? undefined : `node server ${serverKey}, gnutls-cli ${client.keyType}: exit ${c.code}, server ${JSON.stringify(s)} ${srv.errors.join('; ')}\n${c.output.split('\n').filter((l) => /^(\*|- Status|- Description)/.test(l)).join('\n')}`;
+        });
         assert.deepEqual(wrong, [], wrong.join('\n\n'));
 
         // Refusals by gnutls-cli: another root, another name, a revoked server certificate. GnuTLS

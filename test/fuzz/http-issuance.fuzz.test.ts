@@ -20,10 +20,10 @@ import { issueHolder, type Holder } from '../setup/holder.js';
 import { countCertificateRows, issuedCount } from '../setup/rejections.js';
 import { applyTextEdits, sameSignedToken, signJws, type JwsSigner, type TextEdit } from './jws.js';
 import {
-  applyByteMutations, applyTreeMutations, armour, buildCri, byteMutations, decodeTree, encodeTree, sampleCsrs, signCri, treeMutations, type SampleCsr,
+  applyByteMutations, applyTreeMutations, armour, buildCri, byteMutations, decodeTree, encodeTree, nonDerSpkis, sampleCsrs, signCri, treeMutations, type SampleCsr,
 } from './mutations.js';
 import { hasControlCharacters, isStrictDer } from './oracles.js';
-import { anyJson, assertContract, assertOneOf, bearerSent, checkAsync, explainAnswer, LogTail, quoteLogsFrom, send, type Answer } from './support.js';
+import { anyJson, assertContract, assertOneOf, bearerSent, cachedTokens, checkAsync, explainAnswer, LogTail, quoteLogsFrom, send, type Answer } from './support.js';
 
 const WEB = workload('shop', 'web');
 const NOBODY = 'spiffe://elsewhere.test/no/policy';
@@ -47,15 +47,7 @@ describe('issuing endpoints under fuzzing', { concurrency: 4 }, () => {
   let foreign: { certB64: string; key: KeyObject };
   let attacker: KeyObject;
 
-  const tokens = new Map<string, { token: string; at: number }>();
-  /** A valid identity token for sub, re-minted every 10 minutes (long fuzz runs outlive one). */
-  async function tokenFor(sub: string): Promise<string> {
-    const cached = tokens.get(sub);
-    if (cached && Date.now() - cached.at < 600_000) return cached.token;
-    const token = await app.issuer.mint({ sub }, { ttl: 3000 });
-    tokens.set(sub, { token, at: Date.now() });
-    return token;
-  }
+  const tokenFor = cachedTokens((sub) => app.issuer.mint({ sub }, { ttl: 3000 }));
 
   before(async () => {
     database = await createTestDatabase();
@@ -495,12 +487,7 @@ describe('issuing endpoints under fuzzing', { concurrency: 4 }, () => {
       // pre-issuance lint, src/signer/lint.ts, lets it pass); an indefinite inner length makes
       // readTlv in src/signer/leaf-profile.ts throw a RangeError that becomes a 500.
       const s = samples[0]!;
-      const content = s.spki.subarray(2);
-      const longForm = Buffer.concat([Buffer.of(0x30, 0x84, 0, 0, 0, content.length), content]);
-      const algorithm = s.spki.subarray(2, 4 + s.spki[3]!);
-      const inner = Buffer.concat([Buffer.of(0x30, 0x80), algorithm.subarray(2), Buffer.of(0, 0), s.spki.subarray(4 + s.spki[3]!)]);
-      const indefinite = Buffer.concat([Buffer.of(0x30, inner.length), inner]);
-      for (const spki of [longForm, indefinite]) {
+      for (const spki of nonDerSpkis(s.spki)) {
         const csr = armour(signCri(buildCri(spki, [{ tag: 0x82, value: Buffer.from('web.shop.svc') }]), s.key, s.type));
         const a = await post('/v1/certificates', JSON.stringify({ csr }), { 'Content-Type': 'application/json', Authorization: `Bearer ${await tokenFor(WEB)}` });
         if (a.status === 201) issued++;

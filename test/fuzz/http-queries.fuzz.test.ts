@@ -10,13 +10,14 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import fc from 'fast-check';
+import type { CertificateRecord } from '../../src/client/index.js';
 import { ADMIN, startTestApp, workload, type TestApp } from '../setup/app.js';
 import { createKeyAndCsr } from '../setup/csr.js';
 import { createTestDatabase, type TestDatabase } from '../setup/database.js';
 import { peculiarEntries } from '../setup/crl-check.js';
 import { countCertificateRows } from '../setup/rejections.js';
 import { headerSafe, REASON_NAMES } from './oracles.js';
-import { anyJson, assertContract, assertOneOf, checkAsync, explainAnswer, inPool, LogTail, quoteLogsFrom, send, urlText, type Answer } from './support.js';
+import { anyJson, assertContract, cachedTokens, assertOneOf, checkAsync, explainAnswer, inPool, LogTail, quoteLogsFrom, send, urlText, type Answer } from './support.js';
 
 const WEB = workload('shop', 'web');
 const API = workload('shop', 'api');
@@ -26,17 +27,8 @@ const BULK = workload('fuzz', 'bulk');
 const NOBODY = 'spiffe://elsewhere.test/no/policy';
 const DNS_OF: Record<string, string> = { [WEB]: 'web.shop.svc', [API]: 'api.shop.svc', [DB]: 'db.pay.svc', [VICTIM]: 'victim.fuzz.svc', [BULK]: 'bulk.fuzz.svc' };
 
-interface RecordJson {
-  serial: string;
-  identity: string;
-  sans: { dns: string[]; ip: string[]; uri: string[]; email: string[] };
-  notBefore: string;
-  notAfter: string;
-  status: 'valid' | 'revoked' | 'expired';
-  revokedAt: string | null;
-  revocationReason: string | null;
-  certificate: string;
-}
+/** A certificate record as the API answers it (API.md), as the client library types it. */
+type RecordJson = CertificateRecord;
 
 /** The spellings API.md allows for a serial: upper case, colons, and the DER sign octet. */
 const spelling = (canonical: string) =>
@@ -85,14 +77,7 @@ describe('reading and revoking endpoints under fuzzing', () => {
   const cursors: string[] = [];
   let renewalInfoOf: Map<string, string>;
 
-  const tokens = new Map<string, { token: string; at: number }>();
-  async function tokenFor(sub: string): Promise<string> {
-    const cached = tokens.get(sub);
-    if (cached && Date.now() - cached.at < 600_000) return cached.token;
-    const token = await app.issuer.mint({ sub }, { ttl: 3000 });
-    tokens.set(sub, { token, at: Date.now() });
-    return token;
-  }
+  const tokenFor = cachedTokens((sub) => app.issuer.mint({ sub }, { ttl: 3000 }));
   const auth = async (sub: string | undefined): Promise<Record<string, string>> => (sub ? { Authorization: `Bearer ${await tokenFor(sub)}` } : {});
 
   before(async () => {

@@ -233,6 +233,19 @@ export function buildCri(spki: Buffer, names: GeneralName[] | undefined, options
 }
 
 /** CertificationRequest { cri, signatureAlgorithm, signature } signed with key. */
+/**
+ * The same SubjectPublicKeyInfo in two BER forms that are not DER (X.690 §10.1): the outer
+ * length in long form (0x84 and four octets), and the algorithm SEQUENCE with an indefinite
+ * length (0x80 … 00 00).
+ */
+export function nonDerSpkis(spki: Buffer): Buffer[] {
+  const content = spki.subarray(2);
+  const longForm = Buffer.concat([Buffer.of(0x30, 0x84, 0, 0, 0, content.length), content]);
+  const algorithm = spki.subarray(2, 4 + spki[3]!);
+  const inner = Buffer.concat([Buffer.of(0x30, 0x80), algorithm.subarray(2), Buffer.of(0, 0), spki.subarray(4 + spki[3]!)]);
+  return [longForm, Buffer.concat([Buffer.of(0x30, inner.length), inner])];
+}
+
 export function signCri(cri: Uint8Array, key: KeyObject, type: ClientKeyType): Buffer {
   const alg = SIGNATURE_ALGORITHM[type];
   const signature = nodeSign(alg.hash, cri, { key, dsaEncoding: 'der' });

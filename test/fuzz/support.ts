@@ -140,6 +140,21 @@ export function quoteLogsFrom(tail: LogTail): void {
   logTail = tail;
 }
 
+/**
+ * A valid identity token per sub, minted by mint and re-minted every 10 minutes (long fuzz runs
+ * outlive one token).
+ */
+export function cachedTokens(mint: (sub: string) => Promise<string>): (sub: string) => Promise<string> {
+  const tokens = new Map<string, { token: string; at: number }>();
+  return async (sub) => {
+    const cached = tokens.get(sub);
+    if (cached && Date.now() - cached.at < 600_000) return cached.token;
+    const token = await mint(sub);
+    tokens.set(sub, { token, at: Date.now() });
+    return token;
+  };
+}
+
 const MAX_WAIT_MS = 20_000;
 
 type Init = RequestInit & { duplex?: 'half' };

@@ -28,6 +28,15 @@ export interface Outcome {
   body: Record<string, unknown> | undefined;
 }
 
+/** An answer's body as JSON, or undefined when it is not JSON. */
+export function jsonObject(text: string): Record<string, unknown> | undefined {
+  try {
+    return JSON.parse(text) as Record<string, unknown>;
+  } catch {
+    return undefined;
+  }
+}
+
 /** One HTTP call; an outcome in every case. */
 export async function call(what: string, url: string, init: RequestInit): Promise<Outcome> {
   const started = Date.now();
@@ -35,12 +44,7 @@ export async function call(what: string, url: string, init: RequestInit): Promis
   try {
     const res = await fetch(url, { ...init, signal: AbortSignal.timeout(HANG_MS) });
     const text = await res.text();
-    let body: Record<string, unknown> | undefined;
-    try {
-      body = JSON.parse(text) as Record<string, unknown>;
-    } catch {
-      body = undefined;
-    }
+    const body = jsonObject(text);
     return {
       ...base,
       ended: Date.now(),
