@@ -176,7 +176,7 @@ const configSchema = z
       .object({
         url: z.string().min(1).optional(),
         /** Connections per process (Postgres): replicas × workers × (poolSize + 2) in all. */
-        poolSize: int().pipe(z.number().min(1).max(200)).default(16),
+        poolSize: int().pipe(z.number().min(1).max(200)).default(8),
       })
       .strict()
       .prefault({}),

@@ -149,7 +149,7 @@ async function openPostgres(config: DatabaseConfig): Promise<Database> {
     p.on('connect', (client) => client.on('error', (err) => config.onPoolError?.(err)));
     return p;
   };
-  const pool = newPool(config.poolSize ?? 16, QUERY_TIMEOUT_MS);
+  const pool = newPool(config.poolSize ?? 8, QUERY_TIMEOUT_MS);
   const longPool = newPool(2, LONG_QUERY_TIMEOUT_MS);
   const db = drizzlePostgres(pool, { schema }) as unknown as Db;
   return {

@@ -29,7 +29,8 @@ const INSERT = `with cert as (
     insert into certificates (${CERTIFICATE_COLUMNS}) values (${CERTIFICATE_VALUES}) returning serial
   ), ${AUDIT}
   select serial from cert`;
-const INSERT_WITH_TOKEN = `with used as (
+/** The issuance statement with a one-time token id ($1-$15 as INSERT, then $16-$18: the token's issuer, jti and expiry); exported for the database-alone benchmark. */
+export const INSERT_WITH_TOKEN = `with used as (
     insert into used_tokens (issuer, jti, expires_at) values ($16, $17, $18::timestamptz)
     on conflict do nothing
     returning 1

@@ -8,13 +8,16 @@
  *
  *   npm run bench:issuance -- [--db pglite|postgres|both] [--concurrency 16,64] [--seconds 20]
  *                             [--csrs 2000] [--workers N] [--pool-size N] [--profile DIR]
- *                             [--driver wrk|node]
+ *                             [--driver wrk|node] [--pgbench-clients 8,16]
  *
  * --driver: the load generator; wrk (Debian's package, test/bench/wrk.ts) where installed, else
  * node:http in this process (support.ts drive), which takes far more of the two cores.
  * --workers sets server.workers and --pool-size database.poolSize (default: the server's own
  * defaults); --profile writes a V8 CPU profile of every server process into DIR (summarise with
  * test/bench/profile-summary.ts).
+ * --pgbench-clients: on Postgres, after the HTTP phases, the issuance statement alone from pgbench
+ * with that many connections (test/bench/pgbench.ts), the service idle beside it: what this
+ * machine's Postgres can commit when nothing else needs the CPU ("" skips it).
  * Postgres comes from BENCH_DATABASE_URL (default postgres://postgres@127.0.0.1:5432/postgres);
  * a fresh database is created and dropped.
  */
@@ -25,6 +28,7 @@ import { parseArgs } from 'node:util';
 import { createKeyAndCsr } from '../../src/cli/keys.js';
 import { createTestPki } from '../setup/pki.js';
 import { benchIssuer, cpuPercent, drive, percentile, postgresCpuSeconds, startBenchServer, treeStats } from './support.js';
+import { drivePgbench, issuanceScript, pgbenchAvailable } from './pgbench.js';
 import { driveWrk, wrkAvailable, type WrkRun } from './wrk.js';
 
 const { values } = parseArgs({
@@ -38,6 +42,7 @@ const { values } = parseArgs({
     'lookup-seconds': { type: 'string', default: '5' },
     driver: { type: 'string' },
     'pool-size': { type: 'string' },
+    'pgbench-clients': { type: 'string', default: '8,16' },
   },
 });
 /** wrk where installed (a few percent of the CPU), else node:http (15-45% of it). */
@@ -78,6 +83,44 @@ function measured(
     serverPeakRssMiB: stats.peakRssMiB,
     loadAverage: Number(loadavg()[0]!.toFixed(1)),
   };
+}
+
+/** The issuance statement from pgbench, the service idle (its sealer sealing), at each --pgbench-clients. */
+async function databaseAlone(url: string, serverPid: number, results: Record<string, unknown>[]) {
+  const clients = values['pgbench-clients']!.split(',').filter(Boolean).map(Number);
+  if (clients.length === 0) return;
+  if (!pgbenchAvailable()) {
+    console.log('pgbench is not installed: no database-alone rows');
+    return;
+  }
+  const script = await issuanceScript(url);
+  for (const c of clients) {
+    const cpu0 = treeStats(serverPid).cpuSeconds;
+    const pg0 = postgresCpuSeconds();
+    const run = await drivePgbench(url, c, seconds, script);
+    const stats = treeStats(serverPid);
+    const row = {
+      db: 'postgres',
+      phase: 'database alone',
+      driver: 'pgbench',
+      concurrency: c,
+      seconds: Number(run.elapsed.toFixed(1)),
+      perSecond: Math.round(run.transactions / run.elapsed),
+      p50ms: Number(run.p50ms.toFixed(1)),
+      p99ms: Number(run.p99ms.toFixed(1)),
+      p999ms: Number(run.p999ms.toFixed(1)),
+      errors: run.failed,
+      statuses: '{}',
+      serverCpuPercent: Math.round(((stats.cpuSeconds - cpu0) / run.elapsed) * 100),
+      postgresCpuPercent: Math.round(((postgresCpuSeconds() - pg0) / run.elapsed) * 100),
+      loadGeneratorCpuPercent: Math.round((run.cpuSeconds / run.elapsed) * 100),
+      serverProcesses: stats.processes,
+      serverPeakRssMiB: stats.peakRssMiB,
+      loadAverage: Number(loadavg()[0]!.toFixed(1)),
+    };
+    results.push(row);
+    console.log(JSON.stringify(row));
+  }
 }
 
 async function main() {
@@ -143,6 +186,7 @@ async function main() {
       const row = measured(db, 'renewal-info', lookupConcurrency, run, { server: server.pid, cpu0, self0 });
       results.push(row);
       console.log(JSON.stringify(row));
+      if (server.url) await databaseAlone(server.url, server.pid, results);
     } finally {
       await server.stop();
     }

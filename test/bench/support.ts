@@ -56,7 +56,11 @@ export function treeStats(root: number): { cpuSeconds: number; peakRssMiB: numbe
   return { cpuSeconds: ticks / 100, peakRssMiB: Math.round(hwmKiB / 1024), processes: pids.length };
 }
 
-/** CPU seconds of every Postgres backend (the database's share of the two cores). */
+/**
+ * CPU seconds of every Postgres process (the database's share of the two cores), with the
+ * backends that have exited since (a load generator's connections): the postmaster reaps them,
+ * so their time is in its children's fields.
+ */
 export function postgresCpuSeconds(): number {
   let ticks = 0;
   for (const entry of readdirSync('/proc')) {
@@ -65,7 +69,7 @@ export function postgresCpuSeconds(): number {
       const raw = readFileSync(`/proc/${entry}/stat`, 'utf8');
       if (!raw.includes('(postgres)')) continue;
       const stat = raw.split(') ')[1]!.split(' ');
-      ticks += Number(stat[11]) + Number(stat[12]);
+      ticks += Number(stat[11]) + Number(stat[12]) + Number(stat[13]) + Number(stat[14]);
     } catch {
       // the process ended meanwhile
     }
@@ -164,6 +168,8 @@ export interface BenchServer {
   pid: number;
   apiPort: number;
   publicPort: number;
+  /** The fresh Postgres database's URL (undefined on PGlite). */
+  url: string | undefined;
   /** SIGTERM, wait for the exit, drop the database. */
   stop(): Promise<void>;
 }
@@ -237,5 +243,5 @@ export async function startBenchServer(o: {
     }
     await new Promise((r) => setTimeout(r, 100));
   }
-  return { pid: child.pid!, apiPort, publicPort, stop };
+  return { pid: child.pid!, apiPort, publicPort, url, stop };
 }

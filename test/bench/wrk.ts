@@ -9,10 +9,11 @@
  * only); its CPU time, read from the shell's `times` after it exits, includes formatting the
  * requests before the measured run.
  */
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { runTimed } from './timed-command.js';
 
 export const wrkAvailable = (): boolean => spawnSync('wrk', ['--version'], { stdio: 'ignore' }).error === undefined;
 
@@ -77,11 +78,6 @@ done = function(summary, latency, requests)
 end
 `;
 
-const seconds = (text: string) => {
-  const m = /(\d+)m([\d.]+)s/.exec(text);
-  return m ? Number(m[1]) * 60 + Number(m[2]) : NaN;
-};
-
 /** Runs wrk (one thread, `concurrency` keep-alive connections) for durationMs against port. */
 export async function driveWrk(port: number, concurrency: number, durationMs: number, requests: WrkRequest[], bodies: string[] = []): Promise<WrkRun> {
   if (requests.length === 0) throw new Error('wrk needs at least one request');
@@ -100,18 +96,10 @@ export async function driveWrk(port: number, concurrency: number, durationMs: nu
     // One body per line: JSON.stringify never writes a raw newline.
     writeFileSync(bodyFile, bodies.join('\n') + '\n');
     const wrk = `wrk -t1 -c${concurrency} -d${Math.round(durationMs / 1000)}s --timeout 10s -s ${script} http://127.0.0.1:${port} -- ${list} ${bodyFile}`;
-    // LC_ALL=C: `times` writes the locale's decimal separator.
-    const child = spawn('bash', ['-c', `${wrk}; status=$?; times; exit $status`], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, LC_ALL: 'C' } });
-    let out = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
-    // 'close', not 'exit': stdout may still hold the last lines at 'exit'.
-    const code = await new Promise<number>((resolve) => child.on('close', (c) => resolve(c ?? 1)));
+    const { code, out, cpuSeconds } = await runTimed(wrk);
     const line = /^WRK (.*)$/m.exec(out);
-    // `times`: the shell's own user/system line, then its children's (wrk's).
-    const children = /^(\d+m[\d.]+s) (\d+m[\d.]+s)\s*$/.exec(out.trim().split('\n').slice(-1)[0] ?? '');
-    if (code !== 0 || !line || !children) throw new Error(`wrk failed (exit ${code}):\n${out}`);
+    if (code !== 0 || !line) throw new Error(`wrk failed (exit ${code}):\n${out}`);
     const r = JSON.parse(line[1]!) as Record<string, number>;
-    const timesLines = [children[1]!, children[2]!];
     const errors = { connect: r.connect!, read: r.read!, write: r.write!, timeout: r.timeout!, status: r.status! };
     return {
       requests: r.requests!,
@@ -122,7 +110,7 @@ export async function driveWrk(port: number, concurrency: number, durationMs: nu
       p50ms: r.p50! / 1000,
       p99ms: r.p99! / 1000,
       p999ms: r.p999! / 1000,
-      cpuSeconds: seconds(timesLines[0]!) + seconds(timesLines[1]!),
+      cpuSeconds,
     };
   } finally {
     rmSync(dir, { recursive: true, force: true });
