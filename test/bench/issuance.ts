@@ -8,7 +8,7 @@
  *
  *   npm run bench:issuance -- [--db pglite|postgres|both] [--concurrency 16,64] [--seconds 20]
  *                             [--csrs 2000] [--workers N] [--pool-size N] [--profile DIR]
- *                             [--driver wrk|node] [--pgbench-clients 8,16]
+ *                             [--driver wrk|node] [--pgbench-clients 8,16] [--pg-socket DIR]
  *
  * --driver: the load generator; wrk (Debian's package, test/bench/wrk.ts) where installed, else
  * node:http in this process (support.ts drive), which takes far more of the two cores.
@@ -43,6 +43,7 @@ const { values } = parseArgs({
     driver: { type: 'string' },
     'pool-size': { type: 'string' },
     'pgbench-clients': { type: 'string', default: '8,16' },
+    'pg-socket': { type: 'string' },
   },
 });
 /** wrk where installed (a few percent of the CPU), else node:http (15-45% of it). */
@@ -143,6 +144,7 @@ async function main() {
       issuer,
       ...(values.workers ? { workers: Number(values.workers) } : {}),
       ...(values['pool-size'] ? { poolSize: Number(values['pool-size']) } : {}),
+      postgresSocket: values['pg-socket'],
       nodeArgs: values.profile ? ['--cpu-prof', '--cpu-prof-dir', values.profile] : [],
     });
     const { apiPort, publicPort } = server;

@@ -11,7 +11,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import postgres from 'postgres';
+import pg from 'pg';
 import { INSERT_WITH_TOKEN } from '../../src/store/issuances.js';
 import { percentile } from './support.js';
 import { runTimed } from './timed-command.js';
@@ -37,13 +37,21 @@ const text = (value: string) => `convert_from(decode('${Buffer.from(value, 'utf8
 
 /** The issuance statement as a pgbench script, values from one certificate and audit row of the database. */
 export async function issuanceScript(url: string): Promise<string> {
-  const sql = postgres(url, { max: 1, onnotice: () => {} });
+  // pg (not postgres.js): it reads a Unix socket directory from the URL's host parameter.
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
   try {
-    const [cert] = await sql<{ issuer_key_id: string; identity: string; sans: string; dns_names: string; der: string; token_issuer: string }[]>`
-      select issuer_key_id, identity, sans::text as sans, dns_names::text as dns_names, encode(der, 'hex') as der, token_issuer
-      from certificates where token_jti is not null limit 1`;
-    const [audit] = await sql<{ actor: string; action: string; detail: string }[]>`
-      select actor, action, detail::text as detail from audit_events where action = 'certificate.issue' limit 1`;
+    const [cert] = (
+      await client.query<{ issuer_key_id: string; identity: string; sans: string; dns_names: string; der: string; token_issuer: string }>(
+        `select issuer_key_id, identity, sans::text as sans, dns_names::text as dns_names, encode(der, 'hex') as der, token_issuer
+         from certificates where token_jti is not null limit 1`,
+      )
+    ).rows;
+    const [audit] = (
+      await client.query<{ actor: string; action: string; detail: string }>(
+        `select actor, action, detail::text as detail from audit_events where action = 'certificate.issue' limit 1`,
+      )
+    ).rows;
     if (!cert || !audit) throw new Error('the database holds no issuance to take values from');
     // Parameter n of INSERT_WITH_TOKEN (see certificateParams and recordIssuance).
     const values: Record<number, string> = {
@@ -74,7 +82,7 @@ export async function issuanceScript(url: string): Promise<string> {
     // One line: pgbench reads a script's SQL up to the semicolon.
     return `\\set serial random(1, 9223372036854775806)\n\\set jti random(1, 9223372036854775806)\n${statement.replace(/\s+/g, ' ')};\n`;
   } finally {
-    await sql.end();
+    await client.end();
   }
 }
 

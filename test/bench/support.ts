@@ -187,6 +187,8 @@ export async function startBenchServer(o: {
   workers?: number;
   /** database.poolSize (Postgres). */
   poolSize?: number;
+  /** The server reaches Postgres over its Unix socket in this directory rather than TCP. */
+  postgresSocket?: string | undefined;
   nodeArgs?: string[];
   config?: Record<string, unknown>;
 }): Promise<BenchServer> {
@@ -199,6 +201,8 @@ export async function startBenchServer(o: {
     await admin.end();
     const u = new URL(pgUrl);
     u.pathname = `/${dbName}`;
+    // pg and libpq (pgbench) read a socket directory from the host parameter.
+    if (o.postgresSocket) u.search = `?host=${encodeURIComponent(o.postgresSocket)}`;
     url = u.toString();
   }
   const apiPort = await freePort();
