@@ -64,25 +64,38 @@ export function compilePolicies(policies: PolicyConfig[]): CompiledPolicy[] {
   return policies.map((source, index) => ({ source, index, match: compileIdentity(source.identity), ipRanges: ipRanges(source.ip) }));
 }
 
-function fill(pattern: string, captures: Record<string, string>, identity: string): string {
-  return pattern.replace(/\{([^{}]+)\}/g, (_m, name: string) => (name === 'identity' ? identity : captures[name] ?? ''));
-}
-
 /** One lower-case LDH label (RFC 1123 §2.1). */
 const DNS_LABEL_VALUE = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
+const canonicalDnsLike = (v: string) => /^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$/.test(v);
+/** RFC 3986 §2.3 unreserved characters: a capture can add no delimiter (`:`, `/`, `?`, `#`, `@`) and no percent-encoding to a URI. */
+const URI_CAPTURE = /^[A-Za-z0-9._~-]+$/;
+/** RFC 5322 §3.2.3 atext, dots and `@`: no space, quote, bracket, comma or other structure in an email name. */
+const EMAIL_CAPTURE = /^[A-Za-z0-9!#$%&'*+/=?^_`{|}~.@-]+$/;
 
 /**
- * A DNS pattern filled with captures, or undefined when a captured value is not exactly one
- * lower-case DNS label: a captured `*`, a dot (`x.web` would reach into the names that
- * `*.{sa}.{ns}.svc` reserves for sa=web) or a case variant never widens what a pattern allows.
+ * What a captured value may be, by the kind of pattern it fills. A capture comes from the
+ * token's claims, so it must not change the structure of the name it fills:
+ * - DNS: exactly one lower-case label: a captured `*`, a dot (`x.web` would reach into the
+ *   names that `*.{sa}.{ns}.svc` reserves for sa=web) or a case variant never widens what a
+ *   pattern allows. `{identity}` may be a dotted DNS-like name.
+ * - URI: unreserved characters only: `https://{sa}.{ns}.example.org/id` with sa=`evil.example#`
+ *   would otherwise name the host evil.example.
+ * - email: atext, dots and `@` (a filled name with two `@` is never a valid request).
+ * `{identity}` is the authenticated identity itself and fills URI and email patterns verbatim.
  */
-const canonicalDnsLike = (v: string) => /^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$/.test(v);
+const CAPTURE_RULES: Record<'dns' | 'uri' | 'email', (value: string, isIdentity: boolean) => boolean> = {
+  dns: (v, isIdentity) => DNS_LABEL_VALUE.test(v) || (isIdentity && canonicalDnsLike(v)),
+  uri: (v, isIdentity) => isIdentity || URI_CAPTURE.test(v),
+  email: (v, isIdentity) => isIdentity || EMAIL_CAPTURE.test(v),
+};
 
-function fillDns(pattern: string, captures: Record<string, string>, identity: string): string | undefined {
+/** A pattern filled with the captures and the identity, or undefined when a value breaks its kind's rule. */
+function fill(kind: 'dns' | 'uri' | 'email', pattern: string, captures: Record<string, string>, identity: string): string | undefined {
   let ok = true;
   const filled = pattern.replace(/\{([^{}]+)\}/g, (_m, name: string) => {
-    const v = name === 'identity' ? identity : captures[name] ?? '';
-    if (!DNS_LABEL_VALUE.test(v) && !(name === 'identity' && canonicalDnsLike(v))) ok = false;
+    const isIdentity = name === 'identity';
+    const v = isIdentity ? identity : captures[name] ?? '';
+    if (!CAPTURE_RULES[kind](v, isIdentity)) ok = false;
     return v;
   });
   return ok ? filled : undefined;
@@ -102,13 +115,13 @@ function allowedBy(policy: CompiledPolicy, captures: Record<string, string>, ide
   switch (kind) {
     case 'dns':
       return src.dns.some((p) => {
-        const filled = fillDns(p, captures, identity);
+        const filled = fill('dns', p, captures, identity);
         return filled !== undefined && dnsMatches(filled, name, src.wildcards);
       });
     case 'uri':
-      return src.uri.some((p) => fill(p, captures, identity) === name);
+      return src.uri.some((p) => fill('uri', p, captures, identity) === name);
     case 'email':
-      return src.email.some((p) => fill(p, captures, identity) === name);
+      return src.email.some((p) => fill('email', p, captures, identity) === name);
     case 'ip':
       return policy.ipRanges.check(name, isIP(name) === 4 ? 'ipv4' : 'ipv6');
   }

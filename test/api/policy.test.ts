@@ -258,6 +258,23 @@ describe('policy with custom policies', () => {
     await ca.refused('rejectedIdentifier', WEB, { email: ['shop+web@mail.example.org'] });
   });
 
+  it('a capture that would add URI or email structure fills no name (the host, scheme or address stays the pattern\'s)', async () => {
+    // sa = "evil.example#": the filled URI would name the host evil.example.
+    const hashSa = 'spiffe://example.org/ns/shop/sa/evil.example#';
+    await ca.refused('rejectedIdentifier', hashSa, { uri: [`https://evil.example#.shop.example.org/id/${hashSa}`] });
+    // ns = "a:b": "urn:svc:{ns}:{sa}" would read as four components.
+    await ca.refused('rejectedIdentifier', 'spiffe://example.org/ns/a:b/sa/web', { uri: ['urn:svc:a:b:web'] });
+    // sa = "x?y", "x@evil.example", "x%2Fy": a query, user information, an encoded slash.
+    await ca.refused('rejectedIdentifier', 'spiffe://example.org/ns/shop/sa/x?y', { uri: ['urn:svc:shop:x?y'] });
+    await ca.refused('rejectedIdentifier', 'spiffe://example.org/ns/shop/sa/x@evil.example', { uri: ['https://x@evil.example.shop.example.org/id/spiffe://example.org/ns/shop/sa/x@evil.example'] });
+    await ca.refused('rejectedIdentifier', 'spiffe://example.org/ns/shop/sa/x%2Fy', { uri: ['urn:svc:shop:x%2Fy'] });
+    // email: a capture with a comma or a quote adds structure; atext and dots are names.
+    await ca.refused('rejectedIdentifier', 'spiffe://example.org/ns/shop/sa/a,b', { email: ['a,b+shop@mail.example.org'] });
+    await ca.allowed('spiffe://example.org/ns/shop/sa/web.v2', { email: ['web.v2+shop@mail.example.org'] });
+    // Unreserved characters are still names: dots, tildes, underscores, hyphens.
+    await ca.allowed('spiffe://example.org/ns/shop/sa/web_v2.~x-y', { uri: ['urn:svc:shop:web_v2.~x-y'] });
+  });
+
   it('treats a range without a prefix as one address, and checks IPv6 prefixes', async () => {
     await ca.allowed(WEB, { ip: ['192.168.1.10'] });
     await ca.refused('rejectedIdentifier', WEB, { ip: ['192.168.1.11'] });
