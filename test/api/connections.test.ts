@@ -9,6 +9,7 @@
  *   and the connection carries the next request; the node adapter's own clean-up closed it when
  *   the body took over 500 ms.
  * - A body over the limit is answered 413 with Connection: close: its rest is never read.
+ * - A client that never finishes its headers is cut off 10 s after its first byte.
  */
 import assert from 'node:assert/strict';
 import http from 'node:http';
@@ -168,6 +169,32 @@ describe('keep-alive connections', () => {
       clearInterval(sending);
       socket.destroy();
     }
+  });
+
+  it('cuts off a client that never finishes its headers (slowloris) 10 s after its first byte, on both listeners', async () => {
+    await Promise.all(
+      [shared.running.apiPort, shared.running.publicPort].map(async (port) => {
+        const socket = connect(port, '127.0.0.1');
+        await once(socket, 'connect');
+        let received = '';
+        socket.setEncoding('utf8').on('data', (chunk: string) => (received += chunk));
+        socket.on('error', () => {});
+        const started = Date.now();
+        socket.write('GET /healthz HTTP/1.1\r\nHost: ca.test\r\n');
+        // One more header line a second: each keeps the connection busy, none ends the headers.
+        const drip = setInterval(() => socket.writable && socket.write('X-Slow: 1\r\n'), 1000);
+        try {
+          const closed = await Promise.race([once(socket, 'close').then(() => Date.now()), new Promise<number>((r) => setTimeout(() => r(0), 20_000))]);
+          assert.ok(closed > 0, `port ${port}: still open after 20 s of unfinished headers`);
+          const after = closed - started;
+          assert.ok(after >= 9500 && after < 13_000, `port ${port}: closed ${after} ms after the first byte; 10 s expected`);
+          assert.match(received, /^(HTTP\/1\.1 408 [^]*)?$/, `port ${port}: nothing but a 408 is answered`);
+        } finally {
+          clearInterval(drip);
+          socket.destroy();
+        }
+      }),
+    );
   });
 
   it('closes an idle connection after server.keepAliveTimeout', async () => {

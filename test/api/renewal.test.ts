@@ -255,6 +255,10 @@ describe('POST /v1/certificates/renew', () => {
       { name: 'x5c with another certificate first', token: () => holderJwt(h(), { x5c: [other.issued.certificate, holder.issued.certificate] }) },
       { name: 'x5c holding the intermediate only', token: () => holderJwt(h(), { x5c: [holder.issued.chain[0]!] }) },
       { name: 'no x5c (a jwk header instead)', token: () => holderJwt(h(), { x5c: null, header: { jwk: createPublicKey(holder.keyPem).export({ format: 'jwk' }) } }) },
+      // Beside a good x5c: only the refusal of key-locating headers stops these.
+      { name: 'a jku header beside a good x5c', token: () => holderJwt(h(), { header: { jku: 'https://attacker.example/jwks.json' } }) },
+      { name: 'an x5u header beside a good x5c', token: () => holderJwt(h(), { header: { x5u: 'https://attacker.example/leaf.pem' } }) },
+      { name: 'a jwk header beside a good x5c', token: () => holderJwt(h(), { header: { jwk: createPublicKey(holder.keyPem).export({ format: 'jwk' }) } }) },
       { name: 'a certificate from a foreign CA (another root and intermediate)', token: () => holderJwt({ certificate: foreign.issued.certificate, keyPem: foreign.keyPem }) },
       { name: 'a forged certificate: the serial and names of ours, signed by a foreign intermediate', token: () => holderJwt({ certificate: forgedPem, keyPem: holder.keyPem }) },
       { name: 'an identity token from the trusted issuer', token: () => app.token(SUB) },

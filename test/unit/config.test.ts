@@ -225,6 +225,22 @@ describe('errors name the key path', () => {
     assert.deepEqual(ok.auth.issuers[0]!.algorithms, ['HS256']);
   });
 
+  it('refuses a shared secret beside a public-key algorithm, one under 32 characters, and one beside jwks; never echoes the secret', () => {
+    const secret = 'correct horse battery staple 0123456789';
+    const hmac = { name: 'h', issuer: 'https://h', audience: 'a', secret, algorithms: ['HS256'] };
+    // An HMAC issuer that also allowed ES256 would accept a token "signed" with the secret as either.
+    const mixed = errorOf({ ...minimal(), auth: { issuers: [{ ...hmac, algorithms: ['HS256', 'ES256'] }] } });
+    assert.match(mixed, /^config: auth\.issuers\.0\.algorithms: an issuer with a shared secret allows HMAC algorithms only/m);
+    const short = errorOf({ ...minimal(), auth: { issuers: [{ ...hmac, secret: 's'.repeat(31) }] } });
+    assert.match(short, /^config: auth\.issuers\.0\.secret: an HMAC secret must be at least 32 characters/m);
+    assert.ok(!short.includes('s'.repeat(31)), short);
+    const both = errorOf({ ...minimal(), auth: { issuers: [{ ...hmac, jwks: { file: '/j.json' } }] } });
+    assert.match(both, /^config: auth\.issuers\.0\.jwks: an issuer has either jwks or a shared secret, not both/m);
+    for (const message of [mixed, short, both]) assert.ok(!message.includes(secret), 'the secret is not in the error');
+    // Exactly 32 characters is enough.
+    assert.equal(parseConfig({ ...minimal(), auth: { issuers: [{ ...hmac, secret: 's'.repeat(32) }] } }, { baseDir: '/', env: {} }).auth.issuers[0]!.secret, 's'.repeat(32));
+  });
+
   it('takes server.workers as auto or a count, also from an environment variable', () => {
     const withDb = { ...minimal(), database: { url: 'postgres://h/db' } };
     assert.equal(parseConfig(withDb, { baseDir: '/', env: {} }).server.workers, 'auto');
