@@ -13,6 +13,7 @@
 import assert from 'node:assert/strict';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { renameSync, writeFileSync } from 'node:fs';
+import { createServer, type Server, type Socket } from 'node:net';
 import { dirname, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { SignJWT, exportJWK, generateKeyPair, type CryptoKey, type JWK, type JWTPayload } from 'jose';
@@ -121,6 +122,58 @@ describe('a JWKS URL', () => {
     }
     assert.equal(remoteIdp.count('/jwks'), 1, 'unknown kids inside the cool-down never reach the identity provider');
     assert.deepEqual(remoteIdp.requests.map((r) => r.path), ['/jwks']);
+  });
+});
+
+/** A 503 problem document that says when to retry, for a token that may well be good. */
+async function assertUnavailable(res: Response): Promise<void> {
+  const text = await res.text();
+  assert.equal(res.status, 503, text);
+  assert.equal(res.headers.get('content-type'), 'application/problem+json');
+  assert.equal((JSON.parse(text) as { type: string }).type, 'urn:service-ca:error:unavailable');
+  assert.ok(Number(res.headers.get('retry-after')) > 0, `Retry-After: ${res.headers.get('retry-after')}`);
+}
+
+describe('an identity provider that fails', () => {
+  it('a JWKS URL that answers 404: 503 with Retry-After, and the same token is issued once the set is served (its jti was not used up)', async () => {
+    const idp = await startIdpServer();
+    const issuer = await createTestIssuer();
+    const app = await startTestApp({ issuer, config: authWith(issuerConfig(issuer, 'flaky', { jwks: { url: `${idp.url}/jwks` } })) });
+    try {
+      const token = await issuer.mint({ sub: SUB });
+      await assertUnavailable(await issue(app, token));
+      assert.equal(idp.count('/jwks'), 1);
+      idp.serve('/jwks', { keys: [issuer.publicJwk] });
+      const result = await issuedWithin(10_000, () => issue(app, token));
+      assert.equal(result.status, 201, `after ${result.attempts} attempts: ${result.body}`);
+    } finally {
+      await app.stop();
+      await idp.close();
+    }
+  });
+
+  it('a JWKS URL that accepts the connection and never answers: 503 after the 5 s fetch timeout, not a hung request', async () => {
+    // Accepts and holds every connection without a byte of answer.
+    const held: Socket[] = [];
+    const silent: Server = createServer((socket) => {
+      held.push(socket);
+      socket.on('error', () => {});
+    });
+    await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
+    const { port } = silent.address() as { port: number };
+    const issuer = await createTestIssuer();
+    const app = await startTestApp({ issuer, config: authWith(issuerConfig(issuer, 'silent', { jwks: { url: `http://127.0.0.1:${port}/jwks` } })) });
+    try {
+      const started = Date.now();
+      await assertUnavailable(await issue(app, await issuer.mint({ sub: SUB })));
+      const took = Date.now() - started;
+      assert.ok(held.length >= 1, 'the CA did connect to the key set URL');
+      assert.ok(took >= 4500 && took < 9000, `answered after ${took} ms; the fetch timeout is 5 s`);
+    } finally {
+      await app.stop();
+      for (const socket of held) socket.destroy();
+      await new Promise((r) => silent.close(r));
+    }
   });
 });
 
