@@ -8,6 +8,7 @@ import { isIP } from 'node:net';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { parseDuration } from './duration.js';
+import { ambiguousJoin } from './policy/names.js';
 
 export class ConfigError extends Error {
   constructor(message: string) {
@@ -140,6 +141,8 @@ const policySchema = z
             ctx.addIssue({ code: 'custom', path: [kind, i], message: `"{${name}}" is neither {identity} nor a capture of the identity pattern` });
           }
         }
+        const ambiguous = ambiguousJoin(kind, pattern);
+        if (ambiguous) ctx.addIssue({ code: 'custom', path: [kind, i], message: `"${pattern}" could be filled two ways: ${ambiguous}` });
       });
     }
     p.ip.forEach((range, i) => {

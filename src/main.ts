@@ -56,12 +56,16 @@ function closeServer(server: Server | HttpsServer, graceMs: number): Promise<voi
 const MAX_HEADER_BYTES = 32 * 1024;
 
 /**
- * Both listeners. Slow clients: a request's headers within 10 s of its first byte, the whole
- * request (an unread body that node discards included) within 30 s. Node enforces both only when
- * it checks its connections, every 30 s by default, so a client that never finished its headers
- * held its connection 10-40 s; checked every second, it is cut off at 10-11 s.
+ * Both listeners. Slow clients: a request's headers within 10 s (counted from the connection's
+ * start, then from each request's first byte), the whole request (an unread body that node
+ * discards included) within 30 s. Node enforces both only when it checks its connections, every
+ * 30 s by default, so a client that never finished its headers held its connection 10-40 s;
+ * checked every second, it is cut off at 10-11 s. The API listener's TLS handshake gets the same
+ * 10 s (node's default is 120 s).
  */
-const HTTP_OPTIONS = { maxHeaderSize: MAX_HEADER_BYTES, headersTimeout: 10_000, requestTimeout: 30_000, connectionsCheckingInterval: 1000 };
+const HTTP_OPTIONS = { headersTimeout: 10_000, requestTimeout: 30_000, connectionsCheckingInterval: 1000 };
+const API_OPTIONS = { ...HTTP_OPTIONS, maxHeaderSize: MAX_HEADER_BYTES };
+const TLS_OPTIONS = { ...API_OPTIONS, handshakeTimeout: 10_000 };
 
 const hostForUrl = (host: string) => (host.includes(':') ? `[${host}]` : host === '0.0.0.0' ? '127.0.0.1' : host);
 
@@ -86,12 +90,12 @@ export async function start(config: Config, options: { logger: Logger; clock?: C
     let api: Server | HttpsServer;
     if (tls.mode === 'off') {
       logger.warn('server.tls.mode is off: the API listener speaks plain HTTP and must sit behind a TLS-terminating proxy');
-      api = createHttpServer(HTTP_OPTIONS, apiListener);
+      api = createHttpServer(API_OPTIONS, apiListener);
     } else if (tls.mode === 'files') {
-      api = createHttpsServer({ ...HTTP_OPTIONS, cert: readFileSync(tls.certificate), key: readFileSync(tls.key) }, apiListener);
+      api = createHttpsServer({ ...TLS_OPTIONS, cert: readFileSync(tls.certificate), key: readFileSync(tls.key) }, apiListener);
     } else {
       const first = await deps.issueServerCertificate(tls.names, tls.ttl);
-      const https = createHttpsServer({ ...HTTP_OPTIONS, cert: first.certificatePem, key: first.keyPem }, apiListener);
+      const https = createHttpsServer({ ...TLS_OPTIONS, cert: first.certificatePem, key: first.keyPem }, apiListener);
       api = https;
       const schedule = (notBefore: Date, notAfter: Date) => {
         const renewAt = notBefore.getTime() + ((notAfter.getTime() - notBefore.getTime()) * 2) / 3;
@@ -113,8 +117,8 @@ export async function start(config: Config, options: { logger: Logger; clock?: C
     }
     const pub = createHttpServer(HTTP_OPTIONS, publicListener);
     for (const server of [api, pub]) {
-      // Idle keep-alive connections: see server.keepAliveTimeout in config.ts. headersTimeout
-      // runs from a request's first byte, not over the idle time, so it stays short.
+      // Idle keep-alive connections: see server.keepAliveTimeout in config.ts. Between requests
+      // headersTimeout is not running (it restarts at the next request's first byte), so it stays short.
       server.keepAliveTimeout = config.server.keepAliveTimeout * 1000;
     }
     const apiPort = await listen(api, config.server.host, config.server.port);

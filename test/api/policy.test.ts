@@ -214,7 +214,7 @@ describe('policy with custom policies', () => {
     {
       identity: 'spiffe://example.org/ns/{ns}/sa/{sa}',
       dns: ['*.{sa}.{ns}.svc', 'Static.Example.COM'],
-      uri: ['urn:svc:{ns}:{sa}', 'https://{sa}.{ns}.example.org/id/{identity}'],
+      uri: ['urn:svc:{ns}:{sa}', 'https://{sa}.{ns}.example.org/id/{identity}', 'https://id.example.org/{identity}'],
       email: ['{sa}+{ns}@mail.example.org'],
       ip: ['192.168.1.10', '2001:db8::/32'],
       maxTtl: '1h',
@@ -273,6 +273,28 @@ describe('policy with custom policies', () => {
     await ca.allowed('spiffe://example.org/ns/shop/sa/web.v2', { email: ['web.v2+shop@mail.example.org'] });
     // Unreserved characters are still names: dots, tildes, underscores, hyphens.
     await ca.allowed('spiffe://example.org/ns/shop/sa/web_v2.~x-y', { uri: ['urn:svc:shop:web_v2.~x-y'] });
+    // ".." as a segment: a client that normalises the path reads another one.
+    await ca.refused('rejectedIdentifier', 'spiffe://example.org/ns/shop/sa/..', { uri: ['urn:svc:shop:..'] });
+  });
+
+  it('a capture in a URI\'s host or an email\'s domain is one lower-case label: no case variant or dotted value names another identity\'s host', async () => {
+    // Hosts and email domains compare case-insensitively: sa=Web would own what sa=web owns.
+    const upper = 'spiffe://example.org/ns/shop/sa/Web';
+    await ca.refused('rejectedIdentifier', upper, { uri: [`https://Web.shop.example.org/id/${upper}`] });
+    await ca.refused('rejectedIdentifier', upper, { uri: [`https://web.shop.example.org/id/${upper}`] });
+    // sa=a.b, ns=c would fill the same host as sa=a, ns=b.c.
+    const dotted = 'spiffe://example.org/ns/c/sa/a.b';
+    await ca.refused('rejectedIdentifier', dotted, { uri: [`https://a.b.c.example.org/id/${dotted}`] });
+    // The lower-case label itself is the owner's name.
+    await ca.allowed(WEB, { uri: [`https://web.shop.example.org/id/${WEB}`] });
+  });
+
+  it('{identity} inside a longer URI stands only for an identity whose captures are path segments: none adds a fragment or query', async () => {
+    await ca.allowed(WEB, { uri: [`https://id.example.org/${WEB}`] });
+    const fragment = 'spiffe://example.org/ns/shop/sa/web#admin';
+    await ca.refused('rejectedIdentifier', fragment, { uri: [`https://id.example.org/${fragment}`] });
+    const query = 'spiffe://example.org/ns/shop/sa/web?as=admin';
+    await ca.refused('rejectedIdentifier', query, { uri: [`https://id.example.org/${query}`] });
   });
 
   it('treats a range without a prefix as one address, and checks IPv6 prefixes', async () => {

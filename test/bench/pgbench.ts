@@ -1,8 +1,10 @@
 /**
  * The database alone: pgbench (PostgreSQL's own load generator, from the Postgres client
- * package) runs the service's issuance statement (src/store/issuances.ts INSERT_WITH_TOKEN, the
- * same text, prepared once per connection as the service does) with values taken from a real
- * issuance, each transaction with its own serial, fingerprint and token id. With the service
+ * package) runs the service's issuance statement (src/store/issuances.ts INSERT_WITH_TOKEN, its
+ * text with the values written in: a real issuance's, and for each transaction its own serial,
+ * fingerprint and token id; prepared once per connection as the service does, though pgbench
+ * binds two small numbers where the service binds ~1 KB, the DER among it). Needs pgbench 14 or
+ * later (its summary lines). With the service
  * idle beside it (its audit sealer still sealing every second), this is what Postgres on this
  * machine can commit when nothing else needs the CPU: the ceiling for issuance through the
  * service, whatever the service does.

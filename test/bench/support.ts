@@ -202,7 +202,7 @@ export async function startBenchServer(o: {
     const u = new URL(pgUrl);
     u.pathname = `/${dbName}`;
     // pg and libpq (pgbench) read a socket directory from the host parameter.
-    if (o.postgresSocket) u.search = `?host=${encodeURIComponent(o.postgresSocket)}`;
+    if (o.postgresSocket) u.searchParams.set('host', o.postgresSocket);
     url = u.toString();
   }
   const apiPort = await freePort();

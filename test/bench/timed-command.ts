@@ -11,11 +11,11 @@ const seconds = (text: string) => {
 };
 
 /** The command's exit code, its standard output, and the CPU seconds (user + system) it used. */
-export async function runTimed(command: string, env: NodeJS.ProcessEnv = {}): Promise<{ code: number; out: string; cpuSeconds: number }> {
+export async function runTimed(command: string): Promise<{ code: number; out: string; cpuSeconds: number }> {
   // LC_ALL=C: `times` writes the locale's decimal separator.
   const child = spawn('bash', ['-c', `${command}; status=$?; times; exit $status`], {
     stdio: ['ignore', 'pipe', 'inherit'],
-    env: { ...process.env, ...env, LC_ALL: 'C' },
+    env: { ...process.env, LC_ALL: 'C' },
   });
   let out = '';
   child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));

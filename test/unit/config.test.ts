@@ -210,10 +210,23 @@ describe('errors name the key path', () => {
     ['zero workers', { ...minimal(), database: { url: 'postgres://h/db' }, server: { workers: 0 } }, /^config: server\.workers: /m],
     ['a keep-alive timeout of zero', { ...minimal(), server: { keepAliveTimeout: 0 } }, /^config: server\.keepAliveTimeout: /m],
     ['a keep-alive timeout over an hour', { ...minimal(), server: { keepAliveTimeout: '2h' } }, /^config: server\.keepAliveTimeout: /m],
+    ['two DNS captures joined by a hyphen', { ...minimal(), policies: [{ identity: 'spiffe://x/{ns}/{sa}', dns: ['{sa}-{ns}.svc'] }] }, /^config: policies\.0\.dns\.0: .*could be filled two ways: \{sa\} and \{ns\}/m],
+    ['two URI path captures joined by a dot', { ...minimal(), policies: [{ identity: 'spiffe://x/{ns}/{sa}', uri: ['urn:svc:{ns}.{sa}'] }] }, /^config: policies\.0\.uri\.0: .*could be filled two ways/m],
+    ['two email captures side by side', { ...minimal(), policies: [{ identity: 'spiffe://x/{ns}/{sa}', email: ['{sa}{ns}@mail.example.org'] }] }, /^config: policies\.0\.email\.0: .*could be filled two ways/m],
   ];
   for (const [name, raw, expected] of cases) {
     it(`for ${name}`, () => assert.match(errorOf(raw), expected));
   }
+
+  it('accepts captures joined by a character neither may hold', () => {
+    const policy = {
+      identity: 'spiffe://example.org/ns/{ns}/sa/{sa}',
+      dns: ['{sa}.{ns}.svc', '*.{sa}.{ns}.svc'],
+      uri: ['urn:svc:{ns}:{sa}', 'spiffe://example.org/ns/{ns}/sa/{sa}', 'https://{sa}.{ns}.example.org/id/{identity}', '{identity}'],
+      email: ['{sa}+{ns}@mail.example.org', '{sa}@{ns}.example.org'],
+    };
+    assert.equal(parseConfig({ ...minimal(), policies: [policy] }, { baseDir: '/', env: {} }).policies[0]!.uri.length, 4);
+  });
 
   it('refuses an HMAC algorithm on an issuer without a shared secret', () => {
     const issuer = { name: 'h', issuer: 'https://h', audience: 'a', jwks: { file: '/j.json' }, algorithms: ['HS256'] };
