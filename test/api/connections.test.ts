@@ -9,7 +9,8 @@
  *   and the connection carries the next request; the node adapter's own clean-up closed it when
  *   the body took over 500 ms.
  * - A body over the limit is answered 413 with Connection: close: its rest is never read.
- * - A client that never finishes its headers is cut off 10 s after its first byte.
+ * - A client that never finishes its headers is cut off 10 s after its first byte, one that
+ *   never starts its TLS handshake 10 s after it connected.
  */
 import assert from 'node:assert/strict';
 import http from 'node:http';
@@ -33,6 +34,16 @@ function get(url: string, agent: http.Agent): Promise<Exchange> {
     });
     req.on('error', reject);
   });
+}
+
+/** When the socket closed (Date.now()), or 0 when it was still open after ms. */
+async function closedWithin(socket: Socket, ms: number): Promise<number> {
+  let giveUp: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([once(socket, 'close').then(() => Date.now()), new Promise<number>((r) => (giveUp = setTimeout(() => r(0), ms)))]);
+  } finally {
+    clearTimeout(giveUp);
+  }
 }
 
 /** Holds this process's event loop, the app's included, as a long pause or a starved CPU would. */
@@ -182,12 +193,10 @@ describe('keep-alive connections', () => {
       const started = Date.now();
       socket.write('GET /healthz HTTP/1.1\r\nHost: ca.test\r\n');
       const drip = setInterval(() => socket.writable && socket.write('X-Slow: 1\r\n'), 1000);
-      let giveUp: NodeJS.Timeout | undefined;
       try {
-        const closed = await Promise.race([once(socket, 'close').then(() => Date.now()), new Promise<number>((r) => (giveUp = setTimeout(() => r(0), 20_000)))]);
+        const closed = await closedWithin(socket, 20_000);
         return { lived: closed > 0 ? closed - started : Infinity, received };
       } finally {
-        clearTimeout(giveUp);
         clearInterval(drip);
         socket.destroy();
       }
@@ -205,6 +214,21 @@ describe('keep-alive connections', () => {
       assert.ok(lived >= 9500 && lived < 12_000, `port ${port}: closed ${lived} ms after the first byte; 10-11 s expected`);
       assert.match(received, /^(HTTP\/1\.1 408 [^]*)?$/, `port ${port}: nothing but a 408 is answered`);
     }
+  });
+
+  it('closes a TLS connection whose handshake never starts after 10 s (node\'s default is 120 s)', async () => {
+    const app = await startTestApp({ tls: true });
+    apps.push(app);
+    // A TCP connection to the TLS listener that never sends its ClientHello.
+    const socket = connect(app.running.apiPort, '127.0.0.1');
+    await once(socket, 'connect');
+    socket.on('error', () => {});
+    const started = Date.now();
+    const closed = await closedWithin(socket, 20_000);
+    socket.destroy();
+    assert.ok(closed > 0, 'still open after 20 s without a handshake');
+    const lived = closed - started;
+    assert.ok(lived >= 9500 && lived < 12_000, `closed ${lived} ms after connecting; 10 s expected`);
   });
 
   it('closes an idle connection after server.keepAliveTimeout', async () => {
