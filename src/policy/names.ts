@@ -146,13 +146,12 @@ export function ambiguousJoin(kind: 'dns' | 'uri' | 'email', pattern: string): s
  */
 function fill(kind: 'dns' | 'uri' | 'email', pattern: string, captures: Record<string, string>, identity: string): string | undefined {
   let ok = true;
-  const capturesAreSegments = Object.values(captures).every((v) => SLOT_RULES.segment.test(v));
   const filled = pattern.replace(/\{([^{}]+)\}/g, (whole: string, name: string, offset: number) => {
     const slot = slotAt(kind, pattern, offset);
     if (name === 'identity') {
       if (kind !== 'dns' && whole === pattern) return identity;
       if (slot === 'label') ok &&= canonicalDnsLike(identity);
-      else if (whole !== pattern) ok &&= capturesAreSegments;
+      else ok &&= Object.values(captures).every((v) => SLOT_RULES.segment.test(v));
       return identity;
     }
     const v = captures[name] ?? '';
