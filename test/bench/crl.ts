@@ -20,7 +20,6 @@ import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
-import { createServer } from 'node:net';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -35,6 +34,7 @@ import { openDatabase } from '../../src/store/database.js';
 import { createStore, storeOn, type Store } from '../../src/store/store.js';
 import { createTestPki, type TestPki } from '../setup/pki.js';
 import { createTestIssuer } from '../setup/tokens.js';
+import { freePort, percentile } from './support.js';
 import { driveWrk, wrkAvailable } from './wrk.js';
 
 const SELF = new URL(import.meta.url).pathname;
@@ -327,14 +327,6 @@ function opensslVerify(derPath: string, chainPath: string): { ok: boolean; secon
 
 // ---------- serving the cached CRL ----------
 
-const freePort = () =>
-  new Promise<number>((resolve) => {
-    const s = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
-  });
-
 interface ServeRun {
   requestsPerSecond: number;
   mibPerSecond: number;
@@ -393,7 +385,7 @@ async function nodeLoad(base: string, headers: Record<string, string>, expected:
   const elapsed = (performance.now() - t0) / 1000;
   agent.destroy();
   latencies.sort((x, y) => x - y);
-  const pct = (p: number) => Number((latencies[Math.min(latencies.length - 1, Math.floor((latencies.length * p) / 100))] ?? NaN).toFixed(1));
+  const pct = (p: number) => Number(percentile(latencies, p).toFixed(1));
   const used = process.cpuUsage(self0);
   return { requestsPerSecond: Number((latencies.length / elapsed).toFixed(1)), mibPerSecond: Math.round(bytes / MiB / elapsed), p50ms: pct(50), p99ms: pct(99), errors, loadGeneratorCpuPercent: Math.round(((used.user + used.system) / 1e6 / elapsed) * 100) };
 }
@@ -438,8 +430,7 @@ async function serve(pki: TestPki, url: string | undefined, dataDir: string, sec
       for (const concurrency of concurrencies) {
         if (driver === 'wrk') {
           const run = await driveWrk(publicPort, concurrency, seconds * 1000, [{ method: 'GET', path: '/v1/crl', headers }]);
-          const errors = run.errors.connect + run.errors.read + run.errors.write + run.errors.timeout + run.errors.status;
-          runs.push({ mode, concurrency, requestsPerSecond: Number((run.succeeded / run.elapsed).toFixed(1)), mibPerSecond: Math.round(run.bytes / MiB / run.elapsed), p50ms: Number(run.p50ms.toFixed(1)), p99ms: Number(run.p99ms.toFixed(1)), errors, loadGeneratorCpuPercent: Math.round((run.cpuSeconds / run.elapsed) * 100) });
+          runs.push({ mode, concurrency, requestsPerSecond: Number((run.succeeded / run.elapsed).toFixed(1)), mibPerSecond: Math.round(run.bytes / MiB / run.elapsed), p50ms: Number(run.p50ms.toFixed(1)), p99ms: Number(run.p99ms.toFixed(1)), errors: run.failed, loadGeneratorCpuPercent: Math.round((run.cpuSeconds / run.elapsed) * 100) });
         } else {
           runs.push({ mode, concurrency, ...(await nodeLoad(base, headers, mode === '304' ? 304 : 200, concurrency, seconds)) });
         }

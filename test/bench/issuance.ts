@@ -27,7 +27,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { createKeyAndCsr } from '../../src/cli/keys.js';
 import { createTestPki } from '../setup/pki.js';
-import { benchIssuer, cpuPercent, drive, percentile, postgresCpuSeconds, startBenchServer, treeStats } from './support.js';
+import { benchIssuer, drive, percentile, postgresCpuSeconds, startBenchServer, treeStats } from './support.js';
 import { drivePgbench, issuanceScript, pgbenchAvailable } from './pgbench.js';
 import { driveWrk, wrkAvailable, type WrkRun } from './wrk.js';
 
@@ -54,32 +54,48 @@ const concurrencies = values.concurrency!.split(',').map(Number);
 /** Tokens minted per second of measured load: more than the server can possibly use. */
 const TOKENS_PER_SECOND = 6000;
 
+/** What the load generator saw: completed requests or transactions, latency, errors, and its own CPU. */
+interface LoadRun {
+  driver: 'node' | 'wrk' | 'pgbench';
+  elapsed: number;
+  completed: number;
+  p50ms: number;
+  p99ms: number;
+  p999ms: number;
+  errors: number;
+  statuses: string;
+  generatorCpuSeconds: number;
+}
+
+/** An HTTP phase's run, from wrk or from node:http in this process (its CPU since self0). */
+function httpRun(run: Awaited<ReturnType<typeof drive>> | WrkRun, self0: NodeJS.CpuUsage): LoadRun {
+  if ('succeeded' in run) {
+    return { driver: 'wrk', elapsed: run.elapsed, completed: run.succeeded, p50ms: run.p50ms, p99ms: run.p99ms, p999ms: run.p999ms, errors: run.failed, statuses: JSON.stringify(run.errors), generatorCpuSeconds: run.cpuSeconds };
+  }
+  const used = process.cpuUsage(self0);
+  const p = (q: number) => percentile(run.latencies, q);
+  return { driver: 'node', elapsed: run.elapsed, completed: run.latencies.length, p50ms: p(50), p99ms: p(99), p999ms: p(99.9), errors: run.errors, statuses: JSON.stringify(run.statuses), generatorCpuSeconds: (used.user + used.system) / 1e6 };
+}
+
 /** One row of the results: throughput, latency percentiles, errors, and who used the CPU. */
-function measured(
-  db: string,
-  phase: string,
-  concurrency: number,
-  run: Awaited<ReturnType<typeof drive>> | WrkRun,
-  before: { server: number; cpu0: number; self0: NodeJS.CpuUsage; pg0?: number | undefined },
-) {
+function measured(db: string, phase: string, concurrency: number, run: LoadRun, before: { server: number; cpu0: number; pg0?: number | undefined }) {
   const stats = treeStats(before.server);
-  const wrk = 'succeeded' in run;
-  const ms = (p: number) => Number((wrk ? run[p === 50 ? 'p50ms' : p === 99 ? 'p99ms' : 'p999ms'] : percentile(run.latencies, p)).toFixed(1));
+  const percent = (cpuSeconds: number) => Math.round((cpuSeconds / run.elapsed) * 100);
   return {
     db,
     phase,
-    driver: wrk ? 'wrk' : 'node',
+    driver: run.driver,
     concurrency,
     seconds: Number(run.elapsed.toFixed(1)),
-    perSecond: Math.round((wrk ? run.succeeded : run.latencies.length) / run.elapsed),
-    p50ms: ms(50),
-    p99ms: ms(99),
-    p999ms: ms(99.9),
-    errors: wrk ? run.errors.connect + run.errors.read + run.errors.write + run.errors.timeout + run.errors.status : run.errors,
-    statuses: JSON.stringify(wrk ? run.errors : run.statuses),
-    serverCpuPercent: Math.round(((stats.cpuSeconds - before.cpu0) / run.elapsed) * 100),
-    postgresCpuPercent: before.pg0 === undefined ? null : Math.round(((postgresCpuSeconds() - before.pg0) / run.elapsed) * 100),
-    loadGeneratorCpuPercent: wrk ? Math.round((run.cpuSeconds / run.elapsed) * 100) : cpuPercent(process.cpuUsage(before.self0), run.elapsed),
+    perSecond: Math.round(run.completed / run.elapsed),
+    p50ms: Number(run.p50ms.toFixed(1)),
+    p99ms: Number(run.p99ms.toFixed(1)),
+    p999ms: Number(run.p999ms.toFixed(1)),
+    errors: run.errors,
+    statuses: run.statuses,
+    serverCpuPercent: percent(stats.cpuSeconds - before.cpu0),
+    postgresCpuPercent: before.pg0 === undefined ? null : percent(postgresCpuSeconds() - before.pg0),
+    loadGeneratorCpuPercent: percent(run.generatorCpuSeconds),
     serverProcesses: stats.processes,
     serverPeakRssMiB: stats.peakRssMiB,
     loadAverage: Number(loadavg()[0]!.toFixed(1)),
@@ -99,26 +115,8 @@ async function databaseAlone(url: string, serverPid: number, results: Record<str
     const cpu0 = treeStats(serverPid).cpuSeconds;
     const pg0 = postgresCpuSeconds();
     const run = await drivePgbench(url, c, seconds, script);
-    const stats = treeStats(serverPid);
-    const row = {
-      db: 'postgres',
-      phase: 'database alone',
-      driver: 'pgbench',
-      concurrency: c,
-      seconds: Number(run.elapsed.toFixed(1)),
-      perSecond: Math.round(run.transactions / run.elapsed),
-      p50ms: Number(run.p50ms.toFixed(1)),
-      p99ms: Number(run.p99ms.toFixed(1)),
-      p999ms: Number(run.p999ms.toFixed(1)),
-      errors: run.failed,
-      statuses: '{}',
-      serverCpuPercent: Math.round(((stats.cpuSeconds - cpu0) / run.elapsed) * 100),
-      postgresCpuPercent: Math.round(((postgresCpuSeconds() - pg0) / run.elapsed) * 100),
-      loadGeneratorCpuPercent: Math.round((run.cpuSeconds / run.elapsed) * 100),
-      serverProcesses: stats.processes,
-      serverPeakRssMiB: stats.peakRssMiB,
-      loadAverage: Number(loadavg()[0]!.toFixed(1)),
-    };
+    const load: LoadRun = { driver: 'pgbench', elapsed: run.elapsed, completed: run.transactions, p50ms: run.p50ms, p99ms: run.p99ms, p999ms: run.p999ms, errors: run.failed, statuses: '{}', generatorCpuSeconds: run.cpuSeconds };
+    const row = measured('postgres', 'database alone', c, load, { server: serverPid, cpu0, pg0 });
     results.push(row);
     console.log(JSON.stringify(row));
   }
@@ -171,7 +169,7 @@ async function main() {
           driver === 'wrk'
             ? await driveWrk(apiPort, concurrency, seconds * 1000, tokens.map((token, i) => ({ method: 'POST', path: '/v1/certificates', token, body: i % bodies.length })), bodies)
             : await drive(apiPort, concurrency, seconds * 1000, (i) => (i < tokens.length ? issueRequest(tokens[i]!, i) : undefined), keepSerial);
-        const row = measured(db, 'issue', concurrency, run, { server: server.pid, cpu0, self0, pg0: db === 'postgres' ? pg0 : undefined });
+        const row = measured(db, 'issue', concurrency, httpRun(run, self0), { server: server.pid, cpu0, pg0: db === 'postgres' ? pg0 : undefined });
         results.push(row);
         console.log(JSON.stringify(row));
       }
@@ -185,7 +183,7 @@ async function main() {
         driver === 'wrk'
           ? await driveWrk(publicPort, lookupConcurrency, lookupMs, serials.map((_, i) => ({ method: 'GET', path: lookupPath(i) })))
           : await drive(publicPort, lookupConcurrency, lookupMs, (i) => ({ method: 'GET', path: lookupPath(i), headers: {} }), () => {});
-      const row = measured(db, 'renewal-info', lookupConcurrency, run, { server: server.pid, cpu0, self0 });
+      const row = measured(db, 'renewal-info', lookupConcurrency, httpRun(run, self0), { server: server.pid, cpu0 });
       results.push(row);
       console.log(JSON.stringify(row));
       if (server.url) await databaseAlone(server.url, server.pid, results);

@@ -77,8 +77,6 @@ export function postgresCpuSeconds(): number {
   return ticks / 100;
 }
 
-export const cpuPercent = (used: NodeJS.CpuUsage, seconds: number) => Math.round(((used.user + used.system) / 1e6 / seconds) * 100);
-
 export const percentile = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.floor((sorted.length * p) / 100))] ?? NaN;
 
 /**

@@ -35,6 +35,8 @@ export interface WrkRun {
   /** Bytes received, headers included. */
   bytes: number;
   errors: { connect: number; read: number; write: number; timeout: number; status: number };
+  /** Every error above, summed. */
+  failed: number;
   elapsed: number;
   p50ms: number;
   p99ms: number;
@@ -106,6 +108,7 @@ export async function driveWrk(port: number, concurrency: number, durationMs: nu
       succeeded: r.requests! - r.status!,
       bytes: r.bytes!,
       errors,
+      failed: errors.connect + errors.read + errors.write + errors.timeout + errors.status,
       elapsed: r.durationUs! / 1e6,
       p50ms: r.p50! / 1000,
       p99ms: r.p99! / 1000,
