@@ -14,7 +14,7 @@ export default tseslint.config(
   {
     files: ['src/http/**/*.ts'],
     rules: {
-      'no-restricted-imports': ['error', { patterns: ['**/store/**', '**/signer/**', 'drizzle-orm*', 'postgres', 'jose'] }],
+      'no-restricted-imports': ['error', { patterns: ['**/store/**', '**/signer/**', 'drizzle-orm*', 'pg', '@electric-sql/pglite', 'jose'] }],
     },
   },
   {
@@ -31,6 +31,6 @@ export default tseslint.config(
   },
   {
     files: ['src/policy/**/*.ts'],
-    rules: { 'no-restricted-imports': ['error', { patterns: ['**/http/**', 'drizzle-orm*', 'postgres'] }] },
+    rules: { 'no-restricted-imports': ['error', { patterns: ['**/http/**', 'drizzle-orm*', 'pg', '@electric-sql/pglite'] }] },
   },
 );

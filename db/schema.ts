@@ -4,7 +4,7 @@
  * Serials are lower-case hex text, DER is bytea, times are timestamptz (STYLE.md rule 4).
  */
 import { sql } from 'drizzle-orm';
-import { bigint, check, customType, index, integer, jsonb, pgTable, primaryKey, text, timestamp } from 'drizzle-orm/pg-core';
+import { bigint, check, customType, foreignKey, index, integer, jsonb, pgTable, primaryKey, text, timestamp, uniqueIndex } from 'drizzle-orm/pg-core';
 
 const bytea = customType<{ data: Uint8Array; driverData: Uint8Array }>({
   dataType: () => 'bytea',
@@ -31,9 +31,20 @@ export const certificates = pgTable(
     fingerprint: text('fingerprint').notNull().unique(),
     tokenIssuer: text('token_issuer'),
     tokenJti: text('token_jti'),
+    /**
+     * SHA-256 of the CSR's DER: a retry with the same one-time token and a byte-identical CSR
+     * answers with this certificate (API.md "Retries").
+     */
+    csrDigest: bytea('csr_digest'),
+    /** The certificate this one renewed (API.md "Certificate holder"); null for a token issuance. */
+    renewedFrom: text('renewed_from'),
     createdAt: tstz('created_at').notNull().defaultNow(),
   },
   (t) => [
+    foreignKey({ name: 'certificates_renewed_from_fk', columns: [t.renewedFrom], foreignColumns: [t.serial] }),
+    // A certificate renews once: a second child of the same parent cannot be inserted, whatever races.
+    uniqueIndex('certificates_renewed_from_idx').on(t.renewedFrom).where(sql`${t.renewedFrom} is not null`),
+    index('certificates_token_idx').on(t.tokenIssuer, t.tokenJti).where(sql`${t.tokenJti} is not null`),
     index('certificates_identity_idx').on(t.identity, t.notBefore),
     index('certificates_not_after_idx').on(t.notAfter),
     index('certificates_status_not_after_idx').on(t.status, t.notAfter),

@@ -9,13 +9,18 @@
  * The primary only supervises: it restarts a worker that dies, stops them all on SIGTERM or
  * SIGINT (each finishes its in-flight requests), gives up when workers keep failing at start-up,
  * and answers the workers' requests for cluster-wide metrics (prom-client's AggregatorRegistry),
- * so that /metrics on any worker counts every worker's requests.
+ * so that /metrics on any worker counts every worker's requests. One thing the workers of an
+ * instance must agree on besides the database: which CRL they serve, so that a client whose
+ * requests land on different workers never sees the CRL go back (API.md "CRLs"). The primary
+ * relays their CRL news (src/crl/relay.ts holds the rule; workerCrlCoordination the worker side).
  */
 import cluster, { type Worker } from 'node:cluster';
 import { availableParallelism } from 'node:os';
 import type { Logger } from 'pino';
 import { AggregatorRegistry, type Registry } from 'prom-client';
 import type { Config } from './config.js';
+import type { CrlCoordination } from './crl/publisher.js';
+import { CRL_LOAD, CRL_SERVE, CRL_STAGED, createCrlRelay, type CrlMessage } from './crl/relay.js';
 
 const METRICS_REQUEST = 'service-ca:metrics-request';
 const METRICS_RESPONSE = 'service-ca:metrics-response';
@@ -39,6 +44,27 @@ export const workerId = (): number | undefined => (cluster.isWorker ? cluster.wo
 /** In a worker: tells the primary that this worker is serving. */
 export function reportReady(): void {
   if (cluster.isWorker) process.send?.({ type: READY });
+}
+
+/**
+ * In a worker: the CRL publisher's link to its siblings through the primary (crl/relay.ts);
+ * undefined outside a cluster, where a process serves what it stages.
+ */
+export function workerCrlCoordination(): CrlCoordination | undefined {
+  if (!cluster.isWorker) return undefined;
+  const send = (message: CrlMessage) => {
+    if (cluster.worker?.isConnected()) process.send?.(message);
+  };
+  return {
+    staged: (number, waitMs) => send({ type: CRL_STAGED, number, waitMs }),
+    subscribe(handlers) {
+      process.on('message', (msg: Partial<CrlMessage> | undefined) => {
+        if (typeof msg?.number !== 'number') return;
+        if (msg.type === CRL_LOAD) handlers.load(msg.number);
+        else if (msg.type === CRL_SERVE && typeof msg.at === 'number') handlers.serve(msg.number, msg.at);
+      });
+    },
+  };
 }
 
 /**
@@ -87,6 +113,14 @@ export function metricsSource(registry: Registry): () => Promise<string> {
  */
 export function runPrimary(count: number, logger: Logger): Promise<number> {
   const aggregator = new AggregatorRegistry();
+  const crlRelay = createCrlRelay({
+    send(id, message) {
+      const w = cluster.workers?.[id];
+      if (w?.isConnected()) w.send(message);
+    },
+    now: () => Date.now(),
+    warn: (details, message) => logger.warn(details, message),
+  });
   const startedAt = new Map<Worker, number>();
   let stopping = false;
   let startupFailures = 0;
@@ -95,8 +129,10 @@ export function runPrimary(count: number, logger: Logger): Promise<number> {
   const fork = () => {
     const worker = cluster.fork();
     startedAt.set(worker, Date.now());
-    worker.on('message', (msg: { type?: string; id?: number }) => {
-      if (msg?.type === READY) {
+    worker.on('message', (msg: { type?: string; id?: number; number?: number; waitMs?: number }) => {
+      if (msg?.type === CRL_STAGED && typeof msg.number === 'number') {
+        crlRelay.staged(worker.id, msg.number, msg.waitMs ?? 0);
+      } else if (msg?.type === READY) {
         everReady = true;
         logger.info({ worker: worker.id, pid: worker.process.pid }, 'worker serving');
       } else if (msg?.type === METRICS_REQUEST) {
@@ -117,6 +153,7 @@ export function runPrimary(count: number, logger: Logger): Promise<number> {
     cluster.on('exit', (worker, code, signal) => {
       const lived = Date.now() - (startedAt.get(worker) ?? Date.now());
       startedAt.delete(worker);
+      crlRelay.left(worker.id);
       if (stopping) {
         // A worker still starting when the signal came has no request to finish: SIGTERM's
         // default action ending it is a clean stop too.
@@ -152,6 +189,7 @@ export function runPrimary(count: number, logger: Logger): Promise<number> {
     const stop = (signal: NodeJS.Signals) => {
       if (stopping) return;
       stopping = true;
+      crlRelay.stop();
       logger.info({ signal, workers: Object.keys(cluster.workers ?? {}).length }, 'stopping workers: finishing in-flight requests');
       const hard = setTimeout(() => {
         logger.error('workers took too long to stop; exiting');

@@ -1,14 +1,14 @@
 /**
  * The one configuration schema (../shared/API.md, "Configuration contract") and the only reader
  * of process.env. A bad file stops start-up with the key's path and the problem in the message.
+ * The schema checks shapes and cross-field rules; what a policy's patterns mean is checked by the
+ * policy compiler (policy/policy-compiler.ts) at start-up, with the same kind of message.
  */
 import { readFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
-import { isIP } from 'node:net';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { parseDuration } from './duration.js';
-import { ambiguousJoin } from './policy/names.js';
 
 export class ConfigError extends Error {
   constructor(message: string) {
@@ -71,9 +71,19 @@ const jwksSchema = z.union([
   z.object({ discovery: z.literal(true) }).strict(),
 ]);
 
+/**
+ * Issuer names the CA uses itself: `renewal` is the issuer of holder renewals
+ * (policy/holder-renewal.ts RENEWAL_ISSUER) in used token ids, audit rows and metrics, so a
+ * configured issuer of that name would share their namespace.
+ */
+export const RESERVED_ISSUER_NAMES: readonly string[] = ['renewal'];
+
 const issuerSchema = z
   .object({
-    name: z.string().min(1).regex(/^[A-Za-z0-9._-]+$/, 'letters, digits, ".", "_" and "-" only'),
+    name: z
+      .string()
+      .min(1)
+      .regex(/^[A-Za-z0-9._-]+$/, 'letters, digits, ".", "_" and "-" only'),
     issuer: z.string().min(1),
     audience: z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]),
     jwks: jwksSchema.optional(),
@@ -86,9 +96,17 @@ const issuerSchema = z
     jwksCooldown: duration.default(30),
     /** How long a fetched key set is used before it is fetched again. */
     jwksCacheMaxAge: duration.default(600),
+    /**
+     * How long past jwksCacheMaxAge the last good key set is still used while its refetch fails
+     * (retried with backoff); 0: never. Past it, the issuer's tokens get 503.
+     */
+    jwksStaleTtl: nonNegativeDuration.default(24 * 3600),
   })
   .strict()
   .superRefine((iss, ctx) => {
+    if (RESERVED_ISSUER_NAMES.includes(iss.name.toLowerCase())) {
+      ctx.addIssue({ code: 'custom', path: ['name'], message: `"${iss.name}" is reserved: it names the CA's own holder renewals` });
+    }
     const hmac = iss.algorithms.filter((a) => (HMAC_ALGS as readonly string[]).includes(a));
     if (hmac.length > 0 && iss.secret === undefined) {
       ctx.addIssue({ code: 'custom', path: ['algorithms'], message: `${hmac.join(', ')} needs a shared "secret" on this issuer` });
@@ -107,11 +125,6 @@ const issuerSchema = z
 const EKUS = ['serverAuth', 'clientAuth'] as const;
 export type ExtendedKeyUsage = (typeof EKUS)[number];
 
-/** Placeholders `{name}` in a policy pattern. */
-export function placeholders(pattern: string): string[] {
-  return [...pattern.matchAll(/\{([^{}]*)\}/g)].map((m) => m[1] ?? '');
-}
-
 const policySchema = z
   .object({
     identity: z.string().min(1),
@@ -122,37 +135,10 @@ const policySchema = z
     wildcards: bool().default(false),
     maxTtl: duration.optional(),
     extendedKeyUsage: z.array(z.enum(EKUS)).min(1).default(['serverAuth', 'clientAuth']),
+    /** Names of configured issuers: the policy matches only their tokens. Absent: any issuer's. */
+    issuers: z.array(z.string().min(1)).min(1).optional(),
   })
-  .strict()
-  .superRefine((p, ctx) => {
-    const captures = placeholders(p.identity);
-    captures.forEach((c) => {
-      if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(c) || c === 'identity') {
-        ctx.addIssue({ code: 'custom', path: ['identity'], message: `"{${c}}" is not a valid capture name` });
-      }
-    });
-    if (new Set(captures).size !== captures.length) {
-      ctx.addIssue({ code: 'custom', path: ['identity'], message: 'a capture name appears twice' });
-    }
-    for (const kind of ['dns', 'uri', 'email'] as const) {
-      p[kind].forEach((pattern, i) => {
-        for (const name of placeholders(pattern)) {
-          if (name !== 'identity' && !captures.includes(name)) {
-            ctx.addIssue({ code: 'custom', path: [kind, i], message: `"{${name}}" is neither {identity} nor a capture of the identity pattern` });
-          }
-        }
-        const ambiguous = ambiguousJoin(kind, pattern);
-        if (ambiguous) ctx.addIssue({ code: 'custom', path: [kind, i], message: `"${pattern}" could be filled two ways: ${ambiguous}` });
-      });
-    }
-    p.ip.forEach((range, i) => {
-      const [addr, bits, extra] = range.split('/');
-      const family = isIP(addr ?? '');
-      const max = family === 4 ? 32 : 128;
-      const ok = family !== 0 && extra === undefined && (bits === undefined || (/^\d{1,3}$/.test(bits) && Number(bits) <= max));
-      if (!ok) ctx.addIssue({ code: 'custom', path: ['ip', i], message: `"${range}" is not an IP address or CIDR range` });
-    });
-  });
+  .strict();
 
 const configSchema = z
   .object({
@@ -178,7 +164,7 @@ const configSchema = z
     database: z
       .object({
         url: z.string().min(1).optional(),
-        /** Connections per process (Postgres): replicas × workers × (poolSize + 2) in all. */
+        /** Connections per process (Postgres): replicas × workers × (poolSize + 5) in all (2 for CRL work, 2 for public lookups, 1 listening for new CRLs). */
         poolSize: int().pipe(z.number().min(1).max(200)).default(8),
       })
       .strict()
@@ -208,7 +194,18 @@ const configSchema = z
       .object({
         clockTolerance: nonNegativeDuration.default(30),
         issuers: z.array(issuerSchema).min(1),
-        admins: z.object({ identities: z.array(z.string().min(1)).default([]) }).strict().prefault({}),
+        /**
+         * An entry is an identity (from any issuer), or { issuer, identity }: only a token of
+         * that issuer (its configured name) can claim it (API.md "Identity and policy").
+         */
+        admins: z
+          .object({
+            identities: z
+              .array(z.union([z.string().min(1), z.object({ issuer: z.string().min(1), identity: z.string().min(1) }).strict()]))
+              .default([]),
+          })
+          .strict()
+          .prefault({}),
       })
       .strict(),
     policies: z.array(policySchema).default([]),
@@ -246,11 +243,21 @@ const configSchema = z
     names.forEach((n, i) => {
       if (names.indexOf(n) !== i) ctx.addIssue({ code: 'custom', path: ['auth', 'issuers', i, 'name'], message: `"${n}" is used twice` });
     });
+    const unknown = (n: string) => `"${n}" is not the name of an issuer in auth.issuers (${names.join(', ')})`;
+    c.auth.admins.identities.forEach((a, i) => {
+      if (typeof a !== 'string' && !names.includes(a.issuer)) ctx.addIssue({ code: 'custom', path: ['auth', 'admins', 'identities', i, 'issuer'], message: unknown(a.issuer) });
+    });
+    c.policies.forEach((p, i) => {
+      p.issuers?.forEach((n, j) => {
+        if (!names.includes(n)) ctx.addIssue({ code: 'custom', path: ['policies', i, 'issuers', j], message: unknown(n) });
+      });
+    });
   });
 
 export type Config = z.output<typeof configSchema>;
 export type IssuerConfig = Config['auth']['issuers'][number];
 export type PolicyConfig = Config['policies'][number];
+export type AdminIdentity = Config['auth']['admins']['identities'][number];
 export type TlsConfig = Config['server']['tls'];
 
 /** Expands `${VAR}` and `${VAR:-default}` in every string value; an unset variable is an error. */

@@ -6,18 +6,20 @@
 import type { Logger } from 'pino';
 import { createAuditSealer } from './audit/sealer.js';
 import { createAuthenticator } from './auth/authenticator.js';
+import type { KeySetEvents } from './auth/key-sources.js';
 import type { Clock } from './clock.js';
 import type { Config } from './config.js';
 import type { AppDeps } from './http/context.js';
+import { workerCrlCoordination } from './cluster.js';
 import { createCrlPublisher, type CrlPublisher } from './crl/publisher.js';
-import { createMetrics } from './metrics.js';
+import { createMetrics, type Metrics } from './metrics.js';
 import { createAuditLog } from './policy/audit.js';
 import { createLister } from './policy/listing.js';
 import { createRenewalInfo } from './policy/renewal-info.js';
 import { createIssuanceLimiter, type IssuanceLimiter } from './policy/rate-limits.js';
 import { createRevoker } from './policy/revocations.js';
 import { createCertificateAuthority } from './policy/certificates.js';
-import { createHealthCheck } from './policy/health.js';
+import { createHealthCheck, type HealthCheck } from './policy/health.js';
 import { createHolderAuthenticator } from './policy/holder-renewal.js';
 import { compilePolicies } from './policy/names.js';
 import { publishedCertificates } from './policy/published.js';
@@ -42,14 +44,17 @@ export interface Deps {
   close(): Promise<void>;
 }
 
-async function connectWithRetry(config: Config, logger: Logger, attempts: number): Promise<Store> {
+async function connectWithRetry(config: Config, logger: Logger, attempts: number, onPoolError: () => void = () => {}): Promise<Store> {
   for (let attempt = 1; ; attempt++) {
     try {
       return await createStore({
         url: config.database.url,
         poolSize: config.database.poolSize,
         dataDir: config.dataDir,
-        onPoolError: (err) => logger.warn({ err: err.message }, 'an idle database connection failed; it will be replaced'),
+        onPoolError: (err) => {
+          logger.warn({ err: err.message }, 'an idle database connection failed; it will be replaced');
+          onPoolError();
+        },
       });
     } catch (err) {
       if (attempt >= attempts || !config.database.url) throw err;
@@ -60,16 +65,54 @@ async function connectWithRetry(config: Config, logger: Logger, attempts: number
   }
 }
 
+/** An issuer's remote keys that cannot be fetched, or are used stale: a log line and a metric. */
+function keySetEvents(logger: Logger, metrics: () => Metrics): KeySetEvents {
+  return {
+    fetchFailed(issuer, info) {
+      metrics().jwksFetchFailures.inc({ issuer });
+      if (info.staleUntil) logger.warn({ issuer, ...info }, 'the identity provider\'s keys could not be refetched; its last good key set is used until staleUntil');
+      else logger.error({ issuer, ...info }, 'the identity provider\'s keys could not be fetched; its tokens are refused (503) until a fetch succeeds');
+    },
+    staleChanged(issuer, info) {
+      metrics().jwksStale.set({ issuer }, info.stale ? 1 : 0);
+      if (info.stale) logger.warn({ issuer, ...info }, 'verifying tokens with a stale key set (past jwksCacheMaxAge): the identity provider does not answer');
+      else logger.info({ issuer, ...info }, 'the identity provider\'s key set is fresh again');
+    },
+  };
+}
+
 export async function createDeps(config: Config, options: { clock: Clock; logger: Logger; databaseAttempts?: number }): Promise<Deps> {
   const { clock, logger } = options;
+  // Policies first: a wrong pattern stops start-up (ConfigError, with its key path) before the CA key loads.
+  const policies = compilePolicies(config.policies, { reservedNames: config.server.tls.mode === 'auto' ? config.server.tls.names : [] });
   const signer = createSigner({ ca: config.ca, publicUrl: config.publicUrl }, clock);
-  const authenticator = createAuthenticator(config.auth, clock);
-  const policies = compilePolicies(config.policies);
-  const store = await connectWithRetry(config, logger, options.databaseAttempts ?? 30);
+  // Key-set events happen on requests, after `metrics` below exists.
+  const authenticator = createAuthenticator(config.auth, clock, { keyEvents: keySetEvents(logger, () => metrics) });
+  // A failed database connection drops the cached readiness at once (policy/health.ts).
+  const readiness: { health?: HealthCheck } = {};
+  const store = await connectWithRetry(config, logger, options.databaseAttempts ?? 30, () => readiness.health?.invalidate());
   const limiter = createIssuanceLimiter({ store, clock, limits: config.limits.issuance });
-  const certificates = createCertificateAuthority({ store, signer, policies, validity: config.issuance, clock, limiter });
   const published = publishedCertificates(signer.authority);
-  const metrics = createMetrics({ intermediateNotAfter: () => signer.authority.notAfter, now: () => clock.now(), poolStats: () => store.poolStats() });
+  const metrics = createMetrics({
+    intermediateNotAfter: () => signer.authority.notAfter,
+    now: () => clock.now(),
+    poolStats: () => store.poolStats(),
+    publicPoolStats: () => store.publicPoolStats(),
+    renewalInfoCacheSize: () => renewalInfo.size(),
+  });
+  const health = createHealthCheck({ store, signer, clock, onCheck: (r) => metrics.readinessChecks.inc({ result: r.database && r.signer ? 'ready' : 'unready' }) });
+  readiness.health = health;
+  // Held at most half of crl.maxDelay (and 2 s): another replica's revocation opens the window well within it.
+  const renewalInfo = createRenewalInfo({ store, clock, ttlMs: Math.min(2000, (config.crl.maxDelay * 1000) / 2), onLookup: (result) => metrics.renewalInfoLookups.inc({ result }) });
+  const certificates = createCertificateAuthority({
+    store,
+    signer,
+    policies,
+    validity: config.issuance,
+    clock,
+    limiter,
+    onRenewalReuse: () => metrics.renewalReuses.inc(),
+  });
   const crl = createCrlPublisher({
     store,
     signer,
@@ -83,7 +126,9 @@ export async function createDeps(config: Config, options: { clock: Clock; logger
         metrics.crlBytes.set(bytes);
         metrics.crlNumber.set(number);
       },
+      checked: () => metrics.crlChecks.inc(),
     },
+    coordination: workerCrlCoordination(),
   });
   const auditSealer = createAuditSealer({ store, logger });
   return {
@@ -91,14 +136,22 @@ export async function createDeps(config: Config, options: { clock: Clock; logger
       authenticator,
       holderAuthenticator: createHolderAuthenticator({ store, signer, clock, clockToleranceSeconds: config.auth.clockTolerance }),
       certificates,
-      revoker: createRevoker({ store, clock, onRevoked: () => crl.revoked() }),
+      revoker: createRevoker({
+        store,
+        clock,
+        limiter,
+        onRevoked: () => {
+          crl.revoked();
+          renewalInfo.revoked();
+        },
+      }),
       lister: createLister({ store, clock }),
       audit: createAuditLog({ store, clock }),
-      renewalInfo: createRenewalInfo({ store, clock }),
+      renewalInfo,
       crl,
       crlMaxAge: config.crl.maxDelay,
       published,
-      health: createHealthCheck(store, signer),
+      health,
       logger,
       metrics,
       bodyLimitBytes: config.limits.bodyBytes,
@@ -114,7 +167,7 @@ export async function createDeps(config: Config, options: { clock: Clock; logger
     },
     issueServerCertificate: (names, ttl) => issueServerCertificate({ signer, store, clock, validity: config.issuance }, names, ttl),
     close: async () => {
-      crl.stop();
+      await crl.stop();
       await auditSealer.stop();
       await store.close();
     },

@@ -64,19 +64,29 @@ export async function ensureDevCa(dataDir: string): Promise<DevFiles> {
           requireJti: true,
         },
       ],
-      admins: { identities: [`spiffe://${DEV_TRUST_DOMAIN}/admin`] },
+      // Bound to the development issuer: no other issuer added later can mint the admin identity.
+      admins: { identities: [{ issuer: 'dev', identity: `spiffe://${DEV_TRUST_DOMAIN}/admin` }] },
     },
     policies: [
       {
         identity: `spiffe://${DEV_TRUST_DOMAIN}/ns/{ns}/sa/{sa}`,
-        dns: ['{sa}.{ns}.svc', '{sa}.{ns}.svc.cluster.local', '{sa}.{ns}', 'localhost'],
+        // Not localhost: the API listener's names (server.tls.names) are never issued.
+        dns: ['{sa}.{ns}.svc', '{sa}.{ns}.svc.cluster.local', '{sa}.{ns}'],
         uri: ['{identity}'],
         ip: ['127.0.0.0/8', '::1'],
         maxTtl: '72h',
       },
     ],
   };
-  writeFileSync(files.configPath, `# The development CA's configuration, written by npm start. Edit freely.\n${stringify(config)}`);
+  writeFileSync(
+    files.configPath,
+    [
+      '# The development CA\'s configuration, written by npm start. Edit freely.',
+      '# The API listener\'s own names (server.tls.names) are never issued to a workload, whatever a',
+      '# policy says; auth.admins entries { issuer, identity } are admins only with that issuer\'s tokens.',
+      stringify(config),
+    ].join('\n'),
+  );
   return { ...files, created: true };
 }
 

@@ -14,12 +14,25 @@ export interface Metrics {
   httpDuration: Histogram<'method' | 'route' | 'status'>;
   issuances: Counter<'result' | 'issuer'>;
   revocations: Counter<'reason'>;
+  /** Renewals refused because the presented certificate had already been renewed with another key. */
+  renewalReuses: Counter;
+  /** 1 while an issuer's tokens are verified with a key set past its jwksCacheMaxAge (its refetch fails). */
+  jwksStale: Gauge<'issuer'>;
+  jwksFetchFailures: Counter<'issuer'>;
   crlGenerationSeconds: Histogram;
   crlEntries: Gauge;
   crlBytes: Gauge;
   crlNumber: Gauge;
+  /** Database checks for a newer CRL (polls, notifications, requests naming a newer ETag), coalesced. */
+  crlChecks: Counter;
   intermediateExpiry: Gauge;
   databasePool: Gauge<'state'>;
+  publicPool: Gauge<'state'>;
+  renewalInfoCacheEntries: Gauge;
+  /** Readiness checks run (a database ping and a signature each); /readyz answers in between come from the last one. */
+  readinessChecks: Counter<'result'>;
+  /** Renewal-info lookups: `hit` from memory, `shared` a database read already in flight, `miss` a read of its own, `unknown` a read that found nothing. */
+  renewalInfoLookups: Counter<'result'>;
 }
 
 export function createMetrics(options: {
@@ -27,6 +40,10 @@ export function createMetrics(options: {
   now: () => Date;
   /** The database pool's connections (absent on PGlite: the gauge stays empty). */
   poolStats?: () => { total: number; idle: number; waiting: number } | undefined;
+  /** The public lookups' own small pool (renewal-info), likewise. */
+  publicPoolStats?: () => { total: number; idle: number; waiting: number } | undefined;
+  /** Entries in the renewal-info cache. */
+  renewalInfoCacheSize?: () => number;
   defaults?: boolean;
 }): Metrics {
   const registry = new Registry();
@@ -48,16 +65,39 @@ export function createMetrics(options: {
       registers: [registry],
     }),
     revocations: new Counter({ name: 'service_ca_revocations_total', help: 'Certificates revoked, by reason', labelNames: ['reason'], registers: [registry] }),
+    renewalReuses: new Counter({
+      name: 'service_ca_renewal_reuse_total',
+      help: 'Renewals refused because the presented certificate was already renewed with another key (its key may be compromised: alert on any)',
+      registers: [registry],
+    }),
+    jwksStale: new Gauge({
+      name: 'service_ca_jwks_stale',
+      help: '1 while an issuer\'s tokens are verified with its last good key set, past jwksCacheMaxAge, because refetching it fails (used for at most jwksStaleTtl)',
+      labelNames: ['issuer'],
+      aggregator: 'max',
+      registers: [registry],
+    }),
+    jwksFetchFailures: new Counter({
+      name: 'service_ca_jwks_fetch_failures_total',
+      help: 'Failed fetches of an issuer\'s key set or OIDC discovery document',
+      labelNames: ['issuer'],
+      registers: [registry],
+    }),
     crlGenerationSeconds: new Histogram({
       name: 'service_ca_crl_generation_seconds',
       help: 'Time to read, build, sign and store a CRL',
       buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 16],
       registers: [registry],
     }),
-    // Every worker serves the newest CRL within a poll of each other: the newest is the largest.
+    // Every worker of an instance serves the same CRL once all hold it (src/crl/relay.ts): the newest is the largest.
     crlEntries: new Gauge({ name: 'service_ca_crl_entries', help: 'Entries in the CRL being served', aggregator: 'max', registers: [registry] }),
     crlBytes: new Gauge({ name: 'service_ca_crl_bytes', help: 'Size of the CRL being served (DER bytes)', aggregator: 'max', registers: [registry] }),
     crlNumber: new Gauge({ name: 'service_ca_crl_number', help: 'Number of the CRL being served', aggregator: 'max', registers: [registry] }),
+    crlChecks: new Counter({
+      name: 'service_ca_crl_checks_total',
+      help: 'Database checks for a CRL newer than the one held (polls, notifications, conditional requests naming a newer ETag; shared and spaced)',
+      registers: [registry],
+    }),
     intermediateExpiry: new Gauge({
       name: 'service_ca_intermediate_expiry_seconds',
       help: 'Seconds until the intermediate CA certificate expires',
@@ -79,6 +119,40 @@ export function createMetrics(options: {
         this.set({ state: 'in_use' }, stats.total - stats.idle);
         this.set({ state: 'idle' }, stats.idle);
         this.set({ state: 'waiting' }, stats.waiting);
+      },
+    }),
+    publicPool: new Gauge({
+      name: 'service_ca_database_public_pool_connections',
+      help: 'The public lookups\' own database pool (renewal-info): open, in use, idle, and requests waiting for one',
+      labelNames: ['state'],
+      registers: [registry],
+      collect() {
+        const stats = options.publicPoolStats?.();
+        if (!stats) return;
+        this.set({ state: 'open' }, stats.total);
+        this.set({ state: 'in_use' }, stats.total - stats.idle);
+        this.set({ state: 'idle' }, stats.idle);
+        this.set({ state: 'waiting' }, stats.waiting);
+      },
+    }),
+    readinessChecks: new Counter({
+      name: 'service_ca_readiness_checks_total',
+      help: 'Readiness checks run (a database ping and a CA key signature each), by result; /readyz answers in between reuse the last one',
+      labelNames: ['result'],
+      registers: [registry],
+    }),
+    renewalInfoLookups: new Counter({
+      name: 'service_ca_renewal_info_lookups_total',
+      help: 'Renewal-info lookups: hit (from memory), shared (a database read already in flight), miss (a database read of its own), unknown (a read that found no such serial)',
+      labelNames: ['result'],
+      registers: [registry],
+    }),
+    renewalInfoCacheEntries: new Gauge({
+      name: 'service_ca_renewal_info_cache_entries',
+      help: 'Certificates held in the renewal-info cache',
+      registers: [registry],
+      collect() {
+        this.set(options.renewalInfoCacheSize?.() ?? 0);
       },
     }),
   };

@@ -49,6 +49,10 @@ export interface CertificateRecord {
   fingerprint: string;
   tokenIssuer: string | null;
   tokenJti: string | null;
+  /** SHA-256 of the CSR it was issued for (null for records made before it was kept). */
+  csrDigest: Uint8Array | null;
+  /** The certificate it renewed (API.md "Certificate holder"); null when a token asked for it. */
+  renewedFrom: string | null;
   createdAt: Date;
 }
 

@@ -6,7 +6,15 @@
  */
 import { createHash } from 'node:crypto';
 
-export type AuditAction = 'certificate.issue' | 'certificate.renew' | 'certificate.revoke' | 'identity.revoke' | 'certificates.list' | 'audit.read';
+export type AuditAction =
+  | 'certificate.issue'
+  | 'certificate.renew'
+  /** A renewal that presented an already renewed certificate with another key (refused). */
+  | 'certificate.renew.reuse'
+  | 'certificate.revoke'
+  | 'identity.revoke'
+  | 'certificates.list'
+  | 'audit.read';
 
 export interface AuditEvent {
   /** Milliseconds matter: the canonical form carries the ISO time. */

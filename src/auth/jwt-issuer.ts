@@ -9,7 +9,7 @@ import type { Clock } from '../clock.js';
 import type { IssuerConfig } from '../config.js';
 import { CaError } from '../errors.js';
 import { renderIdentity } from './identity-template.js';
-import { keyResolverFor, type KeySourceOptions } from './key-sources.js';
+import { keyResolverFor, type KeySetEvents, type KeySourceOptions } from './key-sources.js';
 import type { Principal } from './principal.js';
 
 export interface IssuerVerifier {
@@ -49,9 +49,16 @@ function sansClaim(claims: JWTPayload): string[] | undefined {
 
 export function createIssuerVerifier(
   config: IssuerConfig,
-  options: { clock: Clock; clockToleranceSeconds: number; admins: ReadonlySet<string>; keySources?: KeySourceOptions },
+  options: {
+    clock: Clock;
+    clockToleranceSeconds: number;
+    /** The identities that are admins when this issuer vouches for them. */
+    admins: ReadonlySet<string>;
+    keySources?: KeySourceOptions;
+    keyEvents?: KeySetEvents;
+  },
 ): IssuerVerifier {
-  const keys = keyResolverFor(config, options.keySources);
+  const keys = keyResolverFor(config, options.keySources, options.keyEvents);
   const required = ['exp', ...(config.maxTokenAge !== undefined ? ['iat'] : []), ...(config.requireJti ? ['jti'] : [])];
   return {
     config,

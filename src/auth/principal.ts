@@ -11,9 +11,22 @@ export interface Principal {
   /** A one-time token id to consume with the issuance, when the issuer requires it. */
   jti: { value: string; expiresAt: Date } | undefined;
   admin: boolean;
-  /** For a renewal by a certificate holder: the presented certificate's SubjectPublicKeyInfo, which the new CSR must not reuse. */
-  replacesKey?: Uint8Array | undefined;
+  /** For a renewal by a certificate holder: the presented certificate (API.md "Certificate holder"). */
+  renews?: RenewedCertificate | undefined;
   claims: JWTPayload;
+}
+
+export interface RenewedCertificate {
+  serial: string;
+  /** Its SubjectPublicKeyInfo, DER: the new CSR must carry another key. */
+  spki: Uint8Array;
+  /** notAfter − notBefore, seconds: the most a renewal may get. */
+  lifetimeSeconds: number;
+  /**
+   * The configured issuer whose token started the lineage (a policy's `issuers` is matched
+   * against it); null for a record made before renewals kept it.
+   */
+  issuer: string | null;
 }
 
 export interface Authenticator {

@@ -6,15 +6,21 @@
  * (projected tokens rotate) and renews with its current certificate when the token is missing
  * or refused; while the CA is unreachable it keeps the current certificate and retries with
  * capped exponential backoff and jitter; a revoked certificate's window is open at once.
+ *
+ * A request's key and CSR are kept (PREFIX.pending.key) until its answer arrives: a retry after
+ * a lost answer (timeout, reset, 5xx) sends the same CSR, and the same identity token while it
+ * is valid, which the CA answers with the certificate it already issued (API.md "Certificate
+ * holder", "Retries") instead of a second one, or a refused second renewal.
  */
 import { spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
-import { pino, type Logger } from 'pino';
-import { ServiceCaClient, ServiceCaError, holderToken, type Issuance } from '../client/index.js';
+import { existsSync, readFileSync } from 'node:fs';
+import { pino } from 'pino';
+import { ServiceCaClient, ServiceCaError, isRenewalReuse } from '../client/index.js';
 import { parseDuration } from '../duration.js';
-import { readCurrent, writeIssued, type CurrentCertificate } from './cert-files.js';
+import { paths, readCurrent, readPending, removePending, type CurrentCertificate } from './cert-files.js';
 import { CERTIFICATE_OPTIONS, KEY_TYPES, parseOptions, type Command } from './command.js';
-import { createKeyAndCsr, type ClientKeyType, type Names } from './keys.js';
+import type { ClientKeyType, Names } from './keys.js';
+import { RenewalReused, obtain, type AgentState, type ObtainOptions } from './obtain.js';
 
 const USAGE = `Usage: service-ca agent --server URL --out PREFIX --token-file FILE [names] [options]
 
@@ -28,7 +34,8 @@ Options:
   --dns, --ip, --uri, --email NAME   the names (repeatable)
   --ttl DURATION        requested lifetime
   --key-type TYPE       p256 (default), p384, rsa or ed25519
-  --out PREFIX          PREFIX.key (0600), PREFIX.pem, PREFIX.chain.pem
+  --out PREFIX          PREFIX.key (0600), PREFIX.pem, PREFIX.chain.pem; PREFIX.pending.key (0600)
+                        holds the key and CSR of a request until its answer arrives
   --on-renew CMD        run CMD (through /bin/sh) after each renewal
   --signal-pid PID      or send a signal to PID after each renewal
   --signal NAME         the signal (default SIGHUP)
@@ -37,55 +44,21 @@ Options:
   --help                this text
 
 Exit codes: 0 done (--once) or stopped by SIGTERM/SIGINT; 1 could not obtain a first certificate
-with --once; 2 bad usage.`;
+with --once, or (--once) the certificate was refused as already renewed; 2 bad usage.`;
 
-interface AgentOptions {
-  client: ServiceCaClient;
-  tokenFile: string | undefined;
-  names: Names;
-  ttl: string | undefined;
-  keyType: ClientKeyType;
-  out: string;
+interface AgentOptions extends ObtainOptions {
   onRenew: string | undefined;
   signalPid: number | undefined;
   signal: NodeJS.Signals;
   maxBackoffMs: number;
   once: boolean;
-  logger: Logger;
 }
 
 const jitter = (ms: number, fraction = 0.1) => ms * (1 - fraction + Math.random() * 2 * fraction);
 
-function readToken(file: string | undefined): string | undefined {
-  if (!file) return undefined;
-  try {
-    const t = readFileSync(file, 'utf8').trim();
-    return t.length > 0 ? t : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-/** Obtains a certificate: with the identity token when there is one, else (or when it is refused) with the current certificate. */
-async function obtain(o: AgentOptions, current: CurrentCertificate | undefined): Promise<CurrentCertificate> {
-  const { keyPem, csrPem } = await createKeyAndCsr(o.keyType, o.names);
-  const request = { csr: csrPem, ...(o.ttl ? { ttl: o.ttl } : {}) };
-  const token = readToken(o.tokenFile);
-  let issued: Issuance | undefined;
-  if (token) {
-    try {
-      issued = await o.client.issue(token, request);
-    } catch (err) {
-      if (!(err instanceof ServiceCaError && err.status === 401 && current)) throw err;
-      o.logger.warn({ problem: err.problem?.detail }, 'the identity token was refused; renewing with the current certificate');
-    }
-  }
-  if (!issued) {
-    if (!current) throw new Error(o.tokenFile ? `no usable token in ${o.tokenFile} and no current certificate` : 'no --token-file and no current certificate');
-    issued = await o.client.renew(await holderToken(current.certificatePem, current.keyPem), request);
-  }
-  const written = writeIssued(o.out, keyPem, issued);
-  o.logger.info({ serial: issued.serial, notAfter: issued.notAfter, renewalStart: issued.renewalInfo.start }, 'certificate written');
+/** A certificate (see obtain.ts), then the reload hook. */
+async function obtainAndReload(o: AgentOptions, state: AgentState, current: CurrentCertificate | undefined, canRenew: boolean): Promise<CurrentCertificate> {
+  const written = await obtain(o, state, current, canRenew);
   await reload(o);
   return written;
 }
@@ -139,14 +112,21 @@ export async function runAgent(o: AgentOptions, signals: ReturnType<typeof sleep
   const { logger } = o;
   const initial = readCurrent(o.out, o.names, new Date());
   let current = initial.current;
+  const state: AgentState = {};
   let backoff = 1000;
   let renewAt: number | undefined;
   if (!current) logger.info({ reason: initial.reason }, 'obtaining a certificate');
+  const left = await readPending(o.out, o.names, o.keyType, current);
+  if (left.pending) logger.info({ replaces: left.pending.replaces }, 'a request was left unanswered; it will be retried with the same key and CSR');
+  else if (left.reason) {
+    logger.info({ reason: left.reason }, 'discarding the pending key');
+    removePending(o.out);
+  }
 
   while (!signals.stopped) {
     try {
       if (!current) {
-        current = await obtain(o, undefined);
+        current = await obtainAndReload(o, state, undefined, false);
         renewAt = undefined;
         backoff = 1000;
         if (o.once) return 0;
@@ -159,7 +139,7 @@ export async function runAgent(o: AgentOptions, signals: ReturnType<typeof sleep
         if (!(err instanceof ServiceCaError && err.status === 404)) throw err;
         // The CA does not know this certificate (another CA, or a database started afresh): get one it knows.
         logger.warn({ serial: current.serial }, 'the CA does not know the current certificate; obtaining a new one');
-        current = await obtain(o, undefined);
+        current = await obtainAndReload(o, state, current, false);
         renewAt = undefined;
         continue;
       }
@@ -170,7 +150,7 @@ export async function runAgent(o: AgentOptions, signals: ReturnType<typeof sleep
       }
       if (now >= renewAt || now >= current.notAfter.getTime()) {
         logger.info({ serial: current.serial, windowStart: info.start, windowEnd: info.end }, 'renewing');
-        current = await obtain(o, current.notAfter.getTime() > now ? current : undefined);
+        current = await obtainAndReload(o, state, current, current.notAfter.getTime() > now);
         renewAt = undefined;
         backoff = 1000;
         continue;
@@ -183,7 +163,24 @@ export async function runAgent(o: AgentOptions, signals: ReturnType<typeof sleep
       const wait = Math.min(o.maxBackoffMs, backoff);
       backoff = Math.min(o.maxBackoffMs, backoff * 2);
       const detail = err instanceof ServiceCaError ? err.message : (err as Error).message;
-      logger.warn({ err: detail, retryInMs: Math.round(wait), valid: current ? current.notAfter.getTime() > Date.now() : false }, 'CA request failed; keeping the current certificate and retrying');
+      const valid = current ? current.notAfter.getTime() > Date.now() : false;
+      if (isRenewalReuse(err) || err instanceof RenewalReused) {
+        // Loud, and repeated at every attempt while it lasts: the CA has a renewal of this
+        // certificate that this agent did not make (API.md "Certificate holder": a certificate
+        // renews once). The agent keeps the files it has (removing them would not stop whoever
+        // holds the key) and does not present the certificate again (each try would add a reuse
+        // to the CA's audit and alert); it waits for an identity token, re-read at each retry.
+        logger.error(
+          { serial: current?.serial, err: detail, retryInMs: Math.round(wait), valid },
+          'the CA refused this renewal because the certificate was already renewed by someone else: its private key may be compromised. Revoke it with reason keyCompromise and provide a new identity token; the agent retries only with an identity token',
+        );
+        if (o.once) return 1;
+      } else {
+        logger.warn(
+          { err: detail, retryInMs: Math.round(wait), valid, sameKey: existsSync(paths(o.out).pending) },
+          'CA request failed; keeping the current certificate and retrying',
+        );
+      }
       if (o.once && !current) return 1;
       if (o.once && current && Date.now() < current.notAfter.getTime() && backoff > 8000) return 0;
       if (current && Date.now() >= current.notAfter.getTime()) current = undefined;

@@ -1,14 +1,18 @@
 /**
  * The files a service reads: PREFIX.key (0600), PREFIX.pem (leaf), PREFIX.chain.pem
  * (intermediates). Each is replaced atomically; the key first, then the chain, then the leaf,
- * so a reader that keys off the leaf's change finds its key already in place.
+ * so a reader that keys off the leaf's change finds its key already in place. Beside them the
+ * agent keeps PREFIX.pending.key (0600): the key and CSR of a request not answered yet, so that
+ * a retry after a lost answer, even by a restarted agent, sends the same CSR (API.md
+ * "Certificate holder": a renewal retried with the same key answers 200; "Retries").
  */
-import { X509Certificate, createPrivateKey } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { X509Certificate, createPrivateKey, createPublicKey } from 'node:crypto';
+import { readFileSync, rmSync } from 'node:fs';
 import { isIP } from 'node:net';
 import type { Issuance } from '../client/index.js';
+import { x509 } from '../x509.js';
 import { writeFileAtomic } from './files.js';
-import type { Names } from './keys.js';
+import type { ClientKeyType, Names } from './keys.js';
 
 export interface CurrentCertificate {
   certificatePem: string;
@@ -18,7 +22,7 @@ export interface CurrentCertificate {
   notAfter: Date;
 }
 
-export const paths = (prefix: string) => ({ key: `${prefix}.key`, cert: `${prefix}.pem`, chain: `${prefix}.chain.pem` });
+export const paths = (prefix: string) => ({ key: `${prefix}.key`, cert: `${prefix}.pem`, chain: `${prefix}.chain.pem`, pending: `${prefix}.pending.key` });
 
 function sortedNames(names: Names): string {
   const n = (v: string[] | undefined, f: (s: string) => string = (s) => s) => [...(v ?? [])].map(f).sort();
@@ -41,6 +45,10 @@ export function namesOf(cert: X509Certificate): Names {
 }
 
 const canonicalIp = (s: string) => (isIP(s) === 6 ? new URL(`http://[${s}]/`).hostname.slice(1, -1) : s);
+const sameNames = (a: Names, b: Names) => {
+  const norm = (n: Names) => sortedNames({ ...n, ip: (n.ip ?? []).map(canonicalIp) });
+  return norm(a) === norm(b);
+};
 
 /**
  * The current certificate when the files exist, parse, belong together, are valid now and are
@@ -68,8 +76,7 @@ export function readCurrent(prefix: string, wanted: Names, now: Date): { current
   const notAfter = new Date(cert.validTo);
   if (now.getTime() >= notAfter.getTime()) return { reason: 'certificate expired' };
   const have = namesOf(cert);
-  const norm = (n: Names) => sortedNames({ ...n, ip: (n.ip ?? []).map(canonicalIp) });
-  if (norm(have) !== norm(wanted)) return { reason: 'certificate is for other names' };
+  if (!sameNames(have, wanted)) return { reason: 'certificate is for other names' };
   let serial = cert.serialNumber.toLowerCase();
   if (serial.length > 2 && serial.startsWith('00') && parseInt(serial[2]!, 16) >= 8) serial = serial.slice(2);
   return { current: { certificatePem, keyPem, serial, notBefore, notAfter } };
@@ -81,4 +88,76 @@ export function writeIssued(prefix: string, keyPem: string, issued: Issuance): C
   writeFileAtomic(p.chain, issued.chain.join(''), 0o644);
   writeFileAtomic(p.cert, issued.certificate, 0o644);
   return { certificatePem: issued.certificate, keyPem, serial: issued.serial, notBefore: new Date(issued.notBefore), notAfter: new Date(issued.notAfter) };
+}
+
+/** The key and CSR of a request whose answer has not arrived (yet). */
+export interface PendingRequest {
+  keyPem: string;
+  csrPem: string;
+  /** The serial of the certificate in place when the key was made; null when there was none. */
+  replaces: string | null;
+}
+
+/** One PEM block with its line break (the CSR is sent as read, so a retry is byte-identical). */
+const PEM_BLOCK = /-----BEGIN ([A-Z ]+)-----\r?\n[\s\S]*?-----END \1-----\r?\n?/g;
+const REPLACES = /^Replaces: (none|[0-9a-f]+)$/m;
+const withNewline = (pem: string) => (pem.endsWith('\n') ? pem : `${pem}\n`);
+
+/** Writes PREFIX.pending.key atomically, 0600; the text before the blocks is allowed by RFC 7468 §2. */
+export function writePending(prefix: string, p: PendingRequest): PendingRequest {
+  const pending = { ...p, keyPem: withNewline(p.keyPem), csrPem: withNewline(p.csrPem) };
+  const text = `service-ca agent: the key and CSR of a request not answered yet\nReplaces: ${p.replaces ?? 'none'}\n${pending.keyPem}${pending.csrPem}`;
+  writeFileAtomic(paths(prefix).pending, text, 0o600);
+  return pending;
+}
+
+export function removePending(prefix: string): void {
+  rmSync(paths(prefix).pending, { force: true });
+}
+
+const KEY_TYPE_OF: Record<string, ClientKeyType> = { prime256v1: 'p256', secp384r1: 'p384', rsa: 'rsa', ed25519: 'ed25519' };
+
+/**
+ * The pending request, when PREFIX.pending.key exists and is still the one to retry: it parses,
+ * its CSR is for this key, these names and this key type, and the certificate in place is still
+ * the one it was made to replace (a newer certificate, or one carrying this very key, means the
+ * request was answered or overtaken). Otherwise undefined, with the reason when a file exists.
+ */
+export async function readPending(prefix: string, wanted: Names, keyType: ClientKeyType, current: CurrentCertificate | undefined): Promise<{ pending?: PendingRequest; reason?: string }> {
+  let text: string;
+  try {
+    text = readFileSync(paths(prefix).pending, 'utf8');
+  } catch {
+    return {};
+  }
+  const blocks = [...text.matchAll(PEM_BLOCK)];
+  const keyPem = blocks.find((b) => b[1] === 'PRIVATE KEY')?.[0];
+  const csrPem = blocks.find((b) => b[1] === 'CERTIFICATE REQUEST')?.[0];
+  const replaces = REPLACES.exec(text)?.[1];
+  if (!keyPem || !csrPem || !replaces) return { reason: 'the pending file is incomplete' };
+  let spki: string;
+  let csr: x509.Pkcs10CertificateRequest;
+  try {
+    const key = createPrivateKey(keyPem);
+    spki = createPublicKey(key).export({ type: 'spki', format: 'der' }).toString('hex');
+    const type = KEY_TYPE_OF[key.asymmetricKeyDetails?.namedCurve ?? key.asymmetricKeyType ?? ''];
+    if (type !== keyType) return { reason: 'the pending key is of another type' };
+    csr = new x509.Pkcs10CertificateRequest(csrPem);
+    if (!(await csr.verify())) return { reason: 'the pending CSR does not verify' };
+  } catch {
+    return { reason: 'the pending file does not parse' };
+  }
+  if (Buffer.from(csr.publicKey.rawData).toString('hex') !== spki) return { reason: 'the pending CSR is for another key' };
+  const san = csr.extensions.find((e) => e.type === '2.5.29.17');
+  const names: Required<Names> = { dns: [], ip: [], uri: [], email: [] };
+  for (const n of san ? new x509.SubjectAlternativeNameExtension(san.rawData).names.toJSON() : []) {
+    const kind = n.type === 'url' ? 'uri' : n.type;
+    if (kind === 'dns' || kind === 'ip' || kind === 'uri' || kind === 'email') names[kind].push(n.value);
+  }
+  if (!sameNames(names, wanted)) return { reason: 'the pending CSR is for other names' };
+  if (current) {
+    if (createPublicKey(current.keyPem).export({ type: 'spki', format: 'der' }).toString('hex') === spki) return { reason: 'the certificate in place already carries the pending key' };
+    if (current.serial !== (replaces === 'none' ? null : replaces)) return { reason: 'the pending key is older than the certificate in place' };
+  }
+  return { pending: { keyPem, csrPem, replaces: replaces === 'none' ? null : replaces } };
 }

@@ -127,17 +127,36 @@ export class ServiceCaClient {
     return res.body.toString('utf8');
   }
 
+  /**
+   * POST with an identity token. 201: issued now; 200: this same token and byte-identical CSR
+   * were answered before and this is the certificate issued then (API.md "Retries"). Both are
+   * an Issuance.
+   */
   issue(token: string, request: { csr: string; ttl?: string | number }): Promise<Issuance> {
-    return this.json('POST', '/v1/certificates', token, request);
+    return this.issuance('/v1/certificates', token, request);
   }
 
   getCertificate(token: string, serial: string): Promise<CertificateRecord> {
     return this.json('GET', `/v1/certificates/${encodeURIComponent(serial)}`, token);
   }
 
-  /** Renews with a holder token (see holderToken) for the same identity. */
+  /**
+   * Renews with a holder token (see holderToken) for the same identity. 201: renewed now; 200:
+   * the certificate was already renewed with this CSR's key, and this is that renewal (API.md
+   * "Certificate holder"). Renewed before with another key: 401, see isRenewalReuse.
+   */
   renew(holderToken: string, request: { csr: string; ttl?: string | number }): Promise<Issuance> {
-    return this.json('POST', '/v1/certificates/renew', holderToken, request);
+    return this.issuance('/v1/certificates/renew', holderToken, request);
+  }
+
+  /** An issuance answer: 200 and 201 carry the same Issuance; any other success is not one. */
+  private async issuance(path: string, token: string, request: { csr: string; ttl?: string | number }): Promise<Issuance> {
+    const res = await this.raw('POST', path, {
+      headers: { Accept: 'application/json', Authorization: `Bearer ${token}`, 'Content-Type': 'application/json' },
+      body: JSON.stringify(request),
+    });
+    if (res.status !== 200 && res.status !== 201) throw errorOf(res);
+    return JSON.parse(res.body.toString('utf8')) as Issuance;
   }
 
   revoke(token: string, serial: string, reason: string): Promise<CertificateRecord> {
@@ -192,6 +211,15 @@ export async function holderToken(certificatePem: string, privateKeyPem: string)
     .setExpirationTime(now + 120)
     .setJti(randomUUID())
     .sign(key);
+}
+
+/**
+ * Whether a renewal was refused because the presented certificate was already renewed with
+ * another key (API.md "Certificate holder": a certificate renews once; the CA audits it as a
+ * reuse): someone else holds, or held, that certificate's private key.
+ */
+export function isRenewalReuse(err: unknown): boolean {
+  return err instanceof ServiceCaError && err.status === 401 && /already (been )?renewed/i.test(err.problem?.detail ?? '');
 }
 
 function errorOf(res: RawResponse): ServiceCaError {

@@ -1,40 +1,47 @@
 /**
- * CRL publication. Every replica keeps the newest CRL in memory and serves it. A short poll of
- * the database (one small query every `pollMs`) tells each replica when another has stored a
- * newer CRL (then it loads it) or when a revocation is newer than the newest CRL, or the CRL is
- * older than `crl.refresh` (then it regenerates, under the store's lock, so one replica
- * generates at a time and bursts of revocations coalesce into one generation). A revocation
- * made here triggers the check at once. Freshness: a revocation reaches every replica's CRL
- * within pollMs + generation time, kept under `crl.maxDelay`.
+ * CRL publication. Every process keeps the newest CRL in memory and serves it. It learns of a
+ * CRL stored elsewhere at once (Postgres LISTEN/NOTIFY, store/notifications.ts; under
+ * node:cluster also from a sibling through the primary), and by a short poll of the database
+ * (one small query every `pollMs`) as the fallback. The poll also regenerates when a revocation
+ * is newer than the newest CRL, or the CRL is older than `crl.refresh`: under the store's lock,
+ * so one process generates at a time and bursts of revocations coalesce into one generation. A
+ * revocation made here triggers the check at once. Freshness: a revocation reaches every
+ * process's CRL within generation time plus a notification (the poll's pollMs at worst), kept
+ * under `crl.maxDelay`.
+ *
+ * A CRL this process learns of is staged first and served only when the permit covers it
+ * (crl/snapshots.ts): at once in a single process, under node:cluster when every worker of the
+ * instance has it (crl/relay.ts). A request naming a newer CRL than the served one (by ETag)
+ * is answered from a CRL at least that new, loaded from the database if need be.
  */
 import type { Logger } from 'pino';
 import type { Clock } from '../clock.js';
+import { CaError } from '../errors.js';
 import { CrlEntries } from '../signer/crl-profile.js';
 import type { Signer } from '../signer/signer.js';
-import { toPem } from '../signer/pem.js';
-import type { StoredCrl, Store } from '../store/store.js';
+import type { CrlStatus, StoredCrl, Store, Subscription } from '../store/store.js';
+import { coalesce } from './coalesce.js';
+import { createSnapshots, type PublishedCrl } from './snapshots.js';
 
-export interface PublishedCrl {
-  number: number;
-  thisUpdate: Date;
-  nextUpdate: Date;
-  entries: number;
-  der: Buffer;
-  pem(): string;
-  etag: string;
-  /** An earlier CRL has the same Last-Modified second: If-Modified-Since cannot be trusted. */
-  sharesSecond: boolean;
-}
+export type { PublishedCrl };
 
 export interface CrlPublisher {
+  /** The CRL requests get now. */
   current(): PublishedCrl | undefined;
+  /**
+   * The CRL to answer a request with. `named`: the highest CRL number the request's
+   * If-None-Match names; when it is newer than the served CRL, the answer is a CRL at least that
+   * new (a 304 then, if it is the one named) whenever the database has one, never an older one.
+   * A process that lags behind its instance's permit loads the newer CRL before answering.
+   */
+  snapshot(named?: number): Promise<PublishedCrl | undefined>;
   /** Loads or generates the first CRL, then keeps it fresh until stop(). */
   start(): Promise<void>;
   /** A revocation was committed here: check now rather than at the next poll. */
   revoked(): void;
   /** One synchronisation step (tests and start-up use it directly). */
   sync(): Promise<void>;
-  stop(): void;
+  stop(): Promise<void>;
 }
 
 export interface CrlSettings {
@@ -51,38 +58,90 @@ export interface CrlMetrics {
   generated(seconds: number): void;
   /** This process now serves this CRL (generated here or read from the database). */
   serving(crl: { number: number; entries: number; bytes: number }): void;
+  /** This process asked the database whether a newer CRL exists. */
+  checked?(): void;
 }
 
-function publish(crl: StoredCrl): PublishedCrl {
-  let pem: string | undefined;
-  return {
-    number: crl.number,
-    thisUpdate: crl.thisUpdate,
-    nextUpdate: crl.nextUpdate,
-    entries: crl.entries,
-    der: crl.der,
-    pem: () => (pem ??= toPem(crl.der, 'X509 CRL')),
-    etag: `"crl-${crl.number}"`,
-    sharesSecond: crl.sharesSecond,
-  };
+/**
+ * Several processes of one instance agreeing on what to serve (src/cluster.ts implements it
+ * over node:cluster messages; absent: a single process serves what it stages).
+ */
+export interface CrlCoordination {
+  /** This process holds CRL `number`; the others may be waited for at most `waitMs`. */
+  staged(number: number, waitMs: number): void;
+  subscribe(handlers: {
+    /** A sibling holds CRL `number`: load it (or a newer one). */
+    load(number: number): void;
+    /** Every sibling holds `number`: serve up to it from `at` (ms since the epoch). */
+    serve(number: number, at: number): void;
+  }): void;
 }
 
-export function createCrlPublisher(deps: { store: Store; signer: Signer; clock: Clock; logger: Logger; settings: CrlSettings; metrics?: CrlMetrics }): CrlPublisher {
-  const { store, signer, clock, logger, settings } = deps;
+/** Spacing of database checks that requests (or notifications) ask for: see crl/coalesce.ts. */
+const CHECK_GAP_MS = 50;
+/**
+ * Longest a request waits for a check before it is answered 503 (the database's own query
+ * timeout): an older CRL is never the answer to a request that needs a newer one.
+ */
+const REQUEST_WAIT_MS = 5000;
+
+/** Resolves with `work`, or rejects with `unavailable` after ms. */
+async function within<T>(work: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([
+      work,
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new CaError('unavailable', 'the newest CRL could not be read from the database in time; retry shortly', { retryAfter: 2 })), ms);
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+export function createCrlPublisher(deps: {
+  store: Store;
+  signer: Signer;
+  clock: Clock;
+  logger: Logger;
+  settings: CrlSettings;
+  metrics?: CrlMetrics;
+  coordination?: CrlCoordination;
+}): CrlPublisher {
+  const { store, signer, clock, logger, settings, coordination } = deps;
   const issuerKeyId = Buffer.from(signer.authority.keyIdentifier).toString('hex');
   const pollMs = Math.max(100, Math.min(1000, (settings.maxDelay * 1000) / 4));
-  let current: PublishedCrl | undefined;
+  const snapshots = createSnapshots({
+    now: () => clock.now().getTime(),
+    onServe(crl) {
+      deps.metrics?.serving({ number: crl.number, entries: crl.entries, bytes: crl.der.length });
+      logger.debug({ number: crl.number }, 'serving a new CRL');
+    },
+  });
   let timer: NodeJS.Timeout | undefined;
+  let subscription: Subscription | undefined;
   let running: Promise<void> | undefined;
   let again = false;
   let stopped = false;
 
-  const adopt = (crl: StoredCrl) => {
-    if (!current || crl.number > current.number) {
-      current = publish(crl);
-      deps.metrics?.serving({ number: crl.number, entries: crl.entries, bytes: crl.der.length });
-    }
+  /** Stages a CRL this process generated or read; the coordination decides when to serve it. */
+  const hold = (crl: StoredCrl) => {
+    if (!snapshots.stage(crl)) return;
+    if (coordination) coordination.staged(crl.number, pollMs);
+    else snapshots.permit(crl.number);
   };
+
+  /** Whether the database has a newer CRL than any held here (then it is loaded and staged). */
+  const check = coalesce(async (): Promise<CrlStatus> => {
+    deps.metrics?.checked?.();
+    const status = await store.crlStatus(issuerKeyId);
+    if (status.latest && status.latest.number > snapshots.newest()) {
+      const crl = await store.latestCrl(issuerKeyId);
+      if (crl) hold(crl);
+    }
+    return status;
+  }, CHECK_GAP_MS);
 
   async function generate(): Promise<void> {
     const now = clock.now();
@@ -99,17 +158,13 @@ export function createCrlPublisher(deps: { store: Store; signer: Signer; clock: 
       const seconds = Number(process.hrtime.bigint() - started) / 1e9;
       deps.metrics?.generated(seconds);
       logger.info({ number: stored.number, entries: stored.entries, bytes: stored.der.length, ms: Math.round(seconds * 1000) }, 'generated a CRL');
-      adopt(stored);
+      hold(stored);
     }
   }
 
   async function step(): Promise<void> {
-    const status = await store.crlStatus(issuerKeyId);
+    const status = await check();
     const latest = status.latest;
-    if (latest && (!current || latest.number > current.number)) {
-      const crl = await store.latestCrl(issuerKeyId);
-      if (crl) adopt(crl);
-    }
     const now = clock.now().getTime();
     const stale = !latest || status.revision > latest.sourceRevision || now - latest.thisUpdate.getTime() >= settings.refresh * 1000;
     if (stale) await generate();
@@ -134,6 +189,10 @@ export function createCrlPublisher(deps: { store: Store; signer: Signer; clock: 
     return running;
   }
 
+  const syncSoon = (why: string) => {
+    if (!stopped) sync().catch((err: unknown) => logger.warn({ err }, `CRL synchronisation after ${why} failed; the poll retries`));
+  };
+
   function schedule(): void {
     if (stopped) return;
     timer = setTimeout(() => {
@@ -144,16 +203,54 @@ export function createCrlPublisher(deps: { store: Store; signer: Signer; clock: 
     timer.unref();
   }
 
+  coordination?.subscribe({
+    load(number) {
+      // Already held: say so again (the primary may not have heard yet); else read it.
+      if (number <= snapshots.newest()) coordination.staged(snapshots.newest(), pollMs);
+      else check().catch((err: unknown) => logger.warn({ err, number }, 'could not load the CRL a sibling worker holds; the poll retries'));
+    },
+    serve: (number, at) => snapshots.permit(number, at),
+  });
+
+  /** Serving, and no older than what this instance serves. */
+  const ready = () => {
+    const served = snapshots.served();
+    return served !== undefined && served.number >= snapshots.permitted();
+  };
+
   return {
-    current: () => current,
+    current: () => snapshots.served(),
+    async snapshot(named = 0) {
+      const answer = () => {
+        const served = snapshots.served();
+        return named > (served?.number ?? 0) ? (snapshots.atLeast(named) ?? served) : served;
+      };
+      const lagging = () => {
+        const served = snapshots.served()?.number ?? 0;
+        return served < snapshots.permitted() || (named > served && !snapshots.atLeast(named)) || served === 0;
+      };
+      // A request that names a CRL no newer than held, from a process that is not behind its
+      // siblings, costs nothing. Otherwise one shared check (crl/coalesce.ts): a database
+      // failure then answers 503 rather than an older CRL.
+      if (lagging()) await within(check(), REQUEST_WAIT_MS);
+      return answer();
+    },
     async start() {
+      subscription = store.watchCrls({
+        stored: (notice) => {
+          if (notice.issuerKeyId === issuerKeyId && notice.number > snapshots.newest()) syncSoon('a CRL notification');
+        },
+        connected: () => syncSoon('listening for CRL notifications'),
+        failed: (err, retryInMs) => logger.warn({ err: err.message, retryInMs }, 'the CRL notification connection failed; polling meanwhile'),
+      });
       // When another replica or worker holds the generation lock, its CRL is usually a moment
-      // away: wait for it briefly, so that a replica is seldom ready without a CRL. Past that
-      // (a huge CRL, a database hiccup) it starts anyway and /v1/crl answers 503 until the
-      // poll gets one.
+      // away: wait for it briefly, so that a process is seldom ready without a CRL (under
+      // node:cluster: without the permit to serve it). Past that (a huge CRL, a database
+      // hiccup) it starts anyway and /v1/crl answers 503 until it has one.
       const until = Date.now() + 5000;
-      for (let attempt = 0; !current && Date.now() < until; attempt++) {
-        if (attempt > 0) await new Promise((r) => setTimeout(r, 250));
+      for (let attempt = 0; !ready() && Date.now() < until; attempt++) {
+        if (attempt > 0) await snapshots.changed(250);
+        if (ready()) break;
         const ok = await sync().then(
           () => true,
           (err: unknown) => {
@@ -165,13 +262,13 @@ export function createCrlPublisher(deps: { store: Store; signer: Signer; clock: 
       }
       schedule();
     },
-    revoked() {
-      sync().catch((err: unknown) => logger.warn({ err }, 'CRL regeneration after a revocation failed; the poll retries'));
-    },
+    revoked: () => syncSoon('a revocation'),
     sync,
-    stop() {
+    async stop() {
       stopped = true;
       if (timer) clearTimeout(timer);
+      snapshots.stop();
+      await subscription?.close();
     },
   };
 }

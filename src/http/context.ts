@@ -23,7 +23,7 @@ export interface AppDeps {
   lister: Lister;
   audit: AuditLog;
   renewalInfo: RenewalInfoService;
-  crl: { current(): PublishedCrl | undefined };
+  crl: { snapshot(named?: number): Promise<PublishedCrl | undefined> };
   /** Cache-Control max-age of the CRL, seconds. */
   crlMaxAge: number;
   published: PublishedCertificates;

@@ -38,6 +38,7 @@ export const CertificateRecordSchema = z
     status: z.enum(['valid', 'revoked', 'expired']),
     revokedAt: z.string().nullable(),
     revocationReason: z.string().nullable(),
+    renewedFrom: z.string().nullable().openapi({ description: 'The serial of the certificate this one renewed; null for an issuance with an identity token' }),
     certificate: z.string().openapi({ description: 'PEM leaf certificate' }),
   })
   .openapi('CertificateRecord');
@@ -71,6 +72,7 @@ export function recordJson(v: CertificateView) {
     status: v.status,
     revokedAt: v.revokedAt ? rfc3339(v.revokedAt) : null,
     revocationReason: v.revocationReason,
+    renewedFrom: v.renewedFrom,
     certificate: v.certificate,
   };
 }

@@ -6,25 +6,22 @@
 import type { AuditAction } from '../audit/chain.js';
 import type { Principal } from '../auth/principal.js';
 import type { Clock } from '../clock.js';
-import { CaError, isCaError } from '../errors.js';
+import { CaError } from '../errors.js';
 import type { StoredAuditEvent, Store } from '../store/store.js';
-import { requireAdmin } from './revocations.js';
+import { requireAdmin } from './admin.js';
+import { auditingRefusals } from './refusals.js';
 import { pageLimit, queryTime, usedFilters } from './queries.js';
 import { normalizeSerial } from './serials.js';
 
-export const AUDIT_ACTIONS: readonly AuditAction[] = ['certificate.issue', 'certificate.renew', 'certificate.revoke', 'identity.revoke', 'certificates.list', 'audit.read'];
-
-/**
- * Records a refused action (its outcome is the error code). Best effort: when the database is
- * what refused, there is nowhere to write, and the refusal itself must still reach the caller.
- * Rate-limited requests leave no row: a flood would otherwise write one per request.
- */
-export async function auditRefusal(store: Store, clock: Clock, principal: Principal, action: AuditAction, serial: string | null, err: unknown): Promise<void> {
-  if (!isCaError(err) || err.kind === 'unavailable' || err.kind === 'rateLimited') return;
-  await store
-    .appendAudit([{ at: clock.now(), actor: principal.identity, action, serial, outcome: err.kind, detail: { issuer: principal.issuer, reason: err.detail } }])
-    .catch(() => {});
-}
+export const AUDIT_ACTIONS: readonly AuditAction[] = [
+  'certificate.issue',
+  'certificate.renew',
+  'certificate.renew.reuse',
+  'certificate.revoke',
+  'identity.revoke',
+  'certificates.list',
+  'audit.read',
+];
 
 export interface AuditQuery {
   actor?: string | undefined;
@@ -62,12 +59,7 @@ export function createAuditLog(deps: { store: Store; clock: Clock }) {
     },
 
     async list(principal: Principal, q: AuditQuery): Promise<AuditPage> {
-      try {
-        requireAdmin(principal);
-      } catch (err) {
-        await auditRefusal(store, clock, principal, 'audit.read', null, err);
-        throw err;
-      }
+      await auditingRefusals(deps, principal, { action: 'audit.read', serial: null }, async () => requireAdmin(principal));
       const limit = pageLimit(q.limit);
       if (q.action !== undefined && !AUDIT_ACTIONS.includes(q.action as AuditAction)) throw malformed(`action must be one of ${AUDIT_ACTIONS.join(', ')}`);
       const rows = await store.listAudit({

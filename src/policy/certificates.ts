@@ -4,45 +4,32 @@
  * the signer builds, lints and signs → the store commits the record and the used token id in one
  * transaction. Nothing is returned before that commit (API.md rule: no certificate leaves the
  * service unless its record is committed).
+ *
+ * When the store writes nothing because the token id or the renewed certificate was used before,
+ * the request may be a retry of one whose answer was lost (API.md "Retries" and "Certificate
+ * holder"): the same token with a byte-identical CSR, or a renewal with the same new key, is
+ * answered with the certificate issued then (200). Anything else is a replay or, for a renewal,
+ * a reuse of a one-time credential: 401, audited as `certificate.renew.reuse`.
  */
+import { createHash, X509Certificate } from 'node:crypto';
 import type { AuditAction } from '../audit/chain.js';
-import type { Principal } from '../auth/principal.js';
+import type { Principal, RenewedCertificate } from '../auth/principal.js';
 import type { Clock } from '../clock.js';
 import { CaError } from '../errors.js';
-import { auditRefusal } from './audit.js';
-import type { IssuanceLimiter } from './rate-limits.js';
-import { statusAt, type CertificateRecord, type CertificateStatus, type RevocationReason, type SubjectAltNames } from '../model.js';
+import { statusAt, type CertificateRecord } from '../model.js';
 import type { Signer } from '../signer/signer.js';
-import { certificatePem } from '../signer/authority.js';
-import type { Store } from '../store/store.js';
-import { parseCsr } from './csr.js';
-import { issuingChainPem } from './published.js';
+import type { IssuanceOutcome, Store } from '../store/store.js';
+import { parseCsr, type ParsedCsr } from './csr.js';
 import { authorizeNames, type CompiledPolicy } from './names.js';
-import { renewalWindow, type RenewalWindow } from './renewal.js';
+import { issuingChainPem } from './published.js';
+import type { IssuanceLimiter } from './rate-limits.js';
+import { auditingRefusals } from './refusals.js';
+import { renewalWindow } from './renewal.js';
 import { normalizeSerial } from './serials.js';
 import { computeValidity, parseTtl, type ValidityRules } from './validity.js';
+import { issuanceOf, viewOf, type CertificateView, type Issuance } from './views.js';
 
-export interface CertificateView {
-  serial: string;
-  identity: string;
-  sans: SubjectAltNames;
-  notBefore: Date;
-  notAfter: Date;
-  status: CertificateStatus;
-  revokedAt: Date | null;
-  revocationReason: RevocationReason | null;
-  certificate: string;
-}
-
-export interface Issuance {
-  serial: string;
-  identity: string;
-  certificate: string;
-  chain: string[];
-  notBefore: Date;
-  notAfter: Date;
-  renewalInfo: RenewalWindow;
-}
+export type { CertificateView, Issuance };
 
 export interface IssueRequest {
   csr: string;
@@ -63,21 +50,24 @@ export interface CertificateAuthorityDeps {
   policies: CompiledPolicy[];
   validity: ValidityRules;
   clock: Clock;
+  /** A renewal presented an already renewed certificate with another key (for the metric an operator alerts on). */
+  onRenewalReuse?: () => void;
 }
 
-export function viewOf(record: CertificateRecord, now: Date): CertificateView {
-  return {
-    serial: record.serial,
-    identity: record.identity,
-    sans: record.sans,
-    notBefore: record.notBefore,
-    notAfter: record.notAfter,
-    status: statusAt(record, now),
-    revokedAt: record.revokedAt,
-    revocationReason: record.revocationReason,
-    certificate: certificatePem(record.der),
-  };
+/** Refusals of a second renewal with another key: known by identity, to audit them under their own action. */
+const reuses = new WeakSet<object>();
+
+function reuseRefusal(parent: string): CaError {
+  const err = new CaError(
+    'unauthorized',
+    `certificate ${parent} has already been renewed with another key: a certificate renews once (its key may be in someone else's hands)`,
+  );
+  reuses.add(err);
+  return err;
 }
+
+const sameBytes = (a: Uint8Array | null, b: Uint8Array) => a !== null && Buffer.from(a).equals(Buffer.from(b));
+const spkiOf = (der: Uint8Array) => new Uint8Array(new X509Certificate(der).publicKey.export({ type: 'spki', format: 'der' }));
 
 export function createCertificateAuthority(deps: CertificateAuthorityDeps): CertificateAuthority {
   const { store, signer, policies, clock } = deps;
@@ -85,62 +75,100 @@ export function createCertificateAuthority(deps: CertificateAuthorityDeps): Cert
   const issuerKeyId = Buffer.from(authority.keyIdentifier).toString('hex');
   const chain = issuingChainPem(authority);
 
-  const action = (principal: Principal): AuditAction => (principal.replacesKey ? 'certificate.renew' : 'certificate.issue');
+  const action = (principal: Principal): AuditAction => (principal.renews ? 'certificate.renew' : 'certificate.issue');
+
+  /** Answers a request whose record the store did not write, or throws why. */
+  async function retried(principal: Principal, csr: ParsedCsr, digest: Uint8Array, outcome: Exclude<IssuanceOutcome, 'recorded'>): Promise<Issuance> {
+    const now = clock.now();
+    const answerable = (record: CertificateRecord | undefined): record is CertificateRecord =>
+      record !== undefined && record.identity === principal.identity && statusAt(record, now) === 'valid';
+    const renews = principal.renews;
+    if (renews) {
+      if (outcome === 'parentInvalid') throw new CaError('unauthorized', 'the x5c certificate is no longer valid (revoked or expired)');
+      const child = await store.renewalOf(renews.serial);
+      if (child) {
+        if (answerable(child) && sameBytes(spkiOf(child.der), csr.spki)) return issuanceOf(child, chain, now);
+        deps.onRenewalReuse?.();
+        throw reuseRefusal(renews.serial);
+      }
+    } else if (principal.jti) {
+      const first = await store.issuedWithToken(principal.issuer, principal.jti.value);
+      if (answerable(first) && sameBytes(first.csrDigest, digest)) return issuanceOf(first, chain, now);
+    }
+    throw new CaError('unauthorized', 'this token has already been used (jti replay)');
+  }
 
   async function issue(principal: Principal, request: IssueRequest): Promise<Issuance> {
-      await deps.limiter?.take(principal.identity);
-      const ttl = parseTtl(request.ttl);
-      const csr = parseCsr(request.csr);
-      if (principal.replacesKey && Buffer.from(principal.replacesKey).equals(Buffer.from(csr.spki))) {
-        throw new CaError('badPublicKey', 'a renewal needs a new key: the CSR carries the presented certificate\'s key');
-      }
-      const grant = authorizeNames(policies, principal.identity, principal.tokenSans, csr.sans);
-      const now = clock.now();
-      const validity = computeValidity(now, ttl, deps.validity, grant.maxTtl, authority);
-      const issued = signer.issueLeaf({
-        spki: csr.spki,
-        keyType: csr.keyType,
-        sans: csr.sans,
-        notBefore: validity.notBefore,
-        notAfter: validity.notAfter,
-        extendedKeyUsage: grant.extendedKeyUsage,
-      });
-      await store.recordIssuance(
-        {
-          serial: issued.serial,
-          issuerKeyId,
-          identity: principal.identity,
-          sans: csr.sans,
-          notBefore: issued.notBefore,
-          notAfter: issued.notAfter,
-          der: issued.der,
-          fingerprint: issued.fingerprint,
-          tokenIssuer: principal.issuer,
-          tokenJti: principal.jti?.value ?? null,
-        },
-        principal.jti ? { issuer: principal.issuer, jti: principal.jti.value, expiresAt: principal.jti.expiresAt } : undefined,
-        { at: now, actor: principal.identity, action: action(principal), detail: { issuer: principal.issuer, notAfter: issued.notAfter.toISOString(), sans: csr.sans } },
-      );
-      return {
+    await deps.limiter?.take(principal.identity);
+    const ttl = parseTtl(request.ttl);
+    const csr = parseCsr(request.csr);
+    const renews: RenewedCertificate | undefined = principal.renews;
+    if (renews && sameBytes(renews.spki, csr.spki)) {
+      throw new CaError('badPublicKey', 'a renewal needs a new key: the CSR carries the presented certificate\'s key');
+    }
+    // A renewal is judged as its lineage's identity token was (a policy's `issuers`).
+    const issuer = renews ? (renews.issuer ?? principal.issuer) : principal.issuer;
+    const grant = authorizeNames(policies, principal.identity, principal.tokenSans, csr.sans, issuer);
+    const now = clock.now();
+    // A renewal gets at most its parent's lifetime: a key alone never buys a longer certificate.
+    const maxTtl = Math.min(grant.maxTtl ?? Infinity, renews?.lifetimeSeconds ?? Infinity);
+    const validity = computeValidity(now, ttl, deps.validity, Number.isFinite(maxTtl) ? maxTtl : undefined, authority);
+    const issued = signer.issueLeaf({
+      spki: csr.spki,
+      keyType: csr.keyType,
+      sans: csr.sans,
+      notBefore: validity.notBefore,
+      notAfter: validity.notAfter,
+      extendedKeyUsage: grant.extendedKeyUsage,
+    });
+    const digest = createHash('sha256').update(csr.der).digest();
+    const renewedFrom = renews?.serial ?? null;
+    const outcome = await store.recordIssuance(
+      {
         serial: issued.serial,
+        issuerKeyId,
         identity: principal.identity,
-        certificate: issued.pem,
-        chain,
+        sans: csr.sans,
         notBefore: issued.notBefore,
         notAfter: issued.notAfter,
-        renewalInfo: renewalWindow({ ...issued, revokedAt: null }, now),
-      };
+        der: issued.der,
+        fingerprint: issued.fingerprint,
+        // A renewal's record keeps its lineage's issuer; its holder token's id lives only in
+        // used_tokens (namespace `renewal`), so that the retry lookup by (issuer, jti) never finds it.
+        tokenIssuer: issuer,
+        tokenJti: renews ? null : (principal.jti?.value ?? null),
+        csrDigest: digest,
+        renewedFrom,
+      },
+      principal.jti ? { issuer: principal.issuer, jti: principal.jti.value, expiresAt: principal.jti.expiresAt } : undefined,
+      {
+        at: now,
+        actor: principal.identity,
+        action: action(principal),
+        detail: { issuer: principal.issuer, notAfter: issued.notAfter.toISOString(), sans: csr.sans, ...(renewedFrom ? { renewedFrom } : {}) },
+      },
+    );
+    if (outcome !== 'recorded') return retried(principal, csr, digest, outcome);
+    return {
+      serial: issued.serial,
+      identity: principal.identity,
+      certificate: issued.pem,
+      chain,
+      notBefore: issued.notBefore,
+      notAfter: issued.notAfter,
+      renewalInfo: renewalWindow({ ...issued, revokedAt: null }, now),
+      created: true,
+    };
   }
 
   return {
-    async issue(principal, request) {
-      try {
-        return await issue(principal, request);
-      } catch (err) {
-        await auditRefusal(store, clock, principal, action(principal), null, err);
-        throw err;
-      }
-    },
+    issue: (principal, request) =>
+      auditingRefusals(
+        { store, clock },
+        principal,
+        { action: (err) => (reuses.has(err as object) ? 'certificate.renew.reuse' : action(principal)), serial: principal.renews?.serial ?? null },
+        () => issue(principal, request),
+      ),
 
     async get(principal, serialText) {
       const record = await store.getCertificate(normalizeSerial(serialText));

@@ -17,6 +17,8 @@ import { oid, readTlv } from '../signer/der.js';
 import { pemBlocks } from '../signer/pem.js';
 
 export interface ParsedCsr {
+  /** The whole request, DER (an idempotent retry must send it byte for byte again). */
+  der: Uint8Array;
   spki: Uint8Array;
   keyType: KeyType;
   sans: SubjectAltNames;
@@ -190,5 +192,5 @@ export function parseCsr(pem: string): ParsedCsr {
   const count = result.dns.length + result.ip.length + result.uri.length + result.email.length;
   if (count === 0) throw badCsr('the CSR requests no subjectAltName');
   if (count > MAX_SANS) throw badCsr(`the CSR requests more than ${MAX_SANS} names`);
-  return { spki, keyType, sans: result };
+  return { der, spki, keyType, sans: result };
 }

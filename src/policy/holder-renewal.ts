@@ -3,7 +3,8 @@
  * signature was checked against the x5c certificate's key in auth/holder-token.ts; here the
  * certificate must be one this CA issued (signed by our intermediate and byte for byte the
  * recorded one), unexpired and unrevoked. The renewal then runs as that certificate's identity,
- * limited to the names the certificate already has (a subset), with the token's jti used once.
+ * limited to the names the certificate already has (a subset) and to its lifetime, with the
+ * token's jti used once; policy/certificates.ts records the parent, which renews once.
  */
 import { X509Certificate } from 'node:crypto';
 import { verifyHolderToken } from '../auth/holder-token.js';
@@ -42,7 +43,14 @@ export function createHolderAuthenticator(deps: { store: Store; signer: Signer; 
         tokenSans: [...record.sans.dns, ...record.sans.ip, ...record.sans.uri, ...record.sans.email],
         jti: { value: holder.jti, expiresAt: holder.expiresAt },
         admin: false,
-        replacesKey: cert.publicKey.export({ type: 'spki', format: 'der' }),
+        renews: {
+          serial: record.serial,
+          spki: new Uint8Array(cert.publicKey.export({ type: 'spki', format: 'der' })),
+          lifetimeSeconds: Math.floor((record.notAfter.getTime() - record.notBefore.getTime()) / 1000),
+          // A renewal's record carries its lineage's issuer (policy/certificates.ts), so this is
+          // the issuer of the identity token that started the lineage.
+          issuer: record.tokenIssuer === RENEWAL_ISSUER ? null : record.tokenIssuer,
+        },
         claims: holder.claims,
       };
     },

@@ -7,10 +7,11 @@ import type { Clock } from '../clock.js';
 import { CaError } from '../errors.js';
 import type { CertificateStatus } from '../model.js';
 import type { Store } from '../store/store.js';
-import { viewOf, type CertificateView } from './certificates.js';
-import { auditRefusal, createAuditLog } from './audit.js';
+import { requireAdmin } from './admin.js';
+import { createAuditLog } from './audit.js';
 import { pageLimit, queryTime, usedFilters } from './queries.js';
-import { requireAdmin } from './revocations.js';
+import { auditingRefusals } from './refusals.js';
+import { viewOf, type CertificateView } from './views.js';
 
 export interface ListQuery {
   identity?: string | undefined;
@@ -48,12 +49,7 @@ export function createLister(deps: { store: Store; clock: Clock }) {
   const audit = createAuditLog(deps);
   return {
     async list(principal: Principal, q: ListQuery): Promise<Page> {
-      try {
-        requireAdmin(principal);
-      } catch (err) {
-        await auditRefusal(deps.store, deps.clock, principal, 'certificates.list', null, err);
-        throw err;
-      }
+      await auditingRefusals(deps, principal, { action: 'certificates.list', serial: null }, async () => requireAdmin(principal));
       const limit = pageLimit(q.limit);
       if (q.status !== undefined && !STATUSES.has(q.status)) throw malformed('status must be valid, revoked or expired');
       const expiresBefore = queryTime('expiresBefore', q.expiresBefore);

@@ -67,6 +67,8 @@ export async function issueServerCertificate(
     fingerprint: issued.fingerprint,
     tokenIssuer: null,
     tokenJti: null,
+    csrDigest: null,
+    renewedFrom: null,
   }, undefined, { at: now, actor: SERVER_IDENTITY, action: 'certificate.issue', detail: { purpose: 'the API listener\'s own certificate', sans } });
   return {
     keyPem: privateKey.export({ type: 'pkcs8', format: 'pem' }) as string,

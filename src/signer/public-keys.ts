@@ -1,6 +1,7 @@
 /**
  * Subject public keys: which SubjectPublicKeyInfos (RFC 5280 §4.1.2.7) we certify, and a node
- * KeyObject to verify with. API.md: ECDSA P-256/P-384, RSA 2048-4096 (odd exponent ≥ 65537),
+ * KeyObject to verify with. API.md "Certificate profile": ECDSA P-256/P-384, RSA 2048-4096 with
+ * an odd public exponent in [2^16+1, 2^256−1] (CA/Browser Forum Baseline Requirements 6.1.6),
  * Ed25519; anything else is badPublicKey.
  *
  * Why a fast path by hand: OpenSSL 3 decodes a DER SPKI through its generic decoder framework,
@@ -63,6 +64,15 @@ const EC_CURVES: Record<string, { keyType: KeyType; coordinate: number }> = {
   '2b81040022': { keyType: 'ecdsa-p384', coordinate: 48 },
 };
 
+/**
+ * RSA public exponent bounds, CA/Browser Forum Baseline Requirements 6.1.6 (API.md "Certificate
+ * profile"). The upper bound is not cosmetic: verifying with an exponent near a 3072-bit modulus
+ * cost about 100 times a verification with 65537 (5.6 ms against 0.043 ms, node:crypto), on
+ * every CSR check and on every handshake of every relying party.
+ */
+const MIN_RSA_EXPONENT = 2n ** 16n + 1n;
+const MAX_RSA_EXPONENT = 2n ** 256n - 1n;
+
 const refuse = (detail: string): never => {
   throw new CaError('badPublicKey', detail);
 };
@@ -119,7 +129,7 @@ function readGeneral(spki: Buffer): { keyType: KeyType; key: KeyObject } {
     const size = details?.modulusLength ?? 0;
     const e = details?.publicExponent ?? 0n;
     if (size < 2048 || size > 4096) refuse(`an RSA key of ${size} bits is not accepted (2048 to 4096)`);
-    if (e < 65537n || e % 2n === 0n) refuse('the RSA public exponent must be odd and at least 65537');
+    if (e < MIN_RSA_EXPONENT || e > MAX_RSA_EXPONENT || e % 2n === 0n) refuse('the RSA public exponent must be odd and between 2^16+1 and 2^256-1');
   }
   return { keyType, key };
 }

@@ -5,11 +5,16 @@
  * replicas (RFC 5280 §5.2.3). The revision is read before the entries, so the entries hold at
  * least the revocations it counts (a revocation committed in between only causes one more
  * generation at the next poll, never a missing entry).
+ *
+ * The same transaction notifies the channel every process listens on (store/notifications.ts):
+ * Postgres delivers a NOTIFY at commit, and only if the transaction commits, so the others load
+ * the new CRL at once and never hear of one that is not there.
  */
 import { desc, eq, sql } from 'drizzle-orm';
 import { crlState, crls } from '../../db/schema.js';
 import type { RevocationReason } from '../model.js';
 import type { Database, Db } from './database.js';
+import { CRL_CHANNEL, crlNoticePayload } from './notifications.js';
 import { asDate, rawRows } from './rows.js';
 
 export interface StoredCrl {
@@ -160,6 +165,7 @@ export async function generateCrl(database: Database, issuerKeyId: string, now: 
       });
       const sharesSecond = await sameSecondBefore(tx, number, built.thisUpdate);
       await tx.execute(sql`delete from ${crls} where issuer_key_id = ${issuerKeyId} and number < ${number - KEEP}`);
+      await tx.execute(sql`select pg_notify(${CRL_CHANNEL}, ${crlNoticePayload({ issuerKeyId, number })})`);
       return { number, thisUpdate: built.thisUpdate, nextUpdate: built.nextUpdate, entries: built.entries, sourceRevision: revision, der: built.der, sharesSecond };
     },
     'read committed',

@@ -43,8 +43,17 @@ export interface Database {
    * CPU in the profile (docs/performance.md).
    */
   hot<T>(name: string, text: string, params: unknown[]): Promise<T[]>;
+  /**
+   * One read of the public listener (renewal-info), prepared like `hot`, on a small pool of its
+   * own on Postgres (PUBLIC_POOL_SIZE connections): a flood of public requests waits for these
+   * and never takes or waits for a connection of the request pool that issuance uses. PGlite
+   * runs one statement at a time in any case.
+   */
+  publicRead<T>(name: string, text: string, params: unknown[]): Promise<T[]>;
   /** The request pool's connections (Postgres); undefined on PGlite, which has none. */
   poolStats(): PoolStats | undefined;
+  /** The public reads' pool (Postgres); undefined on PGlite. */
+  publicPoolStats(): PoolStats | undefined;
   close(): Promise<void>;
 }
 
@@ -68,11 +77,15 @@ export interface DatabaseConfig {
 
 export const MIGRATIONS_FOLDER = fileURLToPath(new URL('../../db/migrations', import.meta.url));
 
-/** Postgres SQLSTATEs and client errors that mean "the database is not answering now". */
+/**
+ * Postgres SQLSTATEs and client errors that mean "the database is not answering now" (503, retry).
+ * Not 08P01 (protocol_violation): the server answered, refusing the statement (a bind message
+ * over 65,535 parameters is one); a retry would fail the same, so it is a 500 whose cause is logged.
+ */
 const UNAVAILABLE_CODES = new Set([
   'ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'ENOTFOUND', 'EAI_AGAIN',
   'CONNECTION_CLOSED', 'CONNECTION_ENDED', 'CONNECTION_DESTROYED', 'CONNECT_TIMEOUT',
-  '57P01', '57P02', '57P03', '53300', '08000', '08001', '08003', '08004', '08006', '08P01',
+  '57P01', '57P02', '57P03', '53300', '08000', '08001', '08003', '08004', '08006',
 ]);
 
 /** pg's own connection failures carry no code; they are known by their messages. */
@@ -119,6 +132,8 @@ const CONNECT_TIMEOUT_MS = 3000;
 const QUERY_TIMEOUT_MS = 5000;
 /** Background work that reads or writes a whole CRL (a million entries) gets longer. */
 const LONG_QUERY_TIMEOUT_MS = 120_000;
+/** Connections of the public reads' own pool (Database.publicRead). */
+const PUBLIC_POOL_SIZE = 2;
 
 async function openPostgres(config: DatabaseConfig): Promise<Database> {
   const migrator = new pg.Client({ connectionString: config.url, connectionTimeoutMillis: 10_000 });
@@ -151,6 +166,7 @@ async function openPostgres(config: DatabaseConfig): Promise<Database> {
   };
   const pool = newPool(config.poolSize ?? 8, QUERY_TIMEOUT_MS);
   const longPool = newPool(2, LONG_QUERY_TIMEOUT_MS);
+  const publicPool = newPool(PUBLIC_POOL_SIZE, QUERY_TIMEOUT_MS);
   const db = drizzlePostgres(pool, { schema }) as unknown as Db;
   return {
     db,
@@ -174,9 +190,13 @@ async function openPostgres(config: DatabaseConfig): Promise<Database> {
     async hot<T>(name: string, text: string, params: unknown[]) {
       return (await pool.query({ name, text, values: params })).rows as T[];
     },
+    async publicRead<T>(name: string, text: string, params: unknown[]) {
+      return (await publicPool.query({ name, text, values: params })).rows as T[];
+    },
     poolStats: () => ({ total: pool.totalCount, idle: pool.idleCount, waiting: pool.waitingCount }),
+    publicPoolStats: () => ({ total: publicPool.totalCount, idle: publicPool.idleCount, waiting: publicPool.waitingCount }),
     close: async () => {
-      await Promise.all([pool.end(), longPool.end()]);
+      await Promise.all([pool.end(), longPool.end(), publicPool.end()]);
     },
   };
 }
@@ -188,12 +208,15 @@ async function openPglite(dataDir: string): Promise<Database> {
   const drizzled = drizzlePglite(client, { schema });
   await migratePglite(drizzled, { migrationsFolder: MIGRATIONS_FOLDER });
   const db = drizzled as unknown as Db;
+  const hot = pglitePrepared(client);
   return {
     db,
     kind: 'pglite',
     transaction: (work, isolation) => db.transaction((tx) => work(tx as unknown as Db), isolation ? { isolationLevel: isolation } : undefined),
-    hot: pglitePrepared(client),
+    hot,
+    publicRead: hot,
     poolStats: () => undefined,
+    publicPoolStats: () => undefined,
     close: () => client.close(),
   };
 }

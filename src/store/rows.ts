@@ -20,13 +20,15 @@ export function toRecord(row: CertificateRow): CertificateRecord {
     fingerprint: row.fingerprint,
     tokenIssuer: row.tokenIssuer,
     tokenJti: row.tokenJti,
+    csrDigest: row.csrDigest ? Buffer.from(row.csrDigest) : null,
+    renewedFrom: row.renewedFrom,
     createdAt: row.createdAt,
   };
 }
 
 /** The certificate columns in raw SQL (the database's names), for statements outside drizzle. */
 export const RAW_CERTIFICATE_COLUMNS =
-  'serial, identity, sans, not_before, not_after, revoked_at, revocation_reason, revoked_by, der, fingerprint, token_issuer, token_jti, created_at';
+  'serial, identity, sans, not_before, not_after, revoked_at, revocation_reason, revoked_by, der, fingerprint, token_issuer, token_jti, csr_digest, renewed_from, created_at';
 
 export interface RawCertificateRow {
   serial: string;
@@ -41,6 +43,8 @@ export interface RawCertificateRow {
   fingerprint: string;
   token_issuer: string | null;
   token_jti: string | null;
+  csr_digest: Uint8Array | null;
+  renewed_from: string | null;
   created_at: unknown;
 }
 
@@ -58,6 +62,8 @@ export function fromRawRow(r: RawCertificateRow): CertificateRecord {
     fingerprint: r.fingerprint,
     tokenIssuer: r.token_issuer,
     tokenJti: r.token_jti,
+    csrDigest: r.csr_digest ? Buffer.from(r.csr_digest) : null,
+    renewedFrom: r.renewed_from,
     createdAt: asDate(r.created_at),
   };
 }

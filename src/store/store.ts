@@ -9,13 +9,15 @@ import type { AuditEvent, SealedAuditEvent } from '../audit/chain.js';
 import type { CertificateRecord, SubjectAltNames } from '../model.js';
 import { crlStatus, generateCrl, latestCrl, type BuiltCrl, type CrlBuild, type CrlStatus, type StoredCrl } from './crls.js';
 import { appendAudit, auditChain, auditHeadOf, listAudit, sealAudit, type AuditFilter, type StoredAuditEvent } from './audit.js';
-import { recordIssuance, type IssuanceAudit } from './issuances.js';
+import { recordIssuance, type IssuanceAudit, type IssuanceOutcome } from './issuances.js';
 import { databaseError, openDatabase, type Database, type DatabaseConfig, type PoolStats } from './database.js';
 import { listCertificates, type ListFilter } from './listing.js';
-import { revokeIdentity, revokeOne, type Revocation } from './revocations.js';
-import { fromRawRow, RAW_CERTIFICATE_COLUMNS, type RawCertificateRow } from './rows.js';
+import { revokeIdentity, revokeOne, type Revocation, type RevokedCertificate } from './revocations.js';
+import { asDate, fromRawRow, RAW_CERTIFICATE_COLUMNS, type RawCertificateRow } from './rows.js';
+import { listenForCrls, type CrlListenerHandlers, type CrlNotice, type Subscription } from './notifications.js';
 
-export type { AuditFilter, BuiltCrl, CrlBuild, CrlStatus, IssuanceAudit, ListFilter, PoolStats, Revocation, StoredAuditEvent, StoredCrl };
+export type { CrlListenerHandlers, CrlNotice, Subscription };
+export type { AuditFilter, BuiltCrl, CrlBuild, CrlStatus, IssuanceAudit, IssuanceOutcome, ListFilter, PoolStats, Revocation, RevokedCertificate, StoredAuditEvent, StoredCrl };
 
 export interface NewCertificate {
   serial: string;
@@ -28,6 +30,10 @@ export interface NewCertificate {
   fingerprint: string;
   tokenIssuer: string | null;
   tokenJti: string | null;
+  /** SHA-256 of the CSR's DER (for the idempotent retry); null where no CSR was sent. */
+  csrDigest: Uint8Array | null;
+  /** The certificate this one renews; its token use is then required. */
+  renewedFrom: string | null;
 }
 
 /** A one-time token id to consume in the same transaction as the issuance. */
@@ -41,12 +47,25 @@ export interface Store {
   readonly kind: 'postgres' | 'pglite';
   /**
    * Commits the certificate record, its audit row, and the token id when given, in one
-   * transaction. A token id already used: CaError unauthorized, and nothing is written.
+   * transaction, and for a renewal only while its parent is valid and not renewed yet. Anything
+   * but `recorded` wrote nothing (store/issuances.ts).
    */
-  recordIssuance(cert: NewCertificate, tokenUse: TokenUse | undefined, audit: IssuanceAudit): Promise<void>;
+  recordIssuance(cert: NewCertificate, tokenUse: TokenUse | undefined, audit: IssuanceAudit): Promise<IssuanceOutcome>;
   getCertificate(serial: string): Promise<CertificateRecord | undefined>;
-  /** Revokes a valid certificate, with its audit row; CaError notFound or alreadyRevoked otherwise. */
-  revoke(serial: string, revocation: Revocation): Promise<CertificateRecord>;
+  /**
+   * A certificate's validity and revocation time, for the public listener (renewal-info): on the
+   * database's own small pool for public reads, never the request pool issuance uses.
+   */
+  getPublicTimes(serial: string): Promise<CertificateTimes | undefined>;
+  /** The certificate issued with this one-time token id, if any. */
+  issuedWithToken(issuer: string, jti: string): Promise<CertificateRecord | undefined>;
+  /** The renewal of a certificate, if it has one (it can have at most one). */
+  renewalOf(serial: string): Promise<CertificateRecord | undefined>;
+  /**
+   * Revokes a valid certificate, with its audit row, and with reason keyCompromise its whole
+   * renewal lineage in the same transaction; CaError notFound or alreadyRevoked otherwise.
+   */
+  revoke(serial: string, revocation: Revocation): Promise<RevokedCertificate>;
   /** Revokes every valid certificate of an identity in one transaction, with audit rows; their serials. */
   revokeIdentity(identity: string, revocation: Revocation): Promise<string[]>;
   listCertificates(filter: ListFilter, now: Date): Promise<CertificateRecord[]>;
@@ -58,6 +77,11 @@ export interface Store {
    * generation lock; undefined if another replica holds it.
    */
   generateCrl(issuerKeyId: string, now: Date, build: (b: CrlBuild) => Promise<BuiltCrl>): Promise<StoredCrl | undefined>;
+  /**
+   * Hears of every CRL any process stores, on a connection of its own (Postgres LISTEN/NOTIFY,
+   * store/notifications.ts), until closed. Undefined on PGlite: one process, nobody to hear.
+   */
+  watchCrls(handlers: CrlListenerHandlers): Subscription | undefined;
   /** Deletes used token ids whose token has expired; returns how many. */
   pruneUsedTokens(before: Date): Promise<number>;
   /** Counts one request against key in the window starting at windowStart; the count so far. */
@@ -75,7 +99,16 @@ export interface Store {
   ping(): Promise<void>;
   /** Connections of the pool: open, idle, and callers waiting for one (Postgres only). */
   poolStats(): PoolStats | undefined;
+  /** The public reads' pool (Postgres only). */
+  publicPoolStats(): PoolStats | undefined;
   close(): Promise<void>;
+}
+
+/** What renewal-info needs of a certificate (API.md "Renewal window"). */
+export interface CertificateTimes {
+  notBefore: Date;
+  notAfter: Date;
+  revokedAt: Date | null;
 }
 
 /** Runs a database call, turning connection failures into `unavailable`. */
@@ -87,7 +120,8 @@ async function guarded<T>(work: () => Promise<T>): Promise<T> {
   }
 }
 
-export function storeOn(database: Database): Store {
+/** `listenUrl`: the Postgres URL for watchCrls' own connection (none: watchCrls is off). */
+export function storeOn(database: Database, listenUrl?: string): Store {
   const { db } = database;
   return {
     kind: database.kind,
@@ -98,12 +132,37 @@ export function storeOn(database: Database): Store {
         const rows = await database.hot<RawCertificateRow>('service_ca_get_certificate', `select ${RAW_CERTIFICATE_COLUMNS} from certificates where serial = $1`, [serial]);
         return rows[0] ? fromRawRow(rows[0]) : undefined;
       }),
+    issuedWithToken: (issuer, jti) =>
+      guarded(async () => {
+        const rows = await database.hot<RawCertificateRow>(
+          'service_ca_certificate_by_token',
+          `select ${RAW_CERTIFICATE_COLUMNS} from certificates where token_issuer = $1 and token_jti = $2 limit 1`,
+          [issuer, jti],
+        );
+        return rows[0] ? fromRawRow(rows[0]) : undefined;
+      }),
+    renewalOf: (serial) =>
+      guarded(async () => {
+        const rows = await database.hot<RawCertificateRow>('service_ca_renewal_of', `select ${RAW_CERTIFICATE_COLUMNS} from certificates where renewed_from = $1`, [serial]);
+        return rows[0] ? fromRawRow(rows[0]) : undefined;
+      }),
+    getPublicTimes: (serial) =>
+      guarded(async () => {
+        const rows = await database.publicRead<{ not_before: unknown; not_after: unknown; revoked_at: unknown }>(
+          'service_ca_get_public_times',
+          'select not_before, not_after, revoked_at from certificates where serial = $1',
+          [serial],
+        );
+        const r = rows[0];
+        return r ? { notBefore: asDate(r.not_before), notAfter: asDate(r.not_after), revokedAt: r.revoked_at === null ? null : asDate(r.revoked_at) } : undefined;
+      }),
     revoke: (serial, revocation) => guarded(() => revokeOne(database, serial, revocation)),
     revokeIdentity: (identity, revocation) => guarded(() => revokeIdentity(database, identity, revocation)),
     listCertificates: (filter, now) => guarded(() => listCertificates(db, filter, now)),
     crlStatus: (issuerKeyId) => guarded(() => crlStatus(db, issuerKeyId)),
     latestCrl: (issuerKeyId) => guarded(() => latestCrl(database, issuerKeyId)),
     generateCrl: (issuerKeyId, now, build) => guarded(() => generateCrl(database, issuerKeyId, now, build)),
+    watchCrls: (handlers) => (database.kind === 'postgres' && listenUrl ? listenForCrls(listenUrl, handlers) : undefined),
     pruneUsedTokens: (before) =>
       guarded(async () => {
         const rows = await db.delete(usedTokens).where(lt(usedTokens.expiresAt, before)).returning({ jti: usedTokens.jti });
@@ -134,10 +193,11 @@ export function storeOn(database: Database): Store {
     auditHead: () => guarded(() => auditHeadOf(db)),
     auditChain: () => auditChain(db),
     poolStats: () => database.poolStats(),
+    publicPoolStats: () => database.publicPoolStats(),
     close: () => database.close(),
   };
 }
 
 export async function createStore(config: DatabaseConfig): Promise<Store> {
-  return storeOn(await openDatabase(config));
+  return storeOn(await openDatabase(config), config.url);
 }

@@ -8,11 +8,11 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { PGlite } from '@electric-sql/pglite';
-import postgres from 'postgres';
 import { ADMIN, startTestApp, workload, type TestApp } from '../setup/app.js';
 import { runCli } from '../setup/cli-run.js';
 import { createKeyAndCsr } from '../setup/csr.js';
-import { createTestDatabase, type TestDatabase } from '../setup/database.js';
+import { opensslGenpkey, opensslReqForKey } from '../setup/crafted.js';
+import { createTestDatabase, withPg, type TestDatabase } from '../setup/database.js';
 import { createTestPki, type TestPki } from '../setup/pki.js';
 import { assertProblem } from '../setup/rejections.js';
 import { bulkRevoke, issueFor, list, revokeOk } from '../setup/revoking.js';
@@ -38,12 +38,7 @@ const OTHER = workload('shop', 'db');
 /** Runs SQL on the test's database (PGlite: only while no app holds it). */
 async function sqlOn(database: TestDatabase, query: string): Promise<void> {
   if (database.url) {
-    const sql = postgres(database.url, { max: 1, onnotice: () => {} });
-    try {
-      await sql.unsafe(query);
-    } finally {
-      await sql.end();
-    }
+    await withPg(database.url, (client) => client.query(query));
     return;
   }
   const db = await PGlite.create(join(database.dataDir, 'pgdata'));
@@ -141,6 +136,19 @@ describe('audit trail', () => {
     await assertProblem(await audit({ cursor: '!!' }), 400, 'malformed');
     const refused = await auditOk({ action: 'audit.read', outcome: 'forbidden' });
     assert.equal(refused.items[0]?.actor, OWNER);
+  });
+
+  it('keeps about 1 KiB of a refusal\'s detail, however much of the request the refusal echoes', async () => {
+    // A 40,000-character DNS name: refused as badCSR with the name in the answer's detail.
+    const csr = opensslReqForKey(opensslGenpkey(['-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-256']), `DNS:${'a'.repeat(40_000)}.shop.svc`);
+    const res = await app.issue(OWNER, { csr });
+    const problem = await assertProblem(res, 400, 'badCSR');
+    assert.ok(problem.detail.length > 40_000, 'the answer names the name (the row must not)');
+    const { items } = await auditOk({ actor: OWNER, outcome: 'badCSR' });
+    assert.equal(items.length, 1);
+    const stored = JSON.stringify(items[0]!.detail);
+    assert.ok(stored.length <= 1200, `the row keeps ${stored.length} characters of detail`);
+    assert.match(String(items[0]!.detail.reason), /^"a{900,}.*more characters not kept\)$/);
   });
 
   it('links every row into a hash chain within seconds', async () => {

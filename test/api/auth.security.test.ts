@@ -379,6 +379,46 @@ describe('what a token limits', () => {
   });
 });
 
+describe('admins bound to an issuer (two issuers whose identity templates overlap)', () => {
+  const OPS = `spiffe://example.org/ops`;
+  let app: TestApp;
+  let other: TestIssuer;
+  before(async () => {
+    const issuer = await createTestIssuer();
+    other = await createTestIssuer({ issuer: 'https://other-idp.test' });
+    const entry = (i: TestIssuer, name: string) => ({ name, issuer: i.issuer, audience: i.audience, jwks: { file: i.jwksPath }, algorithms: [i.alg], maxTokenAge: '1h' });
+    app = await startTestApp({
+      issuer,
+      config: { auth: { issuers: [entry(issuer, 'test'), entry(other, 'other')], admins: { identities: [{ issuer: 'test', identity: ADMIN }, OPS] } } },
+    });
+  });
+  after(() => app.stop());
+
+  const audit = async (token: string) => fetch(`${app.api}/v1/audit`, { headers: { Authorization: `Bearer ${token}` } });
+
+  it('{issuer, identity}: only that issuer\'s token makes the identity an admin; the other issuer\'s token for the same identity is 403', async () => {
+    const own = await audit(await app.token(ADMIN));
+    assert.equal(own.status, 200, await own.clone().text());
+    await assertProblem(await audit(await other.mint({ sub: ADMIN })), 403, 'forbidden');
+    // Nor can it revoke an identity's certificates as an admin would.
+    const issued = await post(app, `Bearer ${await app.token(SUB)}`, { csr: await csrFor(NAMES) });
+    assert.equal(issued.status, 201, await issued.clone().text());
+    const revoke = await fetch(`${app.api}/v1/revocations`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${await other.mint({ sub: ADMIN })}` },
+      body: JSON.stringify({ identity: SUB, reason: 'keyCompromise' }),
+    });
+    await assertProblem(revoke, 403, 'forbidden');
+    const record = await fetch(`${app.api}/v1/certificates/${((await issued.json()) as { serial: string }).serial}`, { headers: { Authorization: `Bearer ${await app.token(SUB)}` } });
+    assert.equal(((await record.json()) as { status: string }).status, 'valid');
+  });
+
+  it('a plain identity is an admin with any configured issuer\'s token', async () => {
+    assert.equal((await audit(await app.token(OPS))).status, 200);
+    assert.equal((await audit(await other.mint({ sub: OPS }))).status, 200);
+  });
+});
+
 /** The default test issuer, but one-time tokens. */
 function jtiConfig(issuer: TestIssuer) {
   return {
@@ -399,17 +439,21 @@ describe('one-time tokens (requireJti: true)', () => {
   });
   after(() => app.stop());
 
-  it('accepts a jti once: 201, then 401 on replay', async () => {
+  it('accepts a jti once: 201, then 401 on replay with another CSR (the same CSR is the idempotent retry: 200, the same certificate)', async () => {
     const token = await app.token(SUB);
     const first = await post(app, `Bearer ${token}`, { csr });
     assert.equal(first.status, 201, await first.clone().text());
-    await assertUnauthorized(await post(app, `Bearer ${token}`, { csr }), true, token);
-    await assertUnauthorized(await post(app, `Bearer ${token}`, { csr }), true, token);
+    await assertUnauthorized(await post(app, `Bearer ${token}`, { csr: await csrFor(NAMES) }), true, token);
+    await assertUnauthorized(await post(app, `Bearer ${token}`, { csr: await csrFor(NAMES) }), true, token);
+    const retry = await post(app, `Bearer ${token}`, { csr });
+    assert.equal(retry.status, 200, await retry.clone().text());
+    assert.equal(((await retry.json()) as { serial: string }).serial, ((await first.json()) as { serial: string }).serial);
   });
 
-  it('lets exactly one of several concurrent uses of a jti through', async () => {
+  it('lets exactly one of several concurrent uses of a jti (each with its own CSR) through', async () => {
     const token = await app.token(SUB);
-    const results = await Promise.all(Array.from({ length: 6 }, () => post(app, `Bearer ${token}`, { csr })));
+    const csrs = await Promise.all(Array.from({ length: 6 }, () => csrFor(NAMES)));
+    const results = await Promise.all(csrs.map((c) => post(app, `Bearer ${token}`, { csr: c })));
     const statuses = results.map((r) => r.status).sort();
     assert.deepEqual(statuses, [201, 401, 401, 401, 401, 401]);
     for (const r of results.filter((x) => x.status === 401)) await assertUnauthorized(r, true);
@@ -422,7 +466,7 @@ describe('one-time tokens (requireJti: true)', () => {
     const first = await post(app, `Bearer ${token}`, { csr });
     assert.equal(first.status, 201, await first.clone().text());
     await app.running.deps.prune();
-    await assertUnauthorized(await post(app, `Bearer ${token}`, { csr }), true, token);
+    await assertUnauthorized(await post(app, `Bearer ${token}`, { csr: await csrFor(NAMES) }), true, token);
   });
 
   it('refuses a token without jti, or with an empty one', async () => {
@@ -450,10 +494,11 @@ describe('one-time tokens across two instances sharing one database', () => {
       const token = await issuer.mint({ sub: SUB });
       const first = await post(a, `Bearer ${token}`, { csr });
       assert.equal(first.status, 201, await first.clone().text());
-      await assertUnauthorized(await post(b, `Bearer ${token}`, { csr }), true, token);
+      await assertUnauthorized(await post(b, `Bearer ${token}`, { csr: await csrFor(NAMES) }), true, token);
 
       const racing = await issuer.mint({ sub: SUB });
-      const results = await Promise.all([a, b, a, b].map((app) => post(app, `Bearer ${racing}`, { csr })));
+      const csrs = await Promise.all([1, 2, 3, 4].map(() => csrFor(NAMES)));
+      const results = await Promise.all([a, b, a, b].map((app, i) => post(app, `Bearer ${racing}`, { csr: csrs[i]! })));
       assert.deepEqual(results.map((r) => r.status).sort(), [201, 401, 401, 401]);
     } finally {
       await a.stop();

@@ -3,14 +3,19 @@
  * command line (crl -verify, verify -crl_check), @peculiar/x509 as a second parser, and a real
  * node:tls handshake that enforces the CRL. Covers contents and reasons, the issuer binding
  * (AKI, number, validity window), freshness within crl.maxDelay, strictly increasing numbers
- * (across regenerations and a restart on the same database), HTTP caching headers, and entries
- * leaving once their certificate expires.
+ * (across regenerations and a restart on the same database), HTTP caching headers, entries
+ * leaving once their certificate expires, and a CRL that never goes back: a conditional request
+ * naming a newer CRL than the process holds, and both routes serving one newest CRL.
  */
 import assert from 'node:assert/strict';
 import { X509Certificate } from 'node:crypto';
 import tls from 'node:tls';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
+import { pino } from 'pino';
+import { systemClock } from '../../src/clock.js';
+import { createCrlPublisher, type CrlPublisher } from '../../src/crl/publisher.js';
+import { createSigner } from '../../src/signer/signer.js';
 import { x509 } from '../../src/x509.js';
 import { ADMIN, startTestApp, workload, type TestApp } from '../setup/app.js';
 import {
@@ -31,7 +36,7 @@ import {
   type OpensslCrl,
   type ReasonName,
 } from '../setup/crl-check.js';
-import { createTestDatabase } from '../setup/database.js';
+import { createTestDatabase, testDatabaseUrl, withPg } from '../setup/database.js';
 import { createTestPki } from '../setup/pki.js';
 import { bulkRevoke, issueFor, revokeOk, type Issued } from '../setup/revoking.js';
 import { createTestIssuer } from '../setup/tokens.js';
@@ -485,5 +490,126 @@ describe('CRL numbers across a restart on the same database', () => {
     } finally {
       await database.drop();
     }
+  });
+});
+
+/**
+ * Another replica on the same database, reduced to its CRL publisher (the same code a replica
+ * runs, with its own signer on the same CA key): crl.refresh 0, so each sync() stores the next CRL.
+ * The app hears of it only through the database (a notification, its poll, or a request).
+ */
+function otherReplica(app: TestApp): CrlPublisher {
+  return createCrlPublisher({
+    store: app.running.deps.store,
+    signer: createSigner({ ca: app.config.ca, publicUrl: app.config.publicUrl }, systemClock),
+    clock: systemClock,
+    logger: pino({ level: 'silent' }),
+    settings: { validity: 3600, refresh: 0, maxDelay: 5 },
+  });
+}
+
+/** The CRL number of an answer's body, read by openssl (DER, or the DER inside the PEM). */
+function numberOf(res: { body: Buffer }, path: '/v1/crl' | '/v1/crl.pem', chainPem: string): number {
+  const crl = opensslCrl(path === '/v1/crl' ? res.body : crlPemToDer(res.body.toString('utf8')), chainPem);
+  assert.ok(crl.verified, crl.output);
+  return crl.number!;
+}
+
+const etagFor = (n: number, path: '/v1/crl' | '/v1/crl.pem') => (path === '/v1/crl' ? `"crl-${n}"` : `"crl-${n}-pem"`);
+
+describe('a CRL that never goes back (API.md "CRLs")', () => {
+  let app: TestApp;
+  let chainPem: string;
+  let other: CrlPublisher;
+
+  before(async () => {
+    app = await startTestApp();
+    chainPem = await text(`${app.public}/v1/ca/chain.pem`);
+    other = otherReplica(app);
+  });
+  after(async () => {
+    await other?.stop();
+    await app?.stop();
+  });
+
+  for (const path of ['/v1/crl', '/v1/crl.pem'] as const) {
+    it(`${path}: If-None-Match naming a CRL newer than the process holds answers 304 (or a newer CRL), never the older one; then both routes serve it`, async () => {
+      const cert = await issueFor(app, workload('nb', 'svc'), ['svc.nb.svc']);
+      await revokeOk(app, cert.serial, ADMIN, 'keyCompromise');
+      const { crl: held } = await waitForCrl(app.public, chainPem, (c) => c.entries.has(cert.serial));
+
+      // Another replica stores the next CRL; a client fetched it there and now asks this one.
+      await other.sync();
+      const newer = other.current()!;
+      assert.ok(newer.number > held.number!, `the other replica stored CRL ${newer.number} after ${held.number}`);
+      const named = etagFor(newer.number, path);
+      const res = await fetchCrl(app.public, path, { 'If-None-Match': `"some-other-crl", ${named}` });
+      if (res.status === 200) {
+        assert.ok(numberOf(res, path, chainPem) >= newer.number, `200 with CRL ${numberOf(res, path, chainPem)} to a client holding CRL ${newer.number}`);
+      } else {
+        assert.equal(res.status, 304, `${path} with If-None-Match ${named}: ${res.status}`);
+        assert.equal(res.headers.get('etag'), named, 'the 304 names the CRL the client holds');
+      }
+
+      // One snapshot, the newest known: from now on neither route answers with an older CRL,
+      // and each answer's ETag and Last-Modified describe its own body.
+      for (const p of ['/v1/crl.pem', '/v1/crl', '/v1/crl.pem'] as const) {
+        const r = await fetchCrl(app.public, p);
+        assert.equal(r.status, 200);
+        const n = numberOf(r, p, chainPem);
+        assert.ok(n >= newer.number, `${p} answered CRL ${n} after this process had answered for CRL ${newer.number}`);
+        assert.equal(r.headers.get('etag'), etagFor(n, p), `${p}: the ETag names the CRL in the body`);
+      }
+    });
+  }
+
+  it(
+    'listens for stored CRLs on a connection of its own, and listens again when that connection is terminated',
+    { skip: testDatabaseUrl ? false : 'Postgres only: with the embedded database one process is alone, and nothing listens' },
+    async () => {
+      const url = app.database.url!;
+      const listeners = () =>
+        withPg(url, async (c) => (await c.query<{ pid: number }>(`select pid from pg_stat_activity where datname = current_database() and query = 'LISTEN service_ca_crl'`)).rows.map((r) => r.pid));
+      const until = async (what: string, check: (pids: number[]) => boolean) => {
+        const deadline = Date.now() + 15_000;
+        for (let pids = await listeners(); ; pids = await listeners()) {
+          if (check(pids)) return pids;
+          assert.ok(Date.now() < deadline, `${what}: listening connections ${pids.join(', ') || 'none'}`);
+          await sleep(100);
+        }
+      };
+      const [first] = await until('one listening connection', (pids) => pids.length === 1);
+      await withPg(url, (c) => c.query('select pg_terminate_backend($1)', [first]));
+      await until('a new listening connection after the old one was terminated', (pids) => pids.length === 1 && pids[0] !== first);
+      // Still serving, and it hears of the other replica's next CRL.
+      await other.sync();
+      const { crl } = await waitForCrl(app.public, chainPem, (c) => c.number! >= other.current()!.number, { timeoutMs: 5000, intervalMs: 50 });
+      assert.ok(crl.verified, crl.output);
+    },
+  );
+
+  it('a forged, huge number in If-None-Match gets the current CRL with 200, and a flood of them shares a few database checks', async () => {
+    const current = await fetchCrl(app.public);
+    const n = numberOf(current, '/v1/crl', chainPem);
+    const checks = async () => (await app.running.deps.app.metrics.registry.getSingleMetric('service_ca_crl_checks_total')!.get()).values[0]?.value ?? 0;
+    const before = await checks();
+    const started = Date.now();
+    const REQUESTS = 300;
+    const answers = await Promise.all(
+      Array.from({ length: REQUESTS }, (_, i) => {
+        const path = i % 2 ? ('/v1/crl.pem' as const) : ('/v1/crl' as const);
+        return fetchCrl(app.public, path, { 'If-None-Match': etagFor(999_999_999_999_999 - i, path) }).then((r) => ({ path, r }));
+      }),
+    );
+    const elapsed = Date.now() - started;
+    const made = (await checks()) - before;
+    for (const { path, r } of answers) {
+      assert.equal(r.status, 200, `${path}: ${r.status} ${r.body.toString('utf8').slice(0, 200)}`);
+      assert.equal(r.headers.get('etag'), etagFor(n, path), 'the current CRL');
+    }
+    // Checks are shared and start at least 50 ms apart (polls included): the database saw a
+    // bounded number of small queries, not one per request.
+    assert.ok(made >= 1, 'a number newer than the one held was checked against the database');
+    assert.ok(made <= Math.ceil(elapsed / 50) + 2 && made < REQUESTS / 3, `${made} database checks for ${REQUESTS} requests in ${elapsed} ms`);
   });
 });

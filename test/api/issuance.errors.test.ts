@@ -4,6 +4,8 @@
  * the certificates table is counted directly at the end.
  */
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { X509Certificate } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { ADMIN, startTestApp, workload, type TestApp } from '../setup/app.js';
 import { csrFor, opensslCsr } from '../setup/csr.js';
@@ -12,6 +14,7 @@ import {
   csrParts, derToPem, encodeTlv, flipByte, opensslGenpkey, opensslReq, opensslReqAsync, opensslReqForKey, pemToDer, resignCsr,
 } from '../setup/crafted.js';
 import { assertProblem, countCertificateRows } from '../setup/rejections.js';
+import { rsaCsrWithExponent, rsaPrimes, usableExponent, type RsaPrimes } from '../setup/rsa-keys.js';
 
 const WEB = workload('shop', 'web');
 const P256 = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256'];
@@ -205,6 +208,48 @@ describe('POST /v1/certificates refuses bad input with the right problem', () =>
         await assertProblem(await postJson({ csr }), 400, 'badPublicKey');
       });
     }
+
+    describe('RSA public exponent: odd, 2^16+1 to 2^256−1 (API.md "Certificate profile", CA/B BR 6.1.6)', () => {
+      // Keys built from two primes, so that each odd exponent has its private key and the CSR a
+      // valid self-signature (checked with openssl): only the exponent can be the reason.
+      const primes = rsaPrimes(2048);
+      // openssl req -verify exits 0 either way; its message says which.
+      const selfSignatureVerifies = (csr: string) => /verify OK/.test(spawnSync('openssl', ['req', '-verify', '-noout'], { input: csr, encoding: 'utf8' }).stderr);
+      const exponentOf = (pem: string) => new X509Certificate(pem).publicKey.asymmetricKeyDetails?.publicExponent;
+
+      const refused: [string, () => { e: bigint; primes: RsaPrimes }, boolean][] = [
+        ['an exponent close to its modulus', () => ({ e: usableExponent(primes, primes.n - 2n, -1), primes }), true],
+        ['the first usable odd exponent above 2^256−1', () => ({ e: usableExponent(primes, 2n ** 256n + 1n, 1), primes }), true],
+        ['exponent 3', () => ({ e: 3n, primes: rsaPrimes(2048, 3n) }), true],
+        ['exponent 65535, odd and just below 2^16+1', () => ({ e: usableExponent(primes, 65535n, -1), primes }), true],
+        ['an even exponent (no private key can exist; another key signed)', () => ({ e: 2n ** 64n + 2n, primes }), false],
+      ];
+      for (const [name, key, signed] of refused) {
+        it(`refuses a CSR whose RSA key has ${name}`, async () => {
+          const { e, primes: ofKey } = key();
+          const csr = await rsaCsrWithExponent(ofKey, e, 'web.shop.svc');
+          assert.equal(selfSignatureVerifies(csr), signed, 'openssl\'s view of the self-signature');
+          const res = await postJson({ csr });
+          const problem = await assertProblem(res, 400, 'badPublicKey');
+          assert.match(problem.detail, /exponent/, `the detail names the exponent: ${problem.detail}`);
+        });
+      }
+
+      const accepted: [string, () => bigint][] = [
+        ['65537', () => 65537n],
+        ['the largest usable odd exponent at most 2^256−1', () => usableExponent(primes, 2n ** 256n - 1n, -1)],
+      ];
+      for (const [name, exponent] of accepted) {
+        it(`issues for an RSA key with exponent ${name}, the key copied unchanged`, async () => {
+          const e = exponent();
+          const res = await postJson({ csr: await rsaCsrWithExponent(primes, e, 'web.shop.svc'), ttl: '1h' });
+          const text = await res.text();
+          assert.equal(res.status, 201, text);
+          issued++;
+          assert.equal(exponentOf((JSON.parse(text) as { certificate: string }).certificate), e);
+        });
+      }
+    });
   });
 
   describe('size, media type and routes', () => {

@@ -140,7 +140,7 @@ describe('issuance answers and records', () => {
     const own = await get(workload('shop', 'web'));
     assert.equal(own.status, 200);
     const record = (await own.json()) as Record<string, unknown>;
-    assert.deepEqual(Object.keys(record).sort(), ['certificate', 'identity', 'notAfter', 'notBefore', 'revocationReason', 'revokedAt', 'sans', 'serial', 'status'].sort());
+    assert.deepEqual(Object.keys(record).sort(), ['certificate', 'identity', 'notAfter', 'notBefore', 'renewedFrom', 'revocationReason', 'revokedAt', 'sans', 'serial', 'status'].sort());
     assert.equal(record.status, 'valid');
     assert.equal(record.revokedAt, null);
     assert.equal(record.revocationReason, null);

@@ -5,6 +5,10 @@
  * JWKS file re-read when it is replaced on disk. Remote sources are a local HTTP server on
  * 127.0.0.1 that counts what the CA fetched.
  *
+ * Then the rules of auth/remote-key-set.ts: one discovery (and key set) fetch in flight however many first tokens arrive,
+ * one more only after a backoff when it failed; past jwksCacheMaxAge a failing identity provider
+ * does not stop issuance until jwksStaleTtl has passed (log line, metric, backoff).
+ *
  * Two checks wait out real cool-downs: the remote set's (jwksCooldown, 5 s here; 30 s by default)
  * and the file's (5 s).
  * Their apps start in the file-level before(), and their tests run last, so the other tests
@@ -15,6 +19,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { renameSync, writeFileSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { dirname, join } from 'node:path';
+import { Writable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import { SignJWT, exportJWK, generateKeyPair, type CryptoKey, type JWK, type JWTPayload } from 'jose';
 import { ADMIN, startTestApp, workload, type TestApp } from '../setup/app.js';
@@ -238,6 +243,139 @@ describe('OIDC discovery', () => {
       assert.equal(idp.count(`/${tenant}/jwks`), 0, 'keys named by an untrusted document are never fetched');
     });
   }
+});
+
+interface LogLine {
+  level: number;
+  msg: string;
+  issuer?: string;
+  staleUntil?: string;
+}
+
+/** The app's log lines, parsed. */
+function logCollector(): { stream: Writable; lines: LogLine[] } {
+  const lines: LogLine[] = [];
+  const stream = new Writable({
+    write(chunk: Buffer, _enc, done) {
+      for (const l of chunk.toString('utf8').split('\n')) if (l) lines.push(JSON.parse(l) as LogLine);
+      done();
+    },
+  });
+  return { stream, lines };
+}
+
+/** A sample's value in the app's /metrics, or undefined when absent. */
+async function metric(app: TestApp, sample: string): Promise<number | undefined> {
+  const text = await (await fetch(`${app.public}/metrics`)).text();
+  const line = text.split('\n').find((l) => l.startsWith(`${sample} `));
+  return line === undefined ? undefined : Number(line.slice(sample.length + 1));
+}
+
+/**
+ * One app, four remote issuers on one local identity provider, each for one case: two OIDC
+ * discovery tenants (`/a`, `/b`) and two JWKS URLs (`/stale`, `/bounded`) with short cache ages.
+ */
+describe('remote keys: concurrent first tokens and an identity provider outage', () => {
+  let idp: IdpServer;
+  let app: TestApp;
+  const logs = logCollector();
+  const issuers: Record<'a' | 'b' | 'stale' | 'bounded', TestIssuer> = {} as never;
+  // Forged tokens: an attacker's key, the right iss.
+  const forged = async (issuer: TestIssuer) => sign(claims(issuer), { alg: 'ES256', kid: `forged-${randomUUID()}` }, (await newSigningKey()).privateKey);
+  const concurrently = async (n: number, token: () => Promise<string>) => Promise.all((await Promise.all(Array.from({ length: n }, token))).map((t) => issue(app, t)));
+
+  before(async () => {
+    idp = await startIdpServer();
+    for (const name of ['a', 'b', 'stale', 'bounded'] as const) issuers[name] = await createTestIssuer({ issuer: `${idp.url}/${name}` });
+    for (const name of ['a', 'b'] as const) {
+      idp.serve(`/${name}/.well-known/openid-configuration`, { issuer: issuers[name].issuer, jwks_uri: `${idp.url}/${name}/jwks` });
+      idp.serve(`/${name}/jwks`, { keys: [issuers[name].publicJwk] });
+    }
+    // Slow answers, so that every token arrives while the first fetch is on its way.
+    idp.delay('/a/.well-known/openid-configuration', 400);
+    idp.delay('/a/jwks', 400);
+    idp.fail('/b/.well-known/openid-configuration', 503);
+    idp.serve('/stale/jwks', { keys: [issuers.stale.publicJwk] });
+    idp.serve('/bounded/jwks', { keys: [issuers.bounded.publicJwk] });
+    app = await startTestApp({
+      issuer: issuers.a,
+      logs: logs.stream,
+      config: authWith(
+        issuerConfig(issuers.a, 'a', { jwks: { discovery: true } }),
+        issuerConfig(issuers.b, 'b', { jwks: { discovery: true }, jwksCooldown: '30s' }),
+        issuerConfig(issuers.stale, 'stale', { jwks: { url: `${idp.url}/stale/jwks` }, jwksCacheMaxAge: '2s', jwksCooldown: '2s' }),
+        issuerConfig(issuers.bounded, 'bounded', { jwks: { url: `${idp.url}/bounded/jwks` }, jwksCacheMaxAge: '2s', jwksStaleTtl: '4s', jwksCooldown: '1s' }),
+      ),
+    });
+  });
+  after(async () => {
+    await app?.stop();
+    await idp?.close();
+  });
+
+  it('OIDC discovery at start-up: eight concurrent forged tokens make one discovery fetch and one key set fetch', async () => {
+    for (const res of await concurrently(8, () => forged(issuers.a))) await assertUnauthorized(res);
+    assert.equal(idp.count('/a/.well-known/openid-configuration'), 1, `requests: ${JSON.stringify(idp.requests)}`);
+    assert.equal(idp.count('/a/jwks'), 1, `requests: ${JSON.stringify(idp.requests)}`);
+    // The keys found serve real tokens without another fetch.
+    await assertIssued(await issue(app, await issuers.a.mint({ sub: SUB })));
+    assert.equal(idp.requests.filter((r) => r.path.startsWith('/a/')).length, 2);
+  });
+
+  it('OIDC discovery after a failed fetch: tokens inside the backoff fetch nothing, then eight concurrent tokens make one fetch', async () => {
+    await assertUnavailable(await issue(app, await forged(issuers.b)));
+    await assertUnavailable(await issue(app, await forged(issuers.b)));
+    assert.equal(idp.count('/b/.well-known/openid-configuration'), 1, 'a failed fetch is not repeated per token');
+    idp.serve('/b/.well-known/openid-configuration', { issuer: issuers.b.issuer, jwks_uri: `${idp.url}/b/jwks` });
+    idp.delay('/b/.well-known/openid-configuration', 400);
+    await sleep(1200); // the first backoff step is 1 s
+    for (const res of await concurrently(8, () => forged(issuers.b))) await assertUnauthorized(res);
+    assert.equal(idp.count('/b/.well-known/openid-configuration'), 2, `requests: ${JSON.stringify(idp.requests)}`);
+    assert.equal(idp.count('/b/jwks'), 1);
+  });
+
+  it('past jwksCacheMaxAge with a failing identity provider: issues with the last good set, refetches with backoff (not per request), logs and counts it, and recovers', async () => {
+    const issuer = issuers.stale;
+    const stale = () => metric(app, 'service_ca_jwks_stale{issuer="stale"}');
+    await assertIssued(await issue(app, await issuer.mint({ sub: SUB })));
+    assert.equal(await stale(), undefined, 'never stale yet');
+    idp.fail('/stale/jwks', 500);
+    await sleep(2300);
+    // Past jwksCacheMaxAge: the refetch fails, the last good set still verifies.
+    await assertIssued(await issue(app, await issuer.mint({ sub: SUB })), 'stale set');
+    assert.equal(idp.count('/stale/jwks'), 2);
+    const started = Date.now();
+    for (const res of await concurrently(20, () => issuer.mint({ sub: SUB }))) await assertIssued(res, 'stale set');
+    // The backoff after failures is 1 s, then 2 s: at most one refetch per elapsed second.
+    const refetches = idp.count('/stale/jwks') - 2;
+    assert.ok(refetches <= 1 + Math.floor((Date.now() - started) / 1000), `twenty requests in ${Date.now() - started} ms made ${refetches} fetches`);
+    assert.equal(await stale(), 1);
+    assert.equal(await metric(app, 'service_ca_jwks_fetch_failures_total{issuer="stale"}'), idp.count('/stale/jwks') - 1);
+    const staleLines = logs.lines.filter((l) => l.issuer === 'stale' && l.level === 40 && /stale key set/.test(l.msg));
+    assert.equal(staleLines.length, 1, 'one line when the set becomes stale');
+    assert.ok(logs.lines.some((l) => l.issuer === 'stale' && l.level === 40 && typeof l.staleUntil === 'string' && /could not be refetched/.test(l.msg)));
+
+    // The identity provider answers again: a later refetch succeeds and the set is fresh.
+    idp.serve('/stale/jwks', { keys: [issuer.publicJwk] });
+    const deadline = Date.now() + 15_000;
+    while ((await stale()) !== 0 && Date.now() < deadline) {
+      await assertIssued(await issue(app, await issuer.mint({ sub: SUB })));
+      await sleep(300);
+    }
+    assert.equal(await stale(), 0);
+    assert.ok(logs.lines.some((l) => l.issuer === 'stale' && l.level === 30 && /fresh again/.test(l.msg)));
+  });
+
+  it('past jwksCacheMaxAge + jwksStaleTtl: 503 with Retry-After, as with no key set at all', async () => {
+    const issuer = issuers.bounded;
+    await assertIssued(await issue(app, await issuer.mint({ sub: SUB })));
+    const fetchedBy = Date.now();
+    idp.fail('/bounded/jwks', 500);
+    await sleep(2300);
+    await assertIssued(await issue(app, await issuer.mint({ sub: SUB })), 'inside jwksStaleTtl');
+    await sleep(Math.max(0, fetchedBy + 6500 - Date.now()));
+    await assertUnavailable(await issue(app, await issuer.mint({ sub: SUB })));
+  });
 });
 
 describe('inline keys', () => {

@@ -7,12 +7,16 @@
 import assert from 'node:assert/strict';
 import { X509Certificate } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
+import { checkServerIdentity, connect, type PeerCertificate } from 'node:tls';
 import { startTestApp, workload, type TestApp } from '../setup/app.js';
-import { csrFor, type Names } from '../setup/csr.js';
+import { holderToken } from '../../src/client/index.js';
+import { createKeyAndCsr, csrFor, opensslCsr, type Names } from '../setup/csr.js';
+import { issueHolder, postRenew, type Issued as Issuance } from '../setup/holder.js';
 import { createTestDatabase, type TestDatabase } from '../setup/database.js';
 import { opensslReq } from '../setup/crafted.js';
 import { verifyChain, x509Text } from '../setup/openssl.js';
-import { assertProblem, countCertificateRows } from '../setup/rejections.js';
+import { assertProblem, countCertificateRows, issuedCount } from '../setup/rejections.js';
+import { createTestIssuer, type TestIssuer } from '../setup/tokens.js';
 
 const WEB = workload('shop', 'web');
 const GATEWAY = workload('edge', 'gateway');
@@ -222,6 +226,7 @@ describe('policy with custom policies', () => {
     },
     { identity: 'spiffe://example.org/wild/{ns}/{sa}', dns: ['*.{sa}.{ns}.svc'], wildcards: true },
     { identity: 'k8s:{ns}:{sa}', dns: ['{sa}.{ns}.svc'] },
+    { identity: 'mesh:{region}:{zone}:{cluster}:{pool}:{ns}:{sa}', dns: ['{sa}.{ns}.svc'] },
   ];
 
   before(async () => {
@@ -315,9 +320,152 @@ describe('policy with custom policies', () => {
     assert.equal(lifetimeHours(await ca.allowed('k8s:shop:web', { dns: ['web.shop.svc'] }, { ttl: '100h' })), 72);
   });
 
+  it('matches identities against six ":"-separated captures in linear time: a 1,006-character pathological one is refused', async () => {
+    // Every capture may hold ":": a backtracking RegExp tries each split of the 1,000 colons before
+    // the final "/" refuses, O(n^6) with the event loop blocked (measured with the RegExp the
+    // patterns compiled to before: 100 colons 1.2 s, so 1,000 about 10^6 s). The answer is what
+    // is checked: with backtracking the request never comes back.
+    await ca.refused('forbidden', `mesh:${':'.repeat(1000)}/`, { dns: ['web.shop.svc'] });
+    // The greedy captures of a long identity that matches: region takes all but the last five.
+    const long = `mesh:${'r:'.repeat(500)}z:c:p:shop:web`;
+    await ca.allowed(long, { dns: ['web.shop.svc'] });
+    await ca.refused('rejectedIdentifier', long, { dns: ['p.shop.svc'] });
+  });
+
   it('deny by default holds for an identity pattern that is not a path', async () => {
     await ca.allowed('k8s:shop:web', { dns: ['web.shop.svc'] });
     await ca.refused('forbidden', 'k8s:shop', { dns: ['web.shop.svc'] });
     await ca.refused('rejectedIdentifier', 'k8s:shop:api', { dns: ['web.shop.svc'] });
+  });
+});
+
+/** A node http(s) answer as a fetch Response, for the problem-document helpers. */
+function asResponse(raw: { status: number; headers: Record<string, string | string[] | undefined>; body: Buffer }): Response {
+  const headers = new Headers();
+  for (const [k, v] of Object.entries(raw.headers)) for (const x of Array.isArray(v) ? v : v === undefined ? [] : [v]) headers.append(k, x);
+  return new Response(new Uint8Array(raw.body), { status: raw.status, headers });
+}
+
+describe('the API listener\'s own names (server.tls.names) are never issued', () => {
+  let app: TestApp;
+  // As an operator may write them: mixed case, an IPv6 loopback.
+  const serverNames = ['127.0.0.1', 'Localhost', '::1', 'CA.Internal.Example'];
+  before(async () => {
+    app = await startTestApp({
+      tls: true,
+      config: {
+        server: { host: '127.0.0.1', port: 0, tls: { mode: 'auto', names: serverNames } },
+        // A policy that grants every one of those names (and more) to every workload.
+        policies: [{
+          identity: 'spiffe://example.org/ns/{ns}/sa/{sa}',
+          dns: ['{sa}.{ns}.svc', 'localhost', 'ca.internal.example', '*.internal.example'],
+          wildcards: true,
+          ip: ['127.0.0.0/8', '::1', '::ffff:0:0/96'],
+        }],
+      },
+    });
+  });
+  after(() => app?.stop());
+
+  const request = async (csr: string) =>
+    asResponse(await app.client.raw('POST', '/v1/certificates', {
+      headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${await app.token(WEB)}` },
+      body: JSON.stringify({ csr }),
+    }));
+
+  it('403 rejectedIdentifier for each of them, DNS in any case or under a wildcard, IPs in any form, whatever the policy says; nothing issued', async () => {
+    const before = await issuedCount(app);
+    const cases: [string, string][] = [
+      [await csrFor({ dns: ['localhost'] }), 'localhost'],
+      [opensslCsr(['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256'], 'DNS:LocalHost').csrPem, 'localhost'],
+      [await csrFor({ dns: ['ca.internal.example'] }), 'ca.internal.example'],
+      [await csrFor({ dns: ['*.internal.example'] }), '*.internal.example'],
+      [await csrFor({ dns: ['web.shop.svc', 'localhost'] }), 'localhost'],
+      [await csrFor({ ip: ['127.0.0.1'] }), '127.0.0.1'],
+      [await csrFor({ ip: ['::1'] }), '::1'],
+      [opensslCsr(['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256'], 'IP:0:0:0:0:0:0:0:1').csrPem, '::1'],
+      [opensslCsr(['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256'], 'IP:::ffff:127.0.0.1').csrPem, '::ffff:7f00:1'],
+    ];
+    for (const [csr, name] of cases) {
+      const problem = await assertProblem(await request(csr), 403, 'rejectedIdentifier');
+      assert.ok(problem.detail.includes(name), `the detail names ${name}: ${problem.detail}`);
+      assert.ok(!problem.detail.includes('web.shop.svc'), problem.detail);
+    }
+    assert.equal(await issuedCount(app), before);
+  });
+
+  it('other names of the same policy are issued: another loopback address, another name under the wildcard', async () => {
+    const res = await request(await csrFor({ dns: ['web.shop.svc', 'api.internal.example'], ip: ['127.0.0.2'] }));
+    assert.equal(res.status, 201, await res.clone().text());
+    const { certificate } = (await res.json()) as Issued;
+    assert.equal(new X509Certificate(certificate).subjectAltName, 'DNS:web.shop.svc, DNS:api.internal.example, IP Address:127.0.0.2');
+  });
+
+  it('the CA\'s own server certificate, issued internally, still carries them', async () => {
+    const root = await app.client.rootPem();
+    const port = Number(new URL(app.api).port);
+    const peer = await new Promise<PeerCertificate>((resolve, reject) => {
+      const socket = connect({ host: '127.0.0.1', port, ca: root, servername: 'ca.internal.example' }, () => {
+        resolve(socket.getPeerCertificate());
+        socket.end();
+      });
+      socket.on('error', reject);
+    });
+    for (const host of ['localhost', 'ca.internal.example', '127.0.0.1', '::1']) assert.equal(checkServerIdentity(host, peer), undefined, `valid for ${host}`);
+  });
+});
+
+describe('policies limited to issuers (two issuers with the same identity template)', () => {
+  let app: TestApp;
+  let other: TestIssuer;
+  before(async () => {
+    const issuer = await createTestIssuer();
+    other = await createTestIssuer({ issuer: 'https://partner-idp.test' });
+    const entry = (i: TestIssuer, name: string) => ({ name, issuer: i.issuer, audience: i.audience, jwks: { file: i.jwksPath }, algorithms: [i.alg], maxTokenAge: '1h' });
+    app = await startTestApp({
+      issuer,
+      config: {
+        auth: { issuers: [entry(issuer, 'test'), entry(other, 'partner')], admins: { identities: [] } },
+        policies: [
+          { identity: 'spiffe://example.org/ns/{ns}/sa/{sa}', issuers: ['test'], dns: ['{sa}.{ns}.svc'] },
+          { identity: 'spiffe://example.org/ns/{ns}/sa/{sa}', issuers: ['partner'], dns: ['{sa}.{ns}.partner.example'] },
+          { identity: 'spiffe://example.org/partner/{sa}', issuers: ['partner'], dns: ['{sa}.partner.example'] },
+        ],
+      },
+    });
+  });
+  after(() => app?.stop());
+
+  const issueAs = async (token: string, names: Names) =>
+    fetch(`${app.api}/v1/certificates`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${token}` },
+      body: JSON.stringify({ csr: await csrFor(names) }),
+    });
+
+  it('a policy with issuers matches only tokens of those issuers', async () => {
+    const mine = await issueAs(await app.token(WEB), { dns: ['web.shop.svc'] });
+    assert.equal(mine.status, 201, await mine.clone().text());
+    // The partner's token for the same identity gets the partner's policy only.
+    await assertProblem(await issueAs(await other.mint({ sub: WEB }), { dns: ['web.shop.svc'] }), 403, 'rejectedIdentifier');
+    const partner = await issueAs(await other.mint({ sub: WEB }), { dns: ['web.shop.partner.example'] });
+    assert.equal(partner.status, 201, await partner.clone().text());
+    await assertProblem(await issueAs(await app.token(WEB), { dns: ['web.shop.partner.example'] }), 403, 'rejectedIdentifier');
+    // An identity only the partner's policies know: forbidden with the other issuer's token.
+    await assertProblem(await issueAs(await app.token('spiffe://example.org/partner/web'), { dns: ['web.partner.example'] }), 403, 'forbidden');
+    const own = await issueAs(await other.mint({ sub: 'spiffe://example.org/partner/web' }), { dns: ['web.partner.example'] });
+    assert.equal(own.status, 201, await own.clone().text());
+  });
+
+  it('a renewal is judged under the issuer whose token started its lineage, renewal after renewal', async () => {
+    let holder = await issueHolder(app, WEB, { dns: ['web.shop.partner.example'] }, { token: await other.mint({ sub: WEB }) });
+    for (let round = 0; round < 2; round++) {
+      const { keyPem, csrPem } = await createKeyAndCsr('p256', { dns: ['web.shop.partner.example'] });
+      const res = await postRenew(app, await holderToken(holder.issued.certificate, holder.keyPem), { csr: csrPem });
+      const text = await res.text();
+      assert.equal(res.status, 201, `round ${round}: the partner's policy still grants the name: ${text}`);
+      const issued = JSON.parse(text) as Issuance;
+      holder = { issued, keyPem, cert: new X509Certificate(issued.certificate) };
+    }
   });
 });

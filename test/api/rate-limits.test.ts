@@ -51,6 +51,27 @@ describe('issuance rate limits', () => {
     assert.equal(((await listed.json()) as { items: unknown[] }).items.length, LIMIT, 'the refused request issued nothing');
   });
 
+  it('counts refused requests too: past the budget a refusal answers 429 and writes no audit row', async () => {
+    const sub = workload('shop', 'refuser');
+    const victim = (await (await issue(a, workload('shop', 'victim'))).json()) as { serial: string };
+    // Refused issuances (a name outside the policy) count, like any issuance request.
+    const { csrPem } = await createKeyAndCsr('p256', { dns: ['victim.shop.svc'] });
+    await assertProblem(await a.issue(sub, { csr: csrPem }), 403, 'rejectedIdentifier');
+    // So do refused revocations (another identity's certificate).
+    const revoke = async () =>
+      fetch(`${a.api}/v1/certificates/${victim.serial}/revoke`, {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${await a.token(sub)}` },
+        body: JSON.stringify({ reason: 'keyCompromise' }),
+      });
+    for (let i = 1; i < LIMIT; i++) await assertProblem(await revoke(), 403, 'forbidden');
+    await assertProblem(await revoke(), 429, 'rateLimited');
+    await assertProblem(await issue(a, sub), 429, 'rateLimited');
+    const audit = await fetch(`${a.api}/v1/audit?actor=${encodeURIComponent(sub)}`, { headers: { Authorization: `Bearer ${await a.token('spiffe://example.org/admin')}` } });
+    const rows = ((await audit.json()) as { items: { outcome: string }[] }).items.map((r) => r.outcome).sort();
+    assert.deepEqual(rows, ['forbidden', 'forbidden', 'rejectedIdentifier'], 'one row per refusal inside the budget, none past it');
+  });
+
   it('keeps other identities\' budgets apart', async () => {
     assert.equal((await issue(a, workload('shop', 'api'))).status, 201);
   });

@@ -25,7 +25,7 @@ import {
 } from '../setup/revoking.js';
 
 const RFC3339 = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$/;
-const RECORD_KEYS = ['certificate', 'identity', 'notAfter', 'notBefore', 'revocationReason', 'revokedAt', 'sans', 'serial', 'status'];
+const RECORD_KEYS = ['certificate', 'identity', 'notAfter', 'notBefore', 'renewedFrom', 'revocationReason', 'revokedAt', 'sans', 'serial', 'status'];
 const OWNER_REASONS = REASONS.filter((r) => r !== 'caCompromise' && r !== 'privilegeWithdrawn');
 
 /** A serial nobody issued: 20 random octets, positive. */
@@ -69,7 +69,7 @@ describe('revocation and the admin listing', () => {
       assert.equal(res.status, 200, await res.clone().text());
       assert.match(res.headers.get('content-type') ?? '', /^application\/json/);
       const record = (await res.json()) as RecordJson;
-      assert.deepEqual(Object.keys(record).sort(), RECORD_KEYS);
+      assert.deepEqual(Object.keys(record).sort(), [...RECORD_KEYS, 'alsoRevoked'].sort(), 'the record, and the lineage revoked with it');
       assert.equal(record.serial, cert.serial);
       assert.equal(record.identity, owner);
       assert.equal(record.status, 'revoked');

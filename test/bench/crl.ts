@@ -17,24 +17,24 @@
  * a table on stdout and JSON under .bench/.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { sql } from 'drizzle-orm';
+import { sql, type SQL } from 'drizzle-orm';
+import { PgDialect } from 'drizzle-orm/pg-core';
 import { pino } from 'pino';
-import postgres from 'postgres';
 import { stringify } from 'yaml';
 import { systemClock } from '../../src/clock.js';
 import { createCrlPublisher } from '../../src/crl/publisher.js';
 import { createSigner, type Signer } from '../../src/signer/signer.js';
 import { openDatabase } from '../../src/store/database.js';
 import { createStore, storeOn, type Store } from '../../src/store/store.js';
+import { createPostgresDatabase, withPg } from '../setup/database.js';
 import { createTestPki, type TestPki } from '../setup/pki.js';
 import { createTestIssuer } from '../setup/tokens.js';
-import { freePort, percentile } from './support.js';
+import { freePort, percentile, pgUrl } from './support.js';
 import { driveWrk, wrkAvailable } from './wrk.js';
 
 const SELF = new URL(import.meta.url).pathname;
@@ -60,7 +60,6 @@ const { values } = parseArgs({
 /** The load generator for serving: wrk where installed (test/bench/wrk.ts), else node:http. */
 const driver = values.driver ?? (wrkAvailable() ? 'wrk' : 'node');
 if (driver !== 'wrk' && driver !== 'node') throw new Error('--driver is wrk or node');
-const pgUrl = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 
 // ---------- process memory ----------
 
@@ -93,14 +92,15 @@ function memorySampler() {
  * One INSERT … SELECT generate_series: N revoked certificates that expire in a day, with random
  * 20-octet serials in canonical form (first octet 01..7f, so positive and minimal; then 15 random
  * octets and the row number, so they are unique), the fake DER of derBytes octets, and all
- * seven reasons.
+ * seven reasons. A drizzle SQL with n, issuerKeyId and derBytes as parameters: PGlite runs it
+ * through drizzle, Postgres through pg (seedPostgres).
  */
-function seedSql(n: number, issuerKeyId: string, derBytes: number): string {
-  return `insert into certificates
+function seedSql(n: number, issuerKeyId: string, derBytes: number): SQL {
+  return sql`insert into certificates
       (serial, issuer_key_id, identity, sans, dns_names, not_before, not_after, status, revoked_at, revocation_reason, revoked_by, der, fingerprint)
     select
       lpad(to_hex(1 + floor(random() * 127)::int), 2, '0') || substr(md5(random()::text || i::text), 1, 30) || lpad(to_hex(i), 8, '0'),
-      '${issuerKeyId}',
+      ${issuerKeyId},
       'spiffe://example.org/ns/bench/sa/w' || (i % 1000),
       '{"dns": [], "ip": [], "uri": [], "email": []}'::jsonb,
       '{}'::text[],
@@ -110,9 +110,9 @@ function seedSql(n: number, issuerKeyId: string, derBytes: number): string {
       now() - (i % 3600) * interval '1 second',
       (array['unspecified','keyCompromise','caCompromise','affiliationChanged','superseded','cessationOfOperation','privilegeWithdrawn'])[1 + i % 7],
       'spiffe://example.org/admin',
-      decode(repeat('30', ${derBytes}), 'hex'),
+      decode(repeat('30', ${derBytes}::int), 'hex'),
       md5(i::text) || md5((i + 1)::text)
-    from generate_series(1, ${n}) as i`;
+    from generate_series(1, ${n}::int) as i`;
 }
 
 function issuerKeyIdOf(pki: TestPki): string {
@@ -120,40 +120,22 @@ function issuerKeyIdOf(pki: TestPki): string {
   return Buffer.from(signer.authority.keyIdentifier).toString('hex');
 }
 
-async function createPostgresDatabase(): Promise<{ url: string; drop(): Promise<void> }> {
-  const name = `service_ca_bench_crl_${randomBytes(4).toString('hex')}`;
-  const admin = postgres(pgUrl, { max: 1, onnotice: () => {} });
-  await admin.unsafe(`create database ${name}`);
-  await admin.end();
-  const u = new URL(pgUrl);
-  u.pathname = `/${name}`;
-  return {
-    url: u.toString(),
-    async drop() {
-      const a = postgres(pgUrl, { max: 1, onnotice: () => {} });
-      await a.unsafe(`drop database if exists ${name} with (force)`);
-      await a.end();
-    },
-  };
-}
-
-/** Migrates through the real store, then seeds through postgres.js; returns the seconds taken. */
+/** Migrates through the real store, then seeds through pg; returns the seconds taken. */
 async function seedPostgres(url: string, dataDir: string, n: number, issuerKeyId: string, derBytes: number): Promise<{ insertSeconds: number; vacuumSeconds: number; tableMiB: number }> {
   const store = await createStore({ url, dataDir });
   await store.close();
-  const client = postgres(url, { max: 1, onnotice: () => {} });
-  try {
+  const seed = new PgDialect().sqlToQuery(seedSql(n, issuerKeyId, derBytes));
+  return withPg(url, async (client) => {
     const t0 = performance.now();
-    await client.unsafe(seedSql(n, issuerKeyId, derBytes));
+    await client.query(seed.sql, seed.params);
     const t1 = performance.now();
     // A live CA's rows are old and vacuumed; freshly inserted ones would pay for hint bits.
-    await client.unsafe('vacuum analyze certificates');
+    await client.query('vacuum analyze certificates');
     const t2 = performance.now();
-    const [size] = await client.unsafe<{ bytes: string }[]>(`select pg_total_relation_size('certificates') as bytes`);
-    return { insertSeconds: (t1 - t0) / 1000, vacuumSeconds: (t2 - t1) / 1000, tableMiB: Math.round(Number(size!.bytes) / MiB) };
-  } finally {
-    await client.end();
-  }
+    // bigint: a string in pg.
+    const { rows } = await client.query<{ bytes: string }>(`select pg_total_relation_size('certificates') as bytes`);
+    return { insertSeconds: (t1 - t0) / 1000, vacuumSeconds: (t2 - t1) / 1000, tableMiB: Math.round(Number(rows[0]!.bytes) / MiB) };
+  });
 }
 
 /** Child process: migrates and seeds a PGlite database in place (PGlite runs in-process). */
@@ -161,7 +143,7 @@ async function childSeedPglite(): Promise<void> {
   const database = await openDatabase({ dataDir: values['data-dir']! });
   try {
     const t0 = performance.now();
-    await database.db.execute(sql.raw(seedSql(Number(values.n), values['issuer-key-id']!, Number(values['der-bytes']))));
+    await database.db.execute(seedSql(Number(values.n), values['issuer-key-id']!, Number(values['der-bytes'])));
     const t1 = performance.now();
     await database.db.execute(sql.raw('vacuum analyze certificates'));
     const t2 = performance.now();
@@ -479,7 +461,7 @@ async function main(): Promise<void> {
   for (const db of dbs) {
     for (const n of sizes) {
       const dataDir = mkdtempSync(join(tmpdir(), 'service-ca-bench-crl-'));
-      const pg = db === 'postgres' ? await createPostgresDatabase() : undefined;
+      const pg = db === 'postgres' ? await createPostgresDatabase(pgUrl, 'service_ca_bench_crl') : undefined;
       try {
         console.log(`[${db} ${n}] seeding...`);
         const seed = pg

@@ -68,13 +68,15 @@ export async function issuanceScript(url: string): Promise<string> {
       9: `md5(:serial::text) || md5(:jti::text)`,
       10: text(cert.token_issuer),
       11: ':jti::text',
-      12: 'now()',
-      13: text(audit.actor),
-      14: text(audit.action),
-      15: text(audit.detail),
-      16: text(cert.token_issuer),
-      17: ':jti::text',
-      18: `now() + interval '5 minutes'`,
+      12: `sha256(convert_to(:serial::text, 'UTF8'))`,
+      13: 'null',
+      14: 'now()',
+      15: text(audit.actor),
+      16: text(audit.action),
+      17: text(audit.detail),
+      18: text(cert.token_issuer),
+      19: ':jti::text',
+      20: `now() + interval '5 minutes'`,
     };
     const statement = INSERT_WITH_TOKEN.replace(/\$(\d+)/g, (_, n: string) => {
       const v = values[Number(n)];

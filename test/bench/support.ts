@@ -4,14 +4,14 @@
  * from /proc.
  */
 import { spawn } from 'node:child_process';
-import { createPrivateKey, randomBytes, randomUUID, sign } from 'node:crypto';
+import { createPrivateKey, randomUUID, sign } from 'node:crypto';
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { exportJWK, generateKeyPair } from 'jose';
-import postgres from 'postgres';
 import { stringify } from 'yaml';
+import { createPostgresDatabase } from '../setup/database.js';
 import type { TestPki } from '../setup/pki.js';
 
 export const freePort = () =>
@@ -190,15 +190,11 @@ export async function startBenchServer(o: {
   nodeArgs?: string[];
   config?: Record<string, unknown>;
 }): Promise<BenchServer> {
-  let dbName: string | undefined;
+  let database: { url: string; drop(): Promise<void> } | undefined;
   let url: string | undefined;
   if (o.db === 'postgres') {
-    dbName = `service_ca_bench_${randomBytes(4).toString('hex')}`;
-    const admin = postgres(pgUrl, { max: 1, onnotice: () => {} });
-    await admin.unsafe(`create database ${dbName}`);
-    await admin.end();
-    const u = new URL(pgUrl);
-    u.pathname = `/${dbName}`;
+    database = await createPostgresDatabase(pgUrl, 'service_ca_bench');
+    const u = new URL(database.url);
     // pg and libpq (pgbench) read a socket directory from the host parameter.
     if (o.postgresSocket) u.searchParams.set('host', o.postgresSocket);
     url = u.toString();
@@ -227,11 +223,7 @@ export async function startBenchServer(o: {
   const stop = async () => {
     child.kill('SIGTERM');
     await exited;
-    if (dbName) {
-      const admin = postgres(pgUrl, { max: 1, onnotice: () => {} });
-      await admin.unsafe(`drop database if exists ${dbName} with (force)`);
-      await admin.end();
-    }
+    await database?.drop();
   };
   for (let i = 0; ; i++) {
     try {

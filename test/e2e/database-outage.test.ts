@@ -11,10 +11,9 @@ import { X509Certificate } from 'node:crypto';
 import { rmSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { after, before, beforeEach, describe, it } from 'node:test';
-import postgres from 'postgres';
 import { startTestApp, workload, type TestApp } from '../setup/app.js';
 import { csrFor } from '../setup/csr.js';
-import { createTestDatabase, testDatabaseUrl, type TestDatabase } from '../setup/database.js';
+import { connectPg, createTestDatabase, testDatabaseUrl, type TestDatabase } from '../setup/database.js';
 import { createTestPki } from '../setup/pki.js';
 import { CLI, TSX_LOADER, cleanEnv, exitWithin, freePort, killAll, spawnService, waitForStatus, type ChildService } from '../setup/processes.js';
 import { writeServiceConfig } from '../setup/service-config.js';
@@ -218,7 +217,7 @@ if (!testDatabaseUrl) {
     });
 
     it('survives its backends being terminated server-side while it issues', async () => {
-      const admin = postgres(serverUrl, { max: 1, onnotice: () => {} });
+      const admin = await connectPg(serverUrl);
       let terminated = 0;
       let answers: Answer[] = [];
       let recovered: Awaited<ReturnType<typeof recovery>> = { ms: undefined, last: 'not measured' };
@@ -227,7 +226,7 @@ if (!testDatabaseUrl) {
         const until = Date.now() + 4000;
         while (Date.now() < until) {
           await sleep(150);
-          const rows = await admin.unsafe<{ killed: boolean }[]>(
+          const { rows } = await admin.query<{ killed: boolean }>(
             'select pg_terminate_backend(pid) as killed from pg_stat_activity where datname = $1 and pid <> pg_backend_pid()',
             [dbName],
           );
@@ -236,7 +235,7 @@ if (!testDatabaseUrl) {
         recovered = await recovery(5000);
         answers = await running.stop();
       } finally {
-        await admin.end({ timeout: 5 });
+        await admin.end();
       }
       assert.ok(terminated > 0, 'backends of the app were terminated');
       assert.ok(answers.some((a) => a.status === 201), 'issuances went through between the terminations');
@@ -336,7 +335,7 @@ if (!testDatabaseUrl) {
           return `no answer (${(err as Error).message})`;
         }
       };
-      const admin = postgres(serverUrl, { max: 1, onnotice: () => {} });
+      const admin = await connectPg(serverUrl);
       let terminated = 0;
       try {
         let stop = false;
@@ -346,7 +345,7 @@ if (!testDatabaseUrl) {
         const until = Date.now() + 4000;
         while (Date.now() < until && service.running) {
           await sleep(150);
-          const rows = await admin.unsafe<{ killed: boolean }[]>(
+          const { rows } = await admin.query<{ killed: boolean }>(
             'select pg_terminate_backend(pid) as killed from pg_stat_activity where datname = $1 and pid <> pg_backend_pid()',
             [new URL(database.url!).pathname.slice(1)],
           );
@@ -355,7 +354,7 @@ if (!testDatabaseUrl) {
         stop = true;
         await Promise.all(loops);
       } finally {
-        await admin.end({ timeout: 5 });
+        await admin.end();
       }
       assert.ok(terminated > 0, 'backends of the process were terminated');
       if (!service.running) {

@@ -301,7 +301,7 @@ describe('name policy (the test app\'s policies, API.md "Identity and policy")',
       fc.property(identity, sans, tokenSans, fc.boolean(), (id, s, token, addTokenNames) => {
         const names = (['dns', 'ip', 'uri', 'email'] as const).flatMap((kind) => s[kind].map((name) => ({ kind, name })));
         const t = token && addTokenNames ? [...token, ...names.map((n) => n.name)] : token;
-        const r = outcome(['forbidden', 'rejectedIdentifier'], () => authorizeNames(policies, id, t, s));
+        const r = outcome(['forbidden', 'rejectedIdentifier'], () => authorizeNames(policies, id, t, s, 'test'));
         const m = /^spiffe:\/\/example\.org\/ns\/([^/]+)\/sa\/([^/]+)$/s.exec(id);
         if (!m && id !== GATEWAY) {
           assert.ok(r instanceof CaError && r.kind === 'forbidden', `no policy matches ${JSON.stringify(id)}`);

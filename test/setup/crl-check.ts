@@ -225,53 +225,190 @@ export async function waitForCrl(
   }
 }
 
+export type CrlPath = '/v1/crl' | '/v1/crl.pem';
+
+/**
+ * Reads CRL answers (DER from /v1/crl, PEM from /v1/crl.pem) with openssl, once per distinct
+ * CRL: `byDigest` is keyed by the SHA-256 of the DER, so both routes' answers of one CRL meet.
+ */
+export function crlReader(chainPem: string) {
+  const byDigest = new Map<string, OpensslCrl>();
+  return {
+    byDigest,
+    read(path: CrlPath, body: Buffer): { digest: string; crl: OpensslCrl } {
+      const der = path === '/v1/crl' ? body : crlPemToDer(body.toString('utf8'));
+      const digest = sha256(der);
+      let crl = byDigest.get(digest);
+      if (!crl) {
+        crl = opensslCrl(der, chainPem);
+        byDigest.set(digest, crl);
+      }
+      return { digest, crl };
+    },
+  };
+}
+
 /** One CRL a replica served: when, its number, and its digest (one per distinct CRL). */
 export interface CrlObservation<N extends string = string> {
   replica: N;
-  /** When the answer arrived (ms since the epoch). */
+  /** When the request was sent and when the answer arrived (ms since the epoch). */
+  started: number;
   at: number;
   number: number;
   digest: string;
+  path: CrlPath;
+  /** The answer's ETag header. */
+  etag: string | null;
+  /** Which of the replica's watching clients saw it (0, 1, …). */
+  client: number;
+}
+
+export interface WatchOptions {
+  /** The routes each client fetches in turn (default: /v1/crl only). */
+  paths?: CrlPath[];
+  /** Clients per replica, each its own loop (default 1). */
+  clients?: number;
+  /**
+   * A new connection per request (Connection: close), so that under node:cluster consecutive
+   * requests of one client reach different workers (default: keep-alive).
+   */
+  newConnections?: boolean;
 }
 
 /**
- * Polls each replica's /v1/crl until stopped, recording which CRL number each served and when;
- * openssl reads each distinct CRL once. A failed fetch fails the watch, except for a replica
+ * Polls each replica's CRL routes until stopped, recording which CRL number each served and
+ * when; openssl reads each distinct CRL once. A failed fetch fails the watch, except for a replica
  * with `alive`, which is polled on while alive (a replica being killed) and left once it is not.
  */
-export function watchCrls<N extends string>(replicas: { name: N; url: string; alive?: () => boolean }[], chainPem: string, intervalMs: number) {
+export function watchCrls<N extends string>(replicas: { name: N; url: string; alive?: () => boolean }[], chainPem: string, intervalMs: number, options: WatchOptions = {}) {
   const observations: CrlObservation<N>[] = [];
-  const byDigest = new Map<string, OpensslCrl>();
+  const reader = crlReader(chainPem);
+  const paths = options.paths ?? ['/v1/crl'];
+  const headers: Record<string, string> = options.newConnections ? { Connection: 'close' } : {};
   let running = true;
-  const loops = replicas.map(async (r) => {
-    while (running) {
-      let res: FetchedCrl;
-      try {
-        res = await fetchCrl(r.url);
-      } catch (err) {
-        if (!r.alive) throw err;
-        if (!r.alive()) return;
-        await new Promise((resolve) => setTimeout(resolve, intervalMs));
-        continue;
-      }
-      if (res.status === 200) {
-        const digest = sha256(res.body);
-        let crl = byDigest.get(digest);
-        if (!crl) {
-          crl = opensslCrl(res.body, chainPem);
-          byDigest.set(digest, crl);
+  const loops = replicas.flatMap((r) =>
+    Array.from({ length: options.clients ?? 1 }, async (_, client) => {
+      for (let i = 0; running; i++) {
+        const path = paths[i % paths.length]!;
+        const started = Date.now();
+        let res: FetchedCrl;
+        try {
+          res = await fetchCrl(r.url, path, headers);
+        } catch (err) {
+          if (!r.alive) throw err;
+          if (!r.alive()) return;
+          await new Promise((resolve) => setTimeout(resolve, intervalMs));
+          continue;
         }
-        observations.push({ replica: r.name, at: Date.now(), number: crl.number!, digest });
+        const at = Date.now();
+        if (res.status === 200) {
+          const { digest, crl } = reader.read(path, res.body);
+          observations.push({ replica: r.name, started, at, number: crl.number!, digest, path, etag: res.headers.get('etag'), client });
+        }
+        await new Promise((resolve) => setTimeout(resolve, intervalMs));
       }
-      await new Promise((resolve) => setTimeout(resolve, intervalMs));
-    }
-  });
+    }),
+  );
   return {
     observations,
-    byDigest,
+    byDigest: reader.byDigest,
     async stop() {
       running = false;
       await Promise.all(loops);
+    },
+  };
+}
+
+/**
+ * Where a watch saw a CRL number go back: a client whose next answer was older than its last,
+ * and (instance-wide) an answer older than one the same replica had given before the request was
+ * sent (API.md "CRLs": an instance never answers with a CRL older than one it has served).
+ */
+export function crlRegressions<N extends string>(observations: CrlObservation<N>[]): string[] {
+  const found: string[] = [];
+  const byReplica = new Map<N, CrlObservation<N>[]>();
+  for (const o of observations) {
+    const list = byReplica.get(o.replica);
+    if (list) list.push(o);
+    else byReplica.set(o.replica, [o]);
+  }
+  for (const [replica, seen] of byReplica) {
+    const last = new Map<number, CrlObservation<N>>();
+    for (const o of [...seen].sort((x, y) => x.started - y.started)) {
+      const prev = last.get(o.client);
+      if (prev && o.number < prev.number) found.push(`${replica} client ${o.client}: CRL ${prev.number} (${prev.path}), then CRL ${o.number} (${o.path}) ${o.started - prev.at} ms later`);
+      last.set(o.client, o);
+    }
+    const ended = [...seen].sort((x, y) => x.at - y.at);
+    let i = 0;
+    let newest: CrlObservation<N> | undefined;
+    for (const o of [...seen].sort((x, y) => x.started - y.started)) {
+      for (; i < ended.length && ended[i]!.at < o.started; i++) if (!newest || ended[i]!.number > newest.number) newest = ended[i];
+      if (newest && o.number < newest.number) {
+        found.push(`${replica}: ${o.path} answered CRL ${o.number} to a request sent ${o.started - newest.at} ms after it had answered CRL ${newest.number} (${newest.path})`);
+      }
+    }
+  }
+  return found;
+}
+
+/** One answer to a client that revalidates with the newest ETag it holds (followCrls). */
+export interface FollowedAnswer<N extends string = string> {
+  replica: N;
+  path: CrlPath;
+  started: number;
+  at: number;
+  /** The If-None-Match sent, and the CRL number it stands for. */
+  sentEtag: string | undefined;
+  sentNumber: number;
+  status: number;
+  etag: string | null;
+  /** The CRL number in a 200's body. */
+  number: number | undefined;
+}
+
+/**
+ * A client that goes round the replicas and both routes, always sending If-None-Match with the
+ * newest ETag it holds for that route, and keeping what a 200 brings. API.md "CRLs": a 304, or a
+ * CRL at least that new; never an older one.
+ */
+export function followCrls<N extends string>(replicas: { name: N; url: string }[], chainPem: string, intervalMs: number) {
+  const answers: FollowedAnswer<N>[] = [];
+  const reader = crlReader(chainPem);
+  const held = new Map<CrlPath, { etag: string; number: number }>();
+  let running = true;
+  const loop = (async () => {
+    for (let i = 0; running; i++) {
+      const replica = replicas[i % replicas.length]!;
+      const path: CrlPath = Math.floor(i / replicas.length) % 2 ? '/v1/crl.pem' : '/v1/crl';
+      const mine = held.get(path);
+      const started = Date.now();
+      const res = await fetchCrl(replica.url, path, { Connection: 'close', ...(mine ? { 'If-None-Match': mine.etag } : {}) });
+      const answer: FollowedAnswer<N> = {
+        replica: replica.name,
+        path,
+        started,
+        at: Date.now(),
+        sentEtag: mine?.etag,
+        sentNumber: mine?.number ?? 0,
+        status: res.status,
+        etag: res.headers.get('etag'),
+        number: undefined,
+      };
+      if (res.status === 200) {
+        answer.number = reader.read(path, res.body).crl.number!;
+        if (answer.number >= (mine?.number ?? 0) && answer.etag) held.set(path, { etag: answer.etag, number: answer.number });
+      }
+      answers.push(answer);
+      await new Promise((resolve) => setTimeout(resolve, intervalMs));
+    }
+  })();
+  return {
+    answers,
+    byDigest: reader.byDigest,
+    async stop() {
+      running = false;
+      await loop;
     },
   };
 }

@@ -19,10 +19,10 @@ export interface Holder {
 
 export type { Problem };
 
-/** Issues a certificate for names with an identity token for sub (201 asserted by the caller's error). */
-export async function issueHolder(app: TestApp, sub: string, names: Names, options: { keyType?: ClientKeyType; ttl?: string } = {}): Promise<Holder> {
+/** Issues a certificate for names with an identity token for sub, or the token given (201 asserted by the caller's error). */
+export async function issueHolder(app: TestApp, sub: string, names: Names, options: { keyType?: ClientKeyType; ttl?: string; token?: string } = {}): Promise<Holder> {
   const { keyPem, csrPem } = await createKeyAndCsr(options.keyType ?? 'p256', names);
-  const res = await app.issue(sub, { csr: csrPem, ...(options.ttl ? { ttl: options.ttl } : {}) });
+  const res = await app.issue(sub, { csr: csrPem, ...(options.ttl ? { ttl: options.ttl } : {}) }, options.token ? { Authorization: `Bearer ${options.token}` } : {});
   const text = await res.text();
   if (res.status !== 201) throw new Error(`issuance for ${sub} answered ${res.status}: ${text}`);
   const issued = JSON.parse(text) as Issued;

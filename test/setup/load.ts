@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { X509Certificate } from 'node:crypto';
-import postgres from 'postgres';
+import { withPg } from './database.js';
 
 /** Longest a test waits for one answer: beyond it the request counts as hung. */
 export const HANG_MS = 15_000;
@@ -119,28 +119,16 @@ export async function certificateRows(
   url: string,
   serials: string[],
 ): Promise<Map<string, { der: Buffer; status: string; revocationReason: string | null; tokenJti: string | null }>> {
-  const sql = postgres(url, { max: 1, onnotice: () => {} });
-  try {
-    const rows = (await sql.unsafe('select serial, der, status, revocation_reason, token_jti from certificates where serial = any($1::text[])', [serials])) as unknown as {
-      serial: string;
-      der: Buffer;
-      status: string;
-      revocation_reason: string | null;
-      token_jti: string | null;
-    }[];
-    return new Map(rows.map((r) => [r.serial, { der: Buffer.from(r.der), status: r.status, revocationReason: r.revocation_reason, tokenJti: r.token_jti }]));
-  } finally {
-    await sql.end({ timeout: 5 });
-  }
+  const { rows } = await withPg(url, (client) =>
+    client.query<{ serial: string; der: Buffer; status: string; revocation_reason: string | null; token_jti: string | null }>(
+      'select serial, der, status, revocation_reason, token_jti from certificates where serial = any($1::text[])',
+      [serials],
+    ),
+  );
+  return new Map(rows.map((r) => [r.serial, { der: r.der, status: r.status, revocationReason: r.revocation_reason, tokenJti: r.token_jti }]));
 }
 
 /** Runs one statement straight on Postgres. */
 export async function query<T extends object>(url: string, text: string, params: (string | number)[] = []): Promise<T[]> {
-  const sql = postgres(url, { max: 1, onnotice: () => {} });
-  try {
-    // A plain array: postgres.js's Result is an Array subclass, which deepEqual tells apart.
-    return [...((await sql.unsafe(text, params)) as unknown as T[])];
-  } finally {
-    await sql.end({ timeout: 5 });
-  }
+  return (await withPg(url, (client) => client.query<T>(text, params))).rows;
 }

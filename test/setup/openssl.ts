@@ -14,7 +14,8 @@ export function openssl(args: (string | { file: string; content: string | Buffer
       writeFileSync(p, a.content);
       return p;
     });
-    const r = spawnSync('openssl', argv, { encoding: 'utf8' });
+    // A CRL of 100,000 entries prints about 10 MB of text: far past spawnSync's 1 MiB default.
+    const r = spawnSync('openssl', argv, { encoding: 'utf8', maxBuffer: 512 * 1024 * 1024 });
     return { status: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
   } finally {
     rmSync(dir, { recursive: true, force: true });

@@ -5,8 +5,7 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { PGlite } from '@electric-sql/pglite';
-import postgres from 'postgres';
-import type { TestDatabase } from './database.js';
+import { withPg, type TestDatabase } from './database.js';
 
 export interface ProblemBody {
   type: string;
@@ -39,13 +38,8 @@ export async function assertProblem(res: Response, status: number, code: string)
  */
 export async function countCertificateRows(database: TestDatabase): Promise<number> {
   if (database.url) {
-    const sql = postgres(database.url, { max: 1, onnotice: () => {} });
-    try {
-      const rows = await sql<{ n: number }[]>`select count(*)::int as n from certificates`;
-      return rows[0]!.n;
-    } finally {
-      await sql.end();
-    }
+    const r = await withPg(database.url, (client) => client.query<{ n: number }>('select count(*)::int as n from certificates'));
+    return r.rows[0]!.n;
   }
   const db = await PGlite.create(join(database.dataDir, 'pgdata'));
   try {

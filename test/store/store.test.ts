@@ -9,13 +9,14 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import postgres from 'postgres';
 import { verifyChain } from '../../src/audit/chain.js';
 import { link } from '../../src/audit/sealer.js';
 import { sql } from 'drizzle-orm';
-import { openDatabase, type Database } from '../../src/store/database.js';
+import { CaError } from '../../src/errors.js';
+import { databaseError, openDatabase, type Database } from '../../src/store/database.js';
+import { rawRows } from '../../src/store/rows.js';
 import { createStore, storeOn, type NewCertificate, type Store } from '../../src/store/store.js';
-import { testDatabaseUrl } from '../setup/database.js';
+import { createTestDatabase, testDatabaseUrl } from '../setup/database.js';
 
 interface Backend {
   name: string;
@@ -35,20 +36,8 @@ if (testDatabaseUrl) {
   backends.push({
     name: 'Postgres',
     async open() {
-      const name = `service_ca_store_${randomBytes(5).toString('hex')}`;
-      const admin = postgres(testDatabaseUrl!, { max: 1, onnotice: () => {} });
-      await admin.unsafe(`create database ${name}`);
-      const url = new URL(testDatabaseUrl!);
-      url.pathname = `/${name}`;
-      const dataDir = mkdtempSync(join(tmpdir(), 'service-ca-store-'));
-      return {
-        config: { url: url.toString(), dataDir },
-        async drop() {
-          await admin.unsafe(`drop database if exists ${name} with (force)`);
-          await admin.end();
-          rmSync(dataDir, { recursive: true, force: true });
-        },
-      };
+      const database = await createTestDatabase();
+      return { config: { url: database.url, dataDir: database.dataDir }, drop: () => database.drop() };
     },
   });
 }
@@ -69,6 +58,8 @@ function newCertificate(overrides: Partial<NewCertificate> = {}): NewCertificate
     fingerprint: randomBytes(32).toString('hex'),
     tokenIssuer: 'test',
     tokenJti: null,
+    csrDigest: null,
+    renewedFrom: null,
     ...overrides,
   };
 }
@@ -114,12 +105,8 @@ for (const backend of backends) {
     it('uses a token id once, even when many issuances race for it', async () => {
       const use = { issuer: 'test', jti: `race-${randomBytes(4).toString('hex')}`, expiresAt: new Date(Date.now() + 60_000) };
       const attempts = Array.from({ length: 12 }, () => newCertificate());
-      const results = await Promise.allSettled(attempts.map((c) => store.recordIssuance(c, use, AUDIT)));
-      const ok = results.filter((r) => r.status === 'fulfilled');
-      assert.equal(ok.length, 1, 'exactly one issuance consumes the token id');
-      for (const r of results) {
-        if (r.status === 'rejected') assert.equal((r.reason as { kind?: string }).kind, 'unauthorized');
-      }
+      const outcomes = await Promise.all(attempts.map((c) => store.recordIssuance(c, use, AUDIT)));
+      assert.deepEqual(outcomes.sort(), ['recorded', ...Array<string>(11).fill('tokenUsed')], 'exactly one issuance consumes the token id');
       const stored = await Promise.all(attempts.map((c) => store.getCertificate(c.serial)));
       assert.equal(stored.filter(Boolean).length, 1, 'the losers wrote no certificate');
     });
@@ -152,6 +139,75 @@ for (const backend of backends) {
       assert.equal(got?.fingerprint, cert.fingerprint);
     });
 
+    describe('renewal lineage (API.md "Certificate holder")', () => {
+      const inAnHour = () => new Date(Date.now() + 3600_000);
+      let jtis = 0;
+      const use = () => ({ issuer: 'renewal', jti: `lineage-${randomBytes(4).toString('hex')}-${++jtis}`, expiresAt: inAnHour() });
+      const RENEW = { ...AUDIT, action: 'certificate.renew' as const };
+      async function root(): Promise<NewCertificate> {
+        const cert = newCertificate();
+        assert.equal(await store.recordIssuance(cert, undefined, AUDIT), 'recorded');
+        return cert;
+      }
+      async function renew(parent: NewCertificate): Promise<NewCertificate> {
+        const child = newCertificate({ renewedFrom: parent.serial });
+        assert.equal(await store.recordIssuance(child, use(), RENEW), 'recorded');
+        return child;
+      }
+      const statusOf = async (c: NewCertificate) => ((await store.getCertificate(c.serial))?.revokedAt ? 'revoked' : 'valid');
+
+      it('renews a certificate once: of twelve racing renewals one is recorded, and the others write nothing', async () => {
+        const parent = await root();
+        const children = Array.from({ length: 12 }, () => newCertificate({ renewedFrom: parent.serial }));
+        const outcomes = await Promise.all(children.map((c) => store.recordIssuance(c, use(), RENEW)));
+        assert.deepEqual([...outcomes].sort(), [...Array<string>(11).fill('parentRenewed'), 'recorded']);
+        const winner = children[outcomes.indexOf('recorded')]!;
+        assert.equal((await store.renewalOf(parent.serial))?.serial, winner.serial);
+        assert.equal((await store.getCertificate(winner.serial))?.renewedFrom, parent.serial);
+        const stored = await Promise.all(children.map((c) => store.getCertificate(c.serial)));
+        assert.equal(stored.filter(Boolean).length, 1, 'no fork: one child');
+      });
+
+      it('records nothing, and keeps the token id unused, for a parent that is revoked or expired', async () => {
+        const revoked = await root();
+        await store.revoke(revoked.serial, { reason: 'superseded', actor: 'admin', at: new Date() });
+        const token = use();
+        assert.equal(await store.recordIssuance(newCertificate({ renewedFrom: revoked.serial }), token, RENEW), 'parentInvalid');
+        const expired = newCertificate({ notBefore: new Date(Date.now() - 7200_000), notAfter: new Date(Date.now() - 3600_000) });
+        assert.equal(await store.recordIssuance(expired, undefined, AUDIT), 'recorded');
+        assert.equal(await store.recordIssuance(newCertificate({ renewedFrom: expired.serial }), use(), RENEW), 'parentInvalid');
+        assert.equal(await store.renewalOf(revoked.serial), undefined);
+        // The token id was not consumed: it still records a renewal of a valid parent.
+        assert.equal(await store.recordIssuance(newCertificate({ renewedFrom: (await root()).serial }), token, RENEW), 'recorded');
+      });
+
+      it('tells a used token id from a renewed parent', async () => {
+        const parent = await root();
+        const token = use();
+        assert.equal(await store.recordIssuance(newCertificate({ renewedFrom: parent.serial }), token, RENEW), 'recorded');
+        assert.equal(await store.recordIssuance(newCertificate({ renewedFrom: parent.serial }), use(), RENEW), 'parentRenewed');
+        assert.equal(await store.recordIssuance(newCertificate({ renewedFrom: (await root()).serial }), token, RENEW), 'tokenUsed');
+      });
+
+      it('keyCompromise revokes the whole lineage below the certificate in one transaction; other reasons the certificate alone', async () => {
+        const a = await root();
+        const b = await renew(a);
+        const c = await renew(b);
+        const d = await renew(c);
+        const other = await root();
+        const superseded = await store.revoke(c.serial, { reason: 'superseded', actor: 'admin', at: new Date() });
+        assert.deepEqual(superseded.alsoRevoked, []);
+        assert.equal(await statusOf(d), 'valid', 'superseded revokes the certificate alone');
+        const compromised = await store.revoke(a.serial, { reason: 'keyCompromise', actor: 'admin', at: new Date() });
+        assert.deepEqual(compromised.alsoRevoked, [b.serial, d.serial].sort(), 'below a revoked link too, and not the link revoked before');
+        for (const x of [a, b, c, d]) assert.equal(await statusOf(x), 'revoked');
+        assert.equal((await store.getCertificate(d.serial))?.revocationReason, 'keyCompromise');
+        assert.equal(await statusOf(other), 'valid');
+        const rows = await store.listAudit({ serial: d.serial, limit: 10 });
+        assert.deepEqual(rows.map((r) => [r.action, r.detail.lineageOf]), [['certificate.revoke', a.serial], ['certificate.renew', undefined]]);
+      });
+    });
+
     it('seals audit rows appended concurrently into one unbroken chain, also with two sealers racing', async () => {
       const second = backend.name === 'Postgres' ? await createStore(db.config) : store;
       try {
@@ -180,25 +236,63 @@ for (const backend of backends) {
   });
 }
 
+/** A fresh database of this backend, opened before the suite's tests and dropped after them. */
+function openedDatabase(backend: Backend): () => Database {
+  let db: Awaited<ReturnType<Backend['open']>>;
+  let database: Database;
+  before(async () => {
+    db = await backend.open();
+    database = await openDatabase(db.config);
+  });
+  after(async () => {
+    await database.close();
+    await db.drop();
+  });
+  return () => database;
+}
+
+// Revocation at any size (API.md "Admin"): more rows than Postgres's 65,535 bind parameters
+// allow as one parameter list per audit row (the statement that failed before).
+for (const backend of backends) {
+  describe(`bulk revocation on ${backend.name}`, () => {
+    const opened = openedDatabase(backend);
+
+    it('revokes 12,000 certificates of one identity in one transaction, with an audit row for each', async () => {
+      const store = storeOn(opened());
+      const identity = 'spiffe://example.org/ns/bulk/sa/api';
+      const template = newCertificate({ identity });
+      assert.equal(await store.recordIssuance(template, undefined, AUDIT), 'recorded');
+      // 11,999 more rows like it in one statement (seeding through the API would take minutes here).
+      await opened().db.execute(sql`insert into certificates (serial, issuer_key_id, identity, sans, dns_names, not_before, not_after, der, fingerprint)
+        select '7f' || left(md5(n::text) || md5(n::text), 38), issuer_key_id, identity, sans, dns_names, not_before, not_after, der, md5(n::text) || md5(n::text)
+        from certificates, generate_series(1, 11999) as n where serial = ${template.serial}`);
+      const revoked = await store.revokeIdentity(identity, { reason: 'keyCompromise', actor: 'admin', at: new Date() });
+      assert.equal(revoked.length, 12_000);
+      assert.equal(new Set(revoked).size, 12_000);
+      assert.deepEqual(revoked, [...revoked].sort(), 'in serial order');
+      const [counted] = await rawRows<{ revoked: number; audited: number }>(
+        opened().db,
+        sql`select (select count(*)::int from certificates where identity = ${identity} and status = 'revoked') as revoked,
+                   (select count(*)::int from audit_events where action = 'certificate.revoke' and detail->>'identity' = ${identity}) as audited`,
+      );
+      assert.deepEqual(counted, { revoked: 12_000, audited: 12_000 });
+      const summary = await store.listAudit({ action: 'identity.revoke', limit: 10 });
+      assert.deepEqual(summary.map((r) => r.detail), [{ identity, reason: 'keyCompromise', revoked: 12_000 }]);
+      assert.deepEqual(await store.revokeIdentity(identity, { reason: 'keyCompromise', actor: 'admin', at: new Date() }), [], 'nothing left to revoke');
+    });
+  });
+}
+
 // Database.hot: named prepared statements on both drivers (on PGlite by hand over its wire
 // protocol, store/pglite-prepared.ts).
 for (const backend of backends) {
   describe(`hot statements on ${backend.name}`, () => {
-    let db: Awaited<ReturnType<Backend['open']>>;
-    let database: Database;
-    before(async () => {
-      db = await backend.open();
-      database = await openDatabase(db.config);
-    });
-    after(async () => {
-      await database.close();
-      await db.drop();
-    });
+    const opened = openedDatabase(backend);
 
     it('carries every value exactly, both ways', async () => {
       const octets = Buffer.from([0, 1, 0x5c, 0x78, 0xff]);
       for (let run = 0; run < 2; run++) {
-        const [row] = await database.hot<{ names: string[]; octets: Uint8Array; doc: unknown; at: Date; nothing: null; n: number }>(
+        const [row] = await opened().hot<{ names: string[]; octets: Uint8Array; doc: unknown; at: Date; nothing: null; n: number }>(
           'service_ca_test_values',
           'select $1::text[] as names, $2::bytea as octets, $3::jsonb as doc, $4::timestamptz as at, $5::text as nothing, cardinality($1::text[]) as n',
           [['a"b', 'c,d', 'e\\f', '', 'NULL', '{x}'], octets, JSON.stringify({ k: ['v', 1] }), '2026-01-02T03:04:05.678Z', null],
@@ -213,17 +307,34 @@ for (const backend of backends) {
     });
 
     it('reports a database error with its code, and the statement still works after it', async () => {
-      const fail = database.hot('service_ca_test_cast', 'select $1::int as n', ['not a number']);
+      const fail = opened().hot('service_ca_test_cast', 'select $1::int as n', ['not a number']);
       await assert.rejects(fail, (err: { code?: string }) => err.code === '22P02');
-      const [row] = await database.hot<{ n: number }>('service_ca_test_cast', 'select $1::int as n', ['7']);
+      const [row] = await opened().hot<{ n: number }>('service_ca_test_cast', 'select $1::int as n', ['7']);
       assert.equal(row!.n, 7);
     });
 
     it('refuses SQL that does not parse, keeps nothing of it, and refuses a second text under one name', async () => {
-      await assert.rejects(database.hot('service_ca_test_parse', 'selec $1::int as n', ['1']), (err: { code?: string }) => err.code === '42601');
-      const [row] = await database.hot<{ n: number }>('service_ca_test_parse', 'select $1::int as n', ['2']);
+      await assert.rejects(opened().hot('service_ca_test_parse', 'selec $1::int as n', ['1']), (err: { code?: string }) => err.code === '42601');
+      const [row] = await opened().hot<{ n: number }>('service_ca_test_parse', 'select $1::int as n', ['2']);
       assert.equal(row!.n, 2);
-      await assert.rejects(database.hot('service_ca_test_parse', 'select $1::int + 1 as n', ['2']));
+      await assert.rejects(opened().hot('service_ca_test_parse', 'select $1::int + 1 as n', ['2']));
+    });
+
+    it('reports a statement the server refuses as that error (a 500), not as an outage (a 503 that invites the same retry)', async () => {
+      // Postgres refuses a bind message over 65,535 parameters (SQLSTATE 08P01) and keeps the connection.
+      const n = 70_000;
+      const refused = await opened()
+        .hot('service_ca_test_too_many', `select array[${Array.from({ length: n }, (_, i) => `$${i + 1}::int`).join(',')}] as x`, Array<number>(n).fill(1))
+        .then(
+          () => undefined,
+          (err: unknown) => err,
+        );
+      assert.ok(refused, 'the database refused the statement');
+      const mapped = databaseError(refused);
+      assert.ok(!(mapped instanceof CaError && mapped.kind === 'unavailable'), `mapped to ${String(mapped)}`);
+      assert.equal(mapped, refused, 'passed on as it is, for the 500 path to log');
+      const [row] = await opened().hot<{ n: number }>('service_ca_test_after_refusal', 'select 1 as n', []);
+      assert.equal(row!.n, 1, 'the database still answers');
     });
 
     it('after close, the store answers unavailable', async () => {
@@ -241,7 +352,7 @@ for (const backend of backends) {
       const held = new Promise<void>((r) => (release = r));
       let written!: () => void;
       const wrote = new Promise<void>((r) => (written = r));
-      const tx = database
+      const tx = opened()
         .transaction(async (t) => {
           await t.execute(sql`insert into used_tokens (issuer, jti, expires_at) values ('store-test', ${jti}, now() + interval '1 hour')`);
           written();
@@ -252,7 +363,7 @@ for (const backend of backends) {
       await wrote;
       // While the transaction is open: on Postgres another connection, on PGlite (one session)
       // the statement waits for the transaction to end. It must never see the uncommitted row.
-      const count = database.hot<{ n: number }>('service_ca_test_count', 'select count(*)::int as n from used_tokens where jti = $1', [jti]);
+      const count = opened().hot<{ n: number }>('service_ca_test_count', 'select count(*)::int as n from used_tokens where jti = $1', [jti]);
       setTimeout(release, 200);
       assert.equal(await tx, 'roll back');
       const [row] = await count;

@@ -6,11 +6,13 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative, resolve } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { ConfigError, loadConfigFile, parseConfig } from '../../src/config.js';
+import { ConfigError, RESERVED_ISSUER_NAMES, loadConfigFile, parseConfig } from '../../src/config.js';
+import { RENEWAL_ISSUER } from '../../src/policy/holder-renewal.js';
+import { compilePolicies } from '../../src/policy/names.js';
 import { loadAuthority } from '../../src/signer/authority.js';
 import { createAuthority } from '../../src/signer/bootstrap.js';
 
@@ -75,10 +77,13 @@ function writeConfig(text: string): string {
   return file;
 }
 
-/** The message parseConfig throws for raw, asserting it is a ConfigError. */
+/**
+ * The message start-up stops with for raw, asserting it is a ConfigError: the schema's
+ * (parseConfig), then the policy compiler's for what the patterns mean (compilePolicies).
+ */
 function errorOf(raw: unknown, env: NodeJS.ProcessEnv = {}): string {
   try {
-    parseConfig(raw, { baseDir: '/base', env });
+    compilePolicies(parseConfig(raw, { baseDir: '/base', env }).policies);
   } catch (err) {
     assert.ok(err instanceof ConfigError, `a ConfigError, not ${String(err)}`);
     return err.message;
@@ -225,7 +230,50 @@ describe('errors name the key path', () => {
       uri: ['urn:svc:{ns}:{sa}', 'spiffe://example.org/ns/{ns}/sa/{sa}', 'https://{sa}.{ns}.example.org/id/{identity}', '{identity}'],
       email: ['{sa}+{ns}@mail.example.org', '{sa}@{ns}.example.org'],
     };
-    assert.equal(parseConfig({ ...minimal(), policies: [policy] }, { baseDir: '/', env: {} }).policies[0]!.uri.length, 4);
+    const c = parseConfig({ ...minimal(), policies: [policy] }, { baseDir: '/', env: {} });
+    assert.equal(c.policies[0]!.uri.length, 4);
+    assert.equal(compilePolicies(c.policies).length, 1);
+  });
+
+  it('reports every pattern problem at once, each with its key path (the policy compiler)', () => {
+    const message = errorOf({ ...minimal(), policies: [{ identity: 'x' }, { identity: 'spiffe://x/{ns}/{ns}', dns: ['{sa}.svc'], ip: ['10.0.0.1/8/1'] }] });
+    assert.deepEqual(message.split('\n').map((line) => line.split(': ')[1]), ['policies.1.identity', 'policies.1.dns.0', 'policies.1.ip.0']);
+    assert.match(message, /^config: policies\.1\.identity: a capture name appears twice$/m);
+  });
+
+  it('refuses the issuer name "renewal", which names the holder renewals in token ids, audit rows and metrics', () => {
+    const other = { ...minimal().auth.issuers[0], issuer: 'https://other.test' };
+    assert.match(errorOf({ ...minimal(), auth: { issuers: [minimal().auth.issuers[0], { ...other, name: 'renewal' }] } }), /^config: auth\.issuers\.1\.name: "renewal" is reserved/m);
+    assert.match(errorOf({ ...minimal(), auth: { issuers: [{ ...other, name: 'Renewal' }] } }), /^config: auth\.issuers\.0\.name: "Renewal" is reserved/m);
+    assert.ok(RESERVED_ISSUER_NAMES.includes(RENEWAL_ISSUER), 'the reserved names include the one holder renewals use');
+    assert.equal(parseConfig({ ...minimal(), auth: { issuers: [{ ...other, name: 'renewals' }] } }, { baseDir: '/', env: {} }).auth.issuers[0]!.name, 'renewals');
+  });
+
+  it('takes admins bound to an issuer and policies limited to issuers, naming an issuer that is not configured', () => {
+    const issuers = [minimal().auth.issuers[0], { ...minimal().auth.issuers[0], name: 'k8s', issuer: 'https://k8s.test' }];
+    const ok = parseConfig({
+      ...minimal(),
+      auth: { issuers, admins: { identities: ['spiffe://x/admin', { issuer: 'k8s', identity: 'spiffe://x/ops' }] } },
+      policies: [{ identity: 'spiffe://x/{sa}', issuers: ['k8s', 't'] }],
+    }, { baseDir: '/', env: {} });
+    assert.deepEqual(ok.auth.admins.identities, ['spiffe://x/admin', { issuer: 'k8s', identity: 'spiffe://x/ops' }]);
+    assert.deepEqual(ok.policies[0]!.issuers, ['k8s', 't']);
+    assert.equal(parseConfig(minimal(), { baseDir: '/', env: {} }).policies.length, 0);
+
+    const admin = errorOf({ ...minimal(), auth: { issuers, admins: { identities: ['a', { issuer: 'oidc', identity: 'spiffe://x/admin' }] } } });
+    assert.match(admin, /^config: auth\.admins\.identities\.1\.issuer: "oidc" is not the name of an issuer in auth\.issuers \(t, k8s\)$/m);
+    const policy = errorOf({ ...minimal(), auth: { issuers }, policies: [{ identity: 'x', issuers: ['k8s', 'renewal'] }] });
+    assert.match(policy, /^config: policies\.0\.issuers\.1: "renewal" is not the name of an issuer/m);
+    assert.match(errorOf({ ...minimal(), policies: [{ identity: 'x', issuers: [] }] }), /^config: policies\.0\.issuers: /m);
+    assert.match(errorOf({ ...minimal(), auth: { ...minimal().auth, admins: { identities: [{ identity: 'x' }] } } }), /^config: auth\.admins\.identities\.0/m);
+  });
+
+  it('takes auth.issuers[].jwksStaleTtl as a duration, 24h by default, 0 for never', () => {
+    const issuer = minimal().auth.issuers[0];
+    assert.equal(parseConfig(minimal(), { baseDir: '/', env: {} }).auth.issuers[0]!.jwksStaleTtl, 86400);
+    assert.equal(parseConfig({ ...minimal(), auth: { issuers: [{ ...issuer, jwksStaleTtl: '2h' }] } }, { baseDir: '/', env: {} }).auth.issuers[0]!.jwksStaleTtl, 7200);
+    assert.equal(parseConfig({ ...minimal(), auth: { issuers: [{ ...issuer, jwksStaleTtl: 0 }] } }, { baseDir: '/', env: {} }).auth.issuers[0]!.jwksStaleTtl, 0);
+    assert.match(errorOf({ ...minimal(), auth: { issuers: [{ ...issuer, jwksStaleTtl: 'a day' }] } }), /^config: auth\.issuers\.0\.jwksStaleTtl: /m);
   });
 
   it('refuses an HMAC algorithm on an issuer without a shared secret', () => {
@@ -287,6 +335,16 @@ describe('errors name the key path', () => {
     assert.throws(() => loadConfigFile('/nonexistent/service-ca.yaml', {}), (err: unknown) => err instanceof ConfigError && /\/nonexistent\/service-ca\.yaml/.test(err.message));
     const bad = writeConfig('server: [unclosed\n');
     assert.throws(() => loadConfigFile(bad, {}), (err: unknown) => err instanceof ConfigError && err.message.includes(bad) && /YAML/.test(err.message));
+  });
+});
+
+describe('the module', () => {
+  it('config.ts imports only zod, yaml, node built-ins, its duration parser and types: no policy module', () => {
+    const source = readFileSync(join(ROOT, 'src/config.ts'), 'utf8');
+    const imports = [...source.matchAll(/^import\s+(type\s+)?[^'"]*?from\s+'([^']+)';/gm)].map((m) => ({ type: m[1] !== undefined, from: m[2]! }));
+    assert.ok(imports.length > 0, 'found the imports');
+    const values = imports.filter((i) => !i.type).map((i) => i.from);
+    assert.deepEqual(values.filter((f) => !(f.startsWith('node:') || f === 'zod' || f === 'yaml' || f === './duration.js')), []);
   });
 });
 
@@ -358,6 +416,22 @@ describe('the command line', () => {
     const r = serve(['--config', file]);
     assert.equal(r.status, 1, r.output);
     assert.match(r.output, /config: ca\.keyPassphrase: .*CA_KEY_PASSPHRASE/);
+  });
+
+  it('exits 1 naming a policy pattern\'s key path (checked by the policy compiler at start-up)', () => {
+    const file = writeConfig([
+      'server: { port: 0, tls: { mode: off } }',
+      'public: { port: 0 }',
+      'dataDir: ./data',
+      'ca: { certificate: ./missing.pem, key: ./missing.key }',
+      'auth: { issuers: [{ name: t, issuer: i, audience: a, jwks: { keys: [{ kty: EC }] } }] }',
+      'policies: [{ identity: "spiffe://x/{ns}/{sa}", dns: ["{sa}.svc", "{sa}-{ns}.svc"] }]',
+      '',
+    ].join('\n'));
+    const r = serve(['--config', file]);
+    assert.equal(r.signal, null, `did not stop by itself: ${r.output}`);
+    assert.equal(r.status, 1, r.output);
+    assert.match(r.output, /config: policies\.0\.dns\.1: .*could be filled two ways/);
   });
 
   it('exits 1 naming ca.certificate when the CA files are missing', () => {

@@ -14,6 +14,7 @@ import { join, posix, resolve } from 'node:path';
 import { describe, it } from 'node:test';
 import { parse as parseYaml, parseAllDocuments } from 'yaml';
 import { ConfigError, parseConfig, type Config } from '../../src/config.js';
+import { compilePolicies } from '../../src/policy/names.js';
 
 const ROOT = resolve(import.meta.dirname, '../..');
 const KUBE_DIR = 'deploy/kubernetes';
@@ -185,12 +186,22 @@ function portMapping(p: string): { ip: string | undefined; host: number; contain
   return { ip: parts.length ? parts.join(':') : undefined, host, container };
 }
 
+/** The configuration as start-up reads it: the schema, then the policy compiler (patterns). */
 function tryConfig(raw: unknown, baseDir: string, env: NodeJS.ProcessEnv): { config?: Config; problem?: string } {
   try {
-    return { config: parseConfig(raw, { baseDir, env }) };
+    const config = parseConfig(raw, { baseDir, env });
+    compilePolicies(config.policies, { reservedNames: config.server.tls.mode === 'auto' ? config.server.tls.names : [] });
+    return { config };
   } catch (err) {
     return { problem: `config does not parse: ${err instanceof ConfigError ? err.message : String(err)}` };
   }
+}
+
+/** Admins bound to an issuer (API.md "Identity and policy"): no other issuer's template can mint them. */
+function adminProblems(config: Config): string[] {
+  return config.auth.admins.identities.flatMap((a) =>
+    typeof a === 'string' ? [`auth.admins.identities: "${a}" is not bound to an issuer ({ issuer, identity })`] : [],
+  );
 }
 
 // ---------------------------------------------------------------- Kubernetes
@@ -313,6 +324,7 @@ function kubernetesProblems(k: Kube): string[] {
     if (!config.policies.some((pol) => pol.identity.startsWith('spiffe://') && pol.identity.includes('{ns}') && pol.identity.includes('{sa}'))) {
       p('no SPIFFE-style policy (spiffe://…/ns/{ns}/sa/{sa})');
     }
+    adminProblems(config).forEach(p);
   }
 
   // Disruption budget, namespaces, kustomization.
@@ -399,6 +411,7 @@ function composeProblems(compose: Compose, configText: (hostPath: string) => str
   if (!pub || !['127.0.0.1', 'localhost'].includes(url.hostname) || Number(url.port || 80) !== pub.host) {
     p(`publicUrl ${config.publicUrl} is not where compose publishes the public listener`);
   }
+  adminProblems(config).forEach(p);
   return problems;
 }
 
@@ -581,6 +594,9 @@ describe('the checks fail on broken manifests', () => {
     ['a manifest left out', (k) => (k.kustomization.resources = k.kustomization.resources!.filter((r) => r !== 'pdb.yaml')), /kustomization resources/],
     ['Service in another namespace', (k) => (k.service.metadata!.namespace = 'default'), /Service service-ca is not in namespace/],
     ['identity from sub', (k) => editConfig(k, /identity: "spiffe:\/\/cluster\.local\/ns\/\{kubernetes[^"]*"/, 'identity: "{sub}"'), /does not build SPIFFE identities/],
+    ['an admin any issuer can claim', (k) => editConfig(k, /identities: \[\{ issuer: k8s, identity: ("[^"]*") \}\]/, 'identities: [$1]'), /"spiffe:\/\/cluster\.local\/ns\/service-ca\/sa\/service-ca-admin" is not bound to an issuer/],
+    ['an admin bound to an issuer that is not configured', (k) => editConfig(k, '{ issuer: k8s, identity:', '{ issuer: oidc, identity:'), /auth\.admins\.identities\.0\.issuer: "oidc" is not the name of an issuer/],
+    ['a policy pattern with an unknown capture', (k) => editConfig(k, 'dns: ["{sa}.{ns}.svc"', 'dns: ["{app}.{ns}.svc"'), /config: policies\.0\.dns\.0: "\{app\}" is neither/],
   ];
   for (const [name, mutate, expected] of kubeCases) {
     it(`Kubernetes: ${name}`, () => assert.match(kube(mutate), expected));
@@ -621,6 +637,8 @@ describe('the checks fail on broken manifests', () => {
     ['API listener on 127.0.0.1 in the container', () => {}, /server\.host 127\.0\.0\.1/, [/host: 0\.0\.0\.0 /, 'host: 127.0.0.1 ']],
     ['public port not published', () => {}, /published container ports/, [/port: 8080 \}/, 'port: 9090 }']],
     ['passphrase literal in the configuration', () => {}, /keyPassphrase is not a \$\{VAR\}/, ['keyPassphrase: ${CA_KEY_PASSPHRASE}', 'keyPassphrase: hunter2hunter2']],
+    ['an admin any issuer can claim', () => {}, /"spiffe:\/\/example\.org\/admin" is not bound to an issuer/, [/identities: \[\{ issuer: oidc, identity: ("[^"]*") \}\]/, 'identities: [$1]']],
+    ['a policy pattern joining two captures ambiguously', () => {}, /config: policies\.0\.dns\.0: .*could be filled two ways/, ['"{sa}.{ns}.svc",', '"{sa}-{ns}.svc",']],
   ];
   for (const [name, mutate, expected, edit] of composeCases) {
     it(`compose: ${name}`, () => assert.match(compose(mutate, edit), expected));

@@ -76,4 +76,28 @@ describe('subject public keys', () => {
     badPublicKey(() => readPublicKey(Buffer.from('not a key')));
     assert.equal(keyTypeOfSpki(spkiOf(generateKeyPairSync('ec', { namedCurve: 'P-521' }).publicKey)), undefined);
   });
+
+  it('accepts an RSA public exponent only when odd and between 2^16+1 and 2^256−1 (CA/B BR 6.1.6), at both bounds', () => {
+    // A public key needs no private half: one modulus, each exponent written into the SPKI.
+    const { n } = accepted[3][1].export({ format: 'jwk' });
+    const modulus = BigInt(`0x${Buffer.from(n!, 'base64url').toString('hex')}`);
+    const spkiWith = (e: bigint) => {
+      let hex = e.toString(16);
+      if (hex.length % 2) hex = `0${hex}`;
+      return spkiOf(createPublicKey({ key: { kty: 'RSA', n, e: Buffer.from(hex, 'hex').toString('base64url') }, format: 'jwk' }));
+    };
+    for (const e of [65537n, 2n ** 32n + 15n, 2n ** 255n + 1n, 2n ** 256n - 1n]) {
+      const spki = spkiWith(e);
+      const read = readPublicKey(spki);
+      assert.equal(read.keyType, 'rsa', `e = ${e}`);
+      assert.equal(read.key.asymmetricKeyDetails?.publicExponent, e);
+      assert.equal(keyTypeOfSpki(spki), 'rsa');
+    }
+    const refused = [3n, 65535n, 65536n, 65538n, 2n ** 256n, 2n ** 256n + 1n, 2n ** 1024n + 1n, modulus - 2n, modulus - 1n];
+    for (const e of refused) {
+      const spki = spkiWith(e);
+      assert.throws(() => readPublicKey(spki), (err: unknown) => isCaError(err) && err.kind === 'badPublicKey' && /exponent/.test(err.detail), `e = ${e}`);
+      assert.equal(keyTypeOfSpki(spki), undefined, `e = ${e}`);
+    }
+  });
 });

@@ -20,6 +20,11 @@ const issueRoute = createRoute({
   middleware: [requireJson, authenticate] as const,
   request: { body: { required: true, content: { 'application/json': { schema: IssueRequestSchema } } } },
   responses: {
+    200: {
+      description: 'A retry (the same one-time token with a byte-identical CSR, or a renewal with the same new key): the certificate issued then',
+      headers: z.object({ Location: z.string() }),
+      content: { 'application/json': { schema: IssuanceSchema }, [PEM_CHAIN]: { schema: z.string() } },
+    },
     201: {
       description: 'Issued; the record is committed',
       headers: z.object({ Location: z.string() }),
@@ -65,12 +70,14 @@ export function certificateRoutes(app: OpenAPIHono<AppEnv>): void {
     const principal = c.var.principal;
     try {
       const issued = await certificates.issue(principal, body);
-      metrics.issuances.inc({ result: 'issued', issuer: principal.issuer });
+      metrics.issuances.inc({ result: issued.created ? 'issued' : 'retried', issuer: principal.issuer });
       c.header('Location', `/v1/certificates/${issued.serial}`);
+      // 200: a retry answered with the certificate issued before (API.md "Retries").
+      const status = issued.created ? 201 : 200;
       if ((c.req.header('Accept') ?? '').toLowerCase().includes(PEM_CHAIN)) {
-        return c.body(issued.certificate + issued.chain.join(''), 201, { 'Content-Type': PEM_CHAIN });
+        return c.body(issued.certificate + issued.chain.join(''), status, { 'Content-Type': PEM_CHAIN });
       }
-      return c.json(issuanceJson(issued), 201);
+      return c.json(issuanceJson(issued), status);
     } catch (err) {
       metrics.issuances.inc({ result: isCaError(err) ? err.kind : 'serverInternal', issuer: principal.issuer });
       throw err;

@@ -1,6 +1,9 @@
 /**
  * The current CRL, served from memory (API.md "Public"): DER at /v1/crl, PEM at /v1/crl.pem,
  * with ETag, Last-Modified and Cache-Control; If-None-Match / If-Modified-Since give 304.
+ * Each answer comes from one snapshot of the publisher (its headers and body describe one CRL),
+ * and a request whose If-None-Match names a CRL newer than the one served gets that CRL (304)
+ * or a newer one, never an older one (API.md "CRLs").
  */
 import { createRoute, z, type OpenAPIHono } from '@hono/zod-openapi';
 import type { Context } from 'hono';
@@ -40,8 +43,21 @@ function notModified(c: Context<AppEnv>, etag: string, thisUpdate: Date, sharesS
   return false;
 }
 
-function serve(c: Context<AppEnv>, format: 'der' | 'pem'): Response {
-  const crl = c.var.deps.crl.current();
+/** Our ETags: "crl-N" (DER) and "crl-N-pem" (PEM). 15 digits keep N a safe integer. */
+const OUR_ETAG = /^(?:W\/)?"crl-(\d{1,15})(?:-pem)?"$/;
+
+/** The highest CRL number that If-None-Match names in one of our ETags (0: none). */
+function namedNumber(inm: string | undefined): number {
+  let named = 0;
+  for (const tag of inm?.split(',') ?? []) {
+    const m = OUR_ETAG.exec(tag.trim());
+    if (m) named = Math.max(named, Number(m[1]));
+  }
+  return named;
+}
+
+async function serve(c: Context<AppEnv>, format: 'der' | 'pem'): Promise<Response> {
+  const crl = await c.var.deps.crl.snapshot(namedNumber(c.req.header('If-None-Match')));
   if (!crl) throw new CaError('unavailable', 'no CRL has been published yet', { retryAfter: 2 });
   const headers: Record<string, string> = {
     ETag: format === 'der' ? crl.etag : crl.etag.replace(/"$/, '-pem"'),
@@ -55,6 +71,6 @@ function serve(c: Context<AppEnv>, format: 'der' | 'pem'): Response {
 }
 
 export function crlRoutes(app: OpenAPIHono<AppEnv>): void {
-  app.openapi(derRoute, (c) => serve(c, 'der') as never);
-  app.openapi(pemRoute, (c) => serve(c, 'pem') as never);
+  app.openapi(derRoute, async (c) => (await serve(c, 'der')) as never);
+  app.openapi(pemRoute, async (c) => (await serve(c, 'pem')) as never);
 }

@@ -25,7 +25,10 @@ const revokeRoute = createRoute({
     body: { required: true, content: { 'application/json': { schema: z.object({ reason: Reason.optional() }).openapi('RevokeRequest') } } },
   },
   responses: {
-    200: { description: 'Revoked', content: { 'application/json': { schema: CertificateRecordSchema } } },
+    200: {
+      description: 'Revoked; with reason keyCompromise every certificate renewed from it (directly or transitively) too, listed in alsoRevoked',
+      content: { 'application/json': { schema: CertificateRecordSchema.extend({ alsoRevoked: z.array(z.string()) }).openapi('Revoked') } },
+    },
     400: problemResponse('Bad reason or serial'),
     401: problemResponse('Missing or invalid token'),
     403: problemResponse('Not the owner, or a reason only admins may give'),
@@ -58,8 +61,8 @@ const bulkRoute = createRoute({
 export function revocationRoutes(app: OpenAPIHono<AppEnv>): void {
   app.openapi(revokeRoute, async (c) => {
     const view = await c.var.deps.revoker.revoke(c.var.principal, c.req.valid('param').serial, c.req.valid('json').reason);
-    c.var.deps.metrics.revocations.inc({ reason: view.revocationReason ?? 'unspecified' });
-    return c.json(recordJson(view), 200);
+    c.var.deps.metrics.revocations.inc({ reason: view.revocationReason ?? 'unspecified' }, 1 + view.alsoRevoked.length);
+    return c.json({ ...recordJson(view), alsoRevoked: view.alsoRevoked }, 200);
   });
   app.openapi(bulkRoute, async (c) => {
     const body = c.req.valid('json');
