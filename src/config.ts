@@ -1,5 +1,5 @@
 /**
- * The one configuration schema (../shared/API.md, "Configuration contract") and the only reader
+ * The one configuration schema (the configuration contract the README documents) and the only reader
  * of process.env. A bad file stops start-up with the key's path and the problem in the message.
  * The schema checks shapes and cross-field rules; what a policy's patterns mean is checked by the
  * policy compiler (policy/policy-compiler.ts) at start-up, with the same kind of message.

@@ -3,6 +3,8 @@
  * start-up failures: the CA key and certificates first, then the token issuers, then the
  * database (waited for, with retries).
  */
+import { X509Certificate } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import type { Logger } from 'pino';
 import { createAuditSealer } from './audit/sealer.js';
 import { createAuthenticator } from './auth/authenticator.js';
@@ -81,10 +83,25 @@ function keySetEvents(logger: Logger, metrics: () => Metrics): KeySetEvents {
   };
 }
 
+/**
+ * The names the API listener presents, which are never issued through the API: `auto` mode's
+ * list, or the DNS and IP SANs of `files` mode's certificate. `off` (TLS ends at a proxy) names
+ * none: reserve the proxy's names by keeping them out of every policy.
+ */
+function listenerNames(tls: Config['server']['tls']): string[] {
+  if (tls.mode === 'auto') return tls.names;
+  if (tls.mode !== 'files') return [];
+  const san = new X509Certificate(readFileSync(tls.certificate)).subjectAltName ?? '';
+  return san.split(', ').flatMap((entry) => {
+    const m = /^(?:DNS|IP Address):(.+)$/.exec(entry);
+    return m ? [m[1]!] : [];
+  });
+}
+
 export async function createDeps(config: Config, options: { clock: Clock; logger: Logger; databaseAttempts?: number }): Promise<Deps> {
   const { clock, logger } = options;
   // Policies first: a wrong pattern stops start-up (ConfigError, with its key path) before the CA key loads.
-  const policies = compilePolicies(config.policies, { reservedNames: config.server.tls.mode === 'auto' ? config.server.tls.names : [] });
+  const policies = compilePolicies(config.policies, { reservedNames: listenerNames(config.server.tls) });
   const signer = createSigner({ ca: config.ca, publicUrl: config.publicUrl }, clock);
   // Key-set events happen on requests, after `metrics` below exists.
   const authenticator = createAuthenticator(config.auth, clock, { keyEvents: keySetEvents(logger, () => metrics) });
@@ -145,8 +162,9 @@ export async function createDeps(config: Config, options: { clock: Clock; logger
           renewalInfo.revoked();
         },
       }),
-      lister: createLister({ store, clock }),
-      audit: createAuditLog({ store, clock }),
+      // Refusals of these count against the caller's issuance budget too (policy/refusals.ts).
+      lister: createLister({ store, clock, limiter }),
+      audit: createAuditLog({ store, clock, limiter }),
       renewalInfo,
       crl,
       crlMaxAge: config.crl.maxDelay,

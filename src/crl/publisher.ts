@@ -233,6 +233,13 @@ export function createCrlPublisher(deps: {
       // siblings, costs nothing. Otherwise one shared check (crl/coalesce.ts): a database
       // failure then answers 503 rather than an older CRL.
       if (lagging()) await within(check(), REQUEST_WAIT_MS);
+      // A CRL this process holds but may not serve yet (its siblings are still loading it): wait
+      // for the permit rather than answer from it, so that no client of this instance gets it
+      // before every worker serves it. Past the wait the client, which named it, gets it anyway.
+      const deadline = performance.now() + REQUEST_WAIT_MS;
+      while (named > (snapshots.served()?.number ?? 0) && snapshots.atLeast(named) && performance.now() < deadline) {
+        await snapshots.changed(deadline - performance.now());
+      }
       return answer();
     },
     async start() {
@@ -247,8 +254,8 @@ export function createCrlPublisher(deps: {
       // away: wait for it briefly, so that a process is seldom ready without a CRL (under
       // node:cluster: without the permit to serve it). Past that (a huge CRL, a database
       // hiccup) it starts anyway and /v1/crl answers 503 until it has one.
-      const until = Date.now() + 5000;
-      for (let attempt = 0; !ready() && Date.now() < until; attempt++) {
+      const until = performance.now() + 5000;
+      for (let attempt = 0; !ready() && performance.now() < until; attempt++) {
         if (attempt > 0) await snapshots.changed(250);
         if (ready()) break;
         const ok = await sync().then(

@@ -119,7 +119,12 @@ export function createSnapshots(options: { now: () => number; onServe: (crl: Pub
     stage(crl) {
       if (crl.number <= newest()) return false;
       staged.set(crl.number, publish(crl));
-      if (staged.size > MAX_STAGED) staged.delete(Math.min(...staged.keys()));
+      if (staged.size > MAX_STAGED) {
+        // Keep the lowest (the permit on its way is most likely for it) and the newest (the next
+        // permits'); drop the one in between, so a burst never evicts the CRL about to be served.
+        const keys = [...staged.keys()].sort((x, y) => x - y);
+        staged.delete(keys[1]!);
+      }
       advance();
       return true;
     },

@@ -9,6 +9,7 @@ import type { Clock } from '../clock.js';
 import { CaError } from '../errors.js';
 import type { StoredAuditEvent, Store } from '../store/store.js';
 import { requireAdmin } from './admin.js';
+import type { IssuanceLimiter } from './rate-limits.js';
 import { auditingRefusals } from './refusals.js';
 import { pageLimit, queryTime, usedFilters } from './queries.js';
 import { normalizeSerial } from './serials.js';
@@ -50,7 +51,7 @@ function decodeCursor(cursor: string): number {
   return id;
 }
 
-export function createAuditLog(deps: { store: Store; clock: Clock }) {
+export function createAuditLog(deps: { store: Store; clock: Clock; limiter?: IssuanceLimiter }) {
   const { store, clock } = deps;
   return {
     /** Records an admin's read (the listing of certificates); best effort, like refusals. */

@@ -80,20 +80,22 @@ export function createCertificateAuthority(deps: CertificateAuthorityDeps): Cert
   /** Answers a request whose record the store did not write, or throws why. */
   async function retried(principal: Principal, csr: ParsedCsr, digest: Uint8Array, outcome: Exclude<IssuanceOutcome, 'recorded'>): Promise<Issuance> {
     const now = clock.now();
-    const answerable = (record: CertificateRecord | undefined): record is CertificateRecord =>
-      record !== undefined && record.identity === principal.identity && statusAt(record, now) === 'valid';
+    const answerable = (record: CertificateRecord) => record.identity === principal.identity && statusAt(record, now) === 'valid';
     const renews = principal.renews;
     if (renews) {
       if (outcome === 'parentInvalid') throw new CaError('unauthorized', 'the x5c certificate is no longer valid (revoked or expired)');
       const child = await store.renewalOf(renews.serial);
       if (child) {
-        if (answerable(child) && sameBytes(spkiOf(child.der), csr.spki)) return issuanceOf(child, chain, now);
+        if (sameBytes(spkiOf(child.der), csr.spki)) {
+          if (answerable(child)) return issuanceOf(child, chain, now);
+          throw new CaError('unauthorized', `certificate ${renews.serial} was renewed as ${child.serial}, which is no longer valid (revoked or expired)`);
+        }
         deps.onRenewalReuse?.();
         throw reuseRefusal(renews.serial);
       }
     } else if (principal.jti) {
       const first = await store.issuedWithToken(principal.issuer, principal.jti.value);
-      if (answerable(first) && sameBytes(first.csrDigest, digest)) return issuanceOf(first, chain, now);
+      if (first && answerable(first) && sameBytes(first.csrDigest, digest)) return issuanceOf(first, chain, now);
     }
     throw new CaError('unauthorized', 'this token has already been used (jti replay)');
   }

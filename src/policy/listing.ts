@@ -10,6 +10,7 @@ import type { Store } from '../store/store.js';
 import { requireAdmin } from './admin.js';
 import { createAuditLog } from './audit.js';
 import { pageLimit, queryTime, usedFilters } from './queries.js';
+import type { IssuanceLimiter } from './rate-limits.js';
 import { auditingRefusals } from './refusals.js';
 import { viewOf, type CertificateView } from './views.js';
 
@@ -45,7 +46,7 @@ function decodeCursor(cursor: string): { notBefore: Date; serial: string } {
   }
 }
 
-export function createLister(deps: { store: Store; clock: Clock }) {
+export function createLister(deps: { store: Store; clock: Clock; limiter?: IssuanceLimiter }) {
   const audit = createAuditLog(deps);
   return {
     async list(principal: Principal, q: ListQuery): Promise<Page> {

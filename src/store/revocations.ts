@@ -31,6 +31,14 @@ const SET_REVOKED = (r: Revocation) =>
 
 const bumpRevision = (tx: Db) => tx.execute(sql`update crl_state set revision = revision + 1 where id = 1`);
 
+/**
+ * Takes the revocation lock first: the crl_state row, which every revocation transaction updates
+ * anyway. Revocations then run one after another, so a lineage revocation (parent, then children)
+ * and a bulk one (rows in the order its plan reads them) never wait on each other in a cycle.
+ * Renewals do not take it: they wait only on the row of their parent.
+ */
+const lockRevocations = (tx: Db) => tx.execute(sql`select revision from crl_state where id = 1 for update`);
+
 /** One audit row per serial, from one array parameter. */
 async function auditRevoked(tx: Db, serials: string[], r: Revocation, detail: Record<string, unknown>): Promise<void> {
   if (serials.length === 0) return;
@@ -65,14 +73,23 @@ async function revokeLineage(tx: Db, serial: string, r: Revocation): Promise<str
 }
 
 export async function revokeOne(database: Database, serial: string, revocation: Revocation): Promise<RevokedCertificate> {
-  return database.transaction(async (tx) => {
+  const lineageOfRevoked = await database.transaction(async (tx) => {
+    await lockRevocations(tx);
     const [row] = await rawRows<RawCertificateRow>(
       tx,
       sql`update certificates set ${SET_REVOKED(revocation)} where serial = ${serial} and status = 'valid' returning ${sql.raw(RAW_CERTIFICATE_COLUMNS)}`,
     );
     if (!row) {
       const [exists] = await rawRows<{ serial: string }>(tx, sql`select serial from certificates where serial = ${serial}`);
-      throw exists ? new CaError('alreadyRevoked', 'this certificate is already revoked') : new CaError('notFound', 'no certificate has this serial');
+      if (!exists) throw new CaError('notFound', 'no certificate has this serial');
+      // Revoked before (say superseded), and now its key is known to be compromised: the
+      // certificate keeps its revocation (409), but what was renewed from it is revoked now.
+      const alsoRevoked = revocation.reason === 'keyCompromise' ? await revokeLineage(tx, serial, revocation) : [];
+      if (alsoRevoked.length > 0) {
+        await bumpRevision(tx);
+        await auditRevoked(tx, alsoRevoked, revocation, { reason: revocation.reason, lineageOf: serial });
+      }
+      return alsoRevoked;
     }
     // RFC 5280 §5.3.1 keyCompromise: the key may be someone else's now, and every renewal it signed was theirs to ask for.
     const alsoRevoked = revocation.reason === 'keyCompromise' ? await revokeLineage(tx, serial, revocation) : [];
@@ -81,6 +98,11 @@ export async function revokeOne(database: Database, serial: string, revocation: 
     await auditRevoked(tx, alsoRevoked, revocation, { reason: revocation.reason, lineageOf: serial });
     return { record: fromRawRow(row), alsoRevoked };
   });
+  if (Array.isArray(lineageOfRevoked)) {
+    const also = lineageOfRevoked.length > 0 ? `; the ${lineageOfRevoked.length} certificates renewed from it were revoked now (keyCompromise)` : '';
+    throw new CaError('alreadyRevoked', `this certificate is already revoked${also}`);
+  }
+  return lineageOfRevoked;
 }
 
 /**
@@ -92,26 +114,32 @@ export async function revokeOne(database: Database, serial: string, revocation: 
 export async function revokeIdentity(database: Database, identity: string, r: Revocation): Promise<string[]> {
   return database.transaction(
     async (tx) => {
+      await lockRevocations(tx);
       const at = r.at.toISOString();
-      const rows = await rawRows<{ serial: string }>(
-        tx,
-        sql`with revoked as (
-              update certificates set ${SET_REVOKED(r)}
-              where identity = ${identity} and status = 'valid' and not_after > ${at}::timestamptz
-              returning serial
-            ), audited as (
-              insert into audit_events (at, actor, action, serial, outcome, detail)
-              select ${at}::timestamptz, ${r.actor}, 'certificate.revoke', serial, 'success', ${JSON.stringify({ reason: r.reason, identity })}::jsonb from revoked
-            ), summary as (
-              insert into audit_events (at, actor, action, serial, outcome, detail)
-              select ${at}::timestamptz, ${r.actor}, 'identity.revoke', null, 'success',
-                     jsonb_build_object('identity', ${identity}::text, 'reason', ${r.reason}::text, 'revoked', (select count(*) from revoked))
-            ), bumped as (
-              update crl_state set revision = revision + 1 where id = 1 and exists (select 1 from revoked)
-            )
-            select serial from revoked order by serial`,
-      );
-      return rows.map((row) => row.serial);
+      const revoked: string[] = [];
+      // Repeated until a pass revokes nothing: a renewal that held its parent's row while the
+      // UPDATE waited commits a child the UPDATE's snapshot cannot see; the next statement does
+      // (READ COMMITTED), and renewals of rows revoked here fail once we commit.
+      for (;;) {
+        const rows = await rawRows<{ serial: string }>(
+          tx,
+          sql`with revoked as (
+                update certificates set ${SET_REVOKED(r)}
+                where identity = ${identity} and status = 'valid' and not_after > ${at}::timestamptz
+                returning serial
+              ), audited as (
+                insert into audit_events (at, actor, action, serial, outcome, detail)
+                select ${at}::timestamptz, ${r.actor}, 'certificate.revoke', serial, 'success', ${JSON.stringify({ reason: r.reason, identity })}::jsonb from revoked
+              )
+              select serial from revoked`,
+        );
+        if (rows.length === 0) break;
+        for (const row of rows) revoked.push(row.serial);
+      }
+      if (revoked.length > 0) await bumpRevision(tx);
+      await tx.execute(sql`insert into audit_events (at, actor, action, serial, outcome, detail)
+        values (${at}::timestamptz, ${r.actor}, 'identity.revoke', null, 'success', ${JSON.stringify({ identity, reason: r.reason, revoked: revoked.length })}::jsonb)`);
+      return revoked.sort();
     },
     undefined,
     { long: true },

@@ -9,11 +9,14 @@ import { X509Certificate } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { checkServerIdentity, connect, type PeerCertificate } from 'node:tls';
 import { startTestApp, workload, type TestApp } from '../setup/app.js';
-import { holderToken } from '../../src/client/index.js';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ServiceCaClient, holderToken } from '../../src/client/index.js';
 import { createKeyAndCsr, csrFor, opensslCsr, type Names } from '../setup/csr.js';
 import { issueHolder, postRenew, type Issued as Issuance } from '../setup/holder.js';
 import { createTestDatabase, type TestDatabase } from '../setup/database.js';
-import { opensslReq } from '../setup/crafted.js';
+import { opensslReq, opensslSelfSigned } from '../setup/crafted.js';
 import { verifyChain, x509Text } from '../setup/openssl.js';
 import { assertProblem, countCertificateRows, issuedCount } from '../setup/rejections.js';
 import { createTestIssuer, type TestIssuer } from '../setup/tokens.js';
@@ -412,6 +415,42 @@ describe('the API listener\'s own names (server.tls.names) are never issued', ()
       socket.on('error', reject);
     });
     for (const host of ['localhost', 'ca.internal.example', '127.0.0.1', '::1']) assert.equal(checkServerIdentity(host, peer), undefined, `valid for ${host}`);
+  });
+});
+
+describe('the names of a listener certificate from files (server.tls mode files) are never issued either', () => {
+  let app: TestApp;
+  let dir: string;
+  let client: ServiceCaClient;
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'service-ca-listener-'));
+    const { certPem, keyPem } = opensslSelfSigned(['subjectAltName = DNS:ca.files.example, IP:127.0.0.1', 'basicConstraints = CA:FALSE']);
+    writeFileSync(join(dir, 'server.pem'), certPem);
+    writeFileSync(join(dir, 'server.key'), keyPem);
+    app = await startTestApp({
+      config: {
+        server: { host: '127.0.0.1', port: 0, tls: { mode: 'files', certificate: join(dir, 'server.pem'), key: join(dir, 'server.key') } },
+        policies: [{ identity: 'spiffe://example.org/ns/{ns}/sa/{sa}', dns: ['{sa}.{ns}.svc', '*.files.example'], wildcards: true, ip: ['127.0.0.0/8'] }],
+      },
+    });
+    // The listener's certificate is self-signed: the client trusts exactly it.
+    client = new ServiceCaClient({ baseUrl: app.api, ca: certPem });
+  });
+  after(async () => {
+    await app?.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('403 rejectedIdentifier for the certificate\'s DNS name and IP address; other names of the policy are issued', async () => {
+    const request = async (names: Names) =>
+      asResponse(await client.raw('POST', '/v1/certificates', {
+        headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${await app.token(WEB)}` },
+        body: JSON.stringify({ csr: await csrFor(names) }),
+      }));
+    await assertProblem(await request({ dns: ['ca.files.example'] }), 403, 'rejectedIdentifier');
+    await assertProblem(await request({ dns: ['*.files.example'] }), 403, 'rejectedIdentifier');
+    await assertProblem(await request({ ip: ['127.0.0.1'] }), 403, 'rejectedIdentifier');
+    assert.equal((await request({ dns: ['api.files.example'], ip: ['127.0.0.2'] })).status, 201);
   });
 });
 

@@ -72,6 +72,16 @@ describe('issuance rate limits', () => {
     assert.deepEqual(rows, ['forbidden', 'forbidden', 'rejectedIdentifier'], 'one row per refusal inside the budget, none past it');
   });
 
+  it('counts refused admin reads (listing, audit) of a workload the same way', async () => {
+    const sub = workload('shop', 'snoop');
+    const read = async (path: string) => fetch(`${a.api}${path}`, { headers: { Authorization: `Bearer ${await a.token(sub)}` } });
+    await assertProblem(await read('/v1/certificates'), 403, 'forbidden');
+    await assertProblem(await read('/v1/audit'), 403, 'forbidden');
+    for (let i = 2; i < LIMIT; i++) await assertProblem(await read('/v1/certificates'), 403, 'forbidden');
+    await assertProblem(await read('/v1/certificates'), 429, 'rateLimited');
+    await assertProblem(await read('/v1/audit'), 429, 'rateLimited');
+  });
+
   it('keeps other identities\' budgets apart', async () => {
     assert.equal((await issue(a, workload('shop', 'api'))).status, 201);
   });
