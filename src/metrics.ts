@@ -107,34 +107,13 @@ export function createMetrics(options: {
         this.set((options.intermediateNotAfter().getTime() - options.now().getTime()) / 1000);
       },
     }),
-    databasePool: new Gauge({
-      name: 'service_ca_database_pool_connections',
-      help: 'Database pool connections: open, in use, idle, and requests waiting for one',
-      labelNames: ['state'],
-      registers: [registry],
-      collect() {
-        const stats = options.poolStats?.();
-        if (!stats) return;
-        this.set({ state: 'open' }, stats.total);
-        this.set({ state: 'in_use' }, stats.total - stats.idle);
-        this.set({ state: 'idle' }, stats.idle);
-        this.set({ state: 'waiting' }, stats.waiting);
-      },
-    }),
-    publicPool: new Gauge({
-      name: 'service_ca_database_public_pool_connections',
-      help: 'The public lookups\' own database pool (renewal-info): open, in use, idle, and requests waiting for one',
-      labelNames: ['state'],
-      registers: [registry],
-      collect() {
-        const stats = options.publicPoolStats?.();
-        if (!stats) return;
-        this.set({ state: 'open' }, stats.total);
-        this.set({ state: 'in_use' }, stats.total - stats.idle);
-        this.set({ state: 'idle' }, stats.idle);
-        this.set({ state: 'waiting' }, stats.waiting);
-      },
-    }),
+    databasePool: poolGauge(registry, 'service_ca_database_pool_connections', 'Database pool connections: open, in use, idle, and requests waiting for one', options.poolStats),
+    publicPool: poolGauge(
+      registry,
+      'service_ca_database_public_pool_connections',
+      'The public lookups\' own database pool (renewal-info): open, in use, idle, and requests waiting for one',
+      options.publicPoolStats,
+    ),
     readinessChecks: new Counter({
       name: 'service_ca_readiness_checks_total',
       help: 'Readiness checks run (a database ping and a CA key signature each), by result; /readyz answers in between reuse the last one',
@@ -156,4 +135,24 @@ export function createMetrics(options: {
       },
     }),
   };
+}
+
+type PoolStatsReader = (() => { total: number; idle: number; waiting: number } | undefined) | undefined;
+
+/** A pool's connections by state, read at each scrape (absent on PGlite: the gauge stays empty). */
+function poolGauge(registry: Registry, name: string, help: string, read: PoolStatsReader): Gauge<'state'> {
+  return new Gauge({
+    name,
+    help,
+    labelNames: ['state'],
+    registers: [registry],
+    collect() {
+      const stats = read?.();
+      if (!stats) return;
+      this.set({ state: 'open' }, stats.total);
+      this.set({ state: 'in_use' }, stats.total - stats.idle);
+      this.set({ state: 'idle' }, stats.idle);
+      this.set({ state: 'waiting' }, stats.waiting);
+    },
+  });
 }

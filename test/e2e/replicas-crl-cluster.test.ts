@@ -12,17 +12,14 @@
  * longest delay measured is printed. CRLs are read and verified by openssl.
  */
 import assert from 'node:assert/strict';
-import { rmSync } from 'node:fs';
-import { dirname } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { ADMIN, workload } from '../setup/app.js';
 import { crlRegressions, followCrls, sleep, watchCrls } from '../setup/crl-check.js';
 import { createKeyAndCsr } from '../setup/csr.js';
-import { createTestDatabase, testDatabaseUrl, type TestDatabase } from '../setup/database.js';
-import { createTestPki } from '../setup/pki.js';
-import { CLI, TSX_LOADER, cleanEnv, freePort, killAll, logLines, spawnService, waitForStatus, type ChildService } from '../setup/processes.js';
-import { writeServiceConfig } from '../setup/service-config.js';
-import { createTestIssuer, type TestIssuer } from '../setup/tokens.js';
+import { testDatabaseUrl } from '../setup/database.js';
+import { startFleet, type Fleet, type FleetMember } from '../setup/fleet.js';
+import { logLines } from '../setup/processes.js';
+import type { TestIssuer } from '../setup/tokens.js';
 
 const NAMES = ['a', 'b'] as const;
 type Name = (typeof NAMES)[number];
@@ -31,12 +28,7 @@ const MAX_DELAY_MS = 2000;
 const BURSTS = 6;
 const PER_BURST = 6;
 
-interface Instance {
-  name: Name;
-  service: ChildService;
-  api: string;
-  pub: string;
-}
+type Instance = FleetMember<Name>;
 
 async function waitFor<T>(what: string, check: () => T | undefined, timeoutMs: number): Promise<T> {
   const deadline = Date.now() + timeoutMs;
@@ -54,34 +46,19 @@ if (!testDatabaseUrl) {
   });
 } else {
   describe('two instances of two workers each on one database, revoking in bursts', () => {
-    let database: TestDatabase;
+    let fleet: Fleet<Name> | undefined;
     let issuer: TestIssuer;
     let chainPem: string;
-    const instances = new Map<Name, Instance>();
-    const folders: string[] = [];
+    let instances: Map<Name, Instance>;
 
     before(async () => {
-      const [pki, iss, db] = await Promise.all([createTestPki('p256'), createTestIssuer(), createTestDatabase()]);
-      [issuer, database] = [iss, db];
-      folders.push(pki.dir, dirname(iss.jwksPath));
-      for (const name of NAMES) {
-        const [apiPort, publicPort] = [await freePort(), await freePort()];
-        const config = writeServiceConfig({ pki, issuer, database, apiPort, publicPort, tls: 'off', workers: WORKERS, crl: { maxDelay: `${MAX_DELAY_MS / 1000}s` } });
-        folders.push(dirname(config));
-        const service = spawnService(process.execPath, ['--import', TSX_LOADER, CLI, 'serve', '--config', config], { cwd: database.dataDir, env: cleanEnv() });
-        instances.set(name, { name, service, api: `http://127.0.0.1:${apiPort}`, pub: `http://127.0.0.1:${publicPort}` });
-      }
+      fleet = await startFleet(NAMES, { tls: 'off', workers: WORKERS, crl: { maxDelay: `${MAX_DELAY_MS / 1000}s` } });
+      ({ issuer, chainPem, members: instances } = fleet);
       for (const i of instances.values()) {
-        await waitForStatus(`${i.pub}/readyz`, 200, i.service, 90_000);
         await waitFor(`every worker of ${i.name} serving`, () => (logLines(i.service).filter((l) => l.msg === 'worker serving').length >= WORKERS ? true : undefined), 90_000);
       }
-      chainPem = await (await fetch(`${instances.get('a')!.pub}/v1/ca/chain.pem`)).text();
     });
-    after(async () => {
-      await killAll();
-      await database?.drop();
-      folders.forEach((d) => rmSync(d, { recursive: true, force: true }));
-    });
+    after(() => fleet?.stop());
 
     const via = (n: Name) => instances.get(n)!;
 

@@ -13,18 +13,14 @@
  * in-process replicas; this file proves it under load and across a crash.
  */
 import assert from 'node:assert/strict';
-import { rmSync } from 'node:fs';
-import { dirname } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { ADMIN, workload } from '../setup/app.js';
 import { sha256, waitForCrl, watchCrls, type CrlObservation, type OpensslCrl, type ReasonName } from '../setup/crl-check.js';
 import { createKeyAndCsr } from '../setup/csr.js';
-import { createTestDatabase, testDatabaseUrl, type TestDatabase } from '../setup/database.js';
+import { testDatabaseUrl, type TestDatabase } from '../setup/database.js';
 import { allOf, call, certificateRows, describeOutcome, pemSerial, pemToDer, query, sample, sleep, until, type Outcome } from '../setup/load.js';
-import { createTestPki } from '../setup/pki.js';
-import { CLI, TSX_LOADER, cleanEnv, freePort, killAll, spawnService, waitForStatus, type ChildService } from '../setup/processes.js';
-import { writeServiceConfig } from '../setup/service-config.js';
-import { createTestIssuer, type TestIssuer } from '../setup/tokens.js';
+import { startFleet, type Fleet, type FleetMember } from '../setup/fleet.js';
+import type { TestIssuer } from '../setup/tokens.js';
 
 const NAMES = ['a', 'b', 'c'] as const;
 type Name = (typeof NAMES)[number];
@@ -36,12 +32,7 @@ const POLL_SLACK_MS = 1000;
 const ISSUERS_PER_REPLICA = 2;
 const REASONS: ReasonName[] = ['keyCompromise', 'superseded', 'unspecified', 'cessationOfOperation', 'affiliationChanged'];
 
-interface Replica {
-  name: Name;
-  service: ChildService;
-  api: string;
-  pub: string;
-}
+type Replica = FleetMember<Name>;
 
 type Observation = CrlObservation<Name>;
 
@@ -51,32 +42,17 @@ if (!testDatabaseUrl) {
   });
 } else {
   describe('three replicas on one database, one SIGKILLed under load', () => {
+    let fleet: Fleet<Name> | undefined;
     let database: TestDatabase;
     let issuer: TestIssuer;
     let chainPem: string;
-    const replicas = new Map<Name, Replica>();
-    const folders: string[] = [];
+    let replicas: Map<Name, Replica>;
 
     before(async () => {
-      const [pki, iss, db] = await Promise.all([createTestPki('p256'), createTestIssuer(), createTestDatabase()]);
-      [issuer, database] = [iss, db];
-      folders.push(pki.dir, dirname(iss.jwksPath));
-      for (const name of NAMES) {
-        const [apiPort, publicPort] = [await freePort(), await freePort()];
-        const config = writeServiceConfig({ pki, issuer, database, apiPort, publicPort, tls: 'off', logLevel: 'warn', workers: 1, requireJti: true, crl: { maxDelay: `${MAX_DELAY_S}s` } });
-        folders.push(dirname(config));
-        const service = spawnService(process.execPath, ['--import', TSX_LOADER, CLI, 'serve', '--config', config], { cwd: database.dataDir, env: cleanEnv() });
-        replicas.set(name, { name, service, api: `http://127.0.0.1:${apiPort}`, pub: `http://127.0.0.1:${publicPort}` });
-      }
-      await Promise.all([...replicas.values()].map((r) => waitForStatus(`${r.pub}/readyz`, 200, r.service, 90_000)));
-      chainPem = await (await fetch(`${replicas.get('a')!.pub}/v1/ca/chain.pem`)).text();
-      for (const r of replicas.values()) assert.equal(await (await fetch(`${r.pub}/v1/ca/chain.pem`)).text(), chainPem);
+      fleet = await startFleet(NAMES, { tls: 'off', logLevel: 'warn', workers: 1, requireJti: true, crl: { maxDelay: `${MAX_DELAY_S}s` } });
+      ({ issuer, database, chainPem, members: replicas } = fleet);
     });
-    after(async () => {
-      await killAll();
-      await database?.drop();
-      folders.forEach((d) => rmSync(d, { recursive: true, force: true }));
-    });
+    after(() => fleet?.stop());
 
     const rep = (n: Name) => replicas.get(n)!;
 
