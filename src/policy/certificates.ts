@@ -78,13 +78,20 @@ export function createCertificateAuthority(deps: CertificateAuthorityDeps): Cert
   const action = (principal: Principal): AuditAction => (principal.renews ? 'certificate.renew' : 'certificate.issue');
 
   /** Answers a request whose record the store did not write, or throws why. */
-  async function retried(principal: Principal, csr: ParsedCsr, digest: Uint8Array, outcome: Exclude<IssuanceOutcome, 'recorded'>): Promise<Issuance> {
+  async function retried(
+    principal: Principal,
+    csr: ParsedCsr,
+    digest: Uint8Array,
+    outcome: Exclude<IssuanceOutcome, 'recorded'>,
+    /** The renewal already made, when the caller has read it. */
+    known?: CertificateRecord,
+  ): Promise<Issuance> {
     const now = clock.now();
     const answerable = (record: CertificateRecord) => record.identity === principal.identity && statusAt(record, now) === 'valid';
     const renews = principal.renews;
     if (renews) {
       if (outcome === 'parentInvalid') throw new CaError('unauthorized', 'the x5c certificate is no longer valid (revoked or expired)');
-      const child = await store.renewalOf(renews.serial);
+      const child = known ?? (await store.renewalOf(renews.serial));
       if (child) {
         if (sameBytes(spkiOf(child.der), csr.spki)) {
           if (answerable(child)) return issuanceOf(child, chain, now);
@@ -111,6 +118,11 @@ export function createCertificateAuthority(deps: CertificateAuthorityDeps): Cert
     // A renewal is judged as its lineage's identity token was (a policy's `issuers`).
     const issuer = renews ? (renews.issuer ?? principal.issuer) : principal.issuer;
     const grant = authorizeNames(policies, principal.identity, principal.tokenSans, csr.sans, issuer);
+    const digest = createHash('sha256').update(csr.der).digest();
+    // A certificate renewed before: a retry or a reuse, answered without signing anything (the
+    // renewal statement below still decides whatever races past this look).
+    const renewal = renews ? await store.renewalOf(renews.serial) : undefined;
+    if (renewal) return retried(principal, csr, digest, 'parentRenewed', renewal);
     const now = clock.now();
     // A renewal gets at most its parent's lifetime: a key alone never buys a longer certificate.
     const maxTtl = Math.min(grant.maxTtl ?? Infinity, renews?.lifetimeSeconds ?? Infinity);
@@ -123,7 +135,6 @@ export function createCertificateAuthority(deps: CertificateAuthorityDeps): Cert
       notAfter: validity.notAfter,
       extendedKeyUsage: grant.extendedKeyUsage,
     });
-    const digest = createHash('sha256').update(csr.der).digest();
     const renewedFrom = renews?.serial ?? null;
     const outcome = await store.recordIssuance(
       {
