@@ -19,7 +19,7 @@ import { ADMIN, startTestApp, workload, type TestApp } from '../setup/app.js';
 import { createKeyAndCsr, csrFor } from '../setup/csr.js';
 import { createTestDatabase, testDatabaseUrl } from '../setup/database.js';
 import { startIdpServer, type IdpServer } from '../setup/idp-server.js';
-import { createTestIssuer, type TestIssuer } from '../setup/tokens.js';
+import { createTestIssuer, issuerConfig, type TestIssuer } from '../setup/tokens.js';
 
 const SUB = workload('payments', 'api');
 const NAMES = { dns: ['api.payments.svc'], uri: [SUB] };
@@ -386,10 +386,9 @@ describe('admins bound to an issuer (two issuers whose identity templates overla
   before(async () => {
     const issuer = await createTestIssuer();
     other = await createTestIssuer({ issuer: 'https://other-idp.test' });
-    const entry = (i: TestIssuer, name: string) => ({ name, issuer: i.issuer, audience: i.audience, jwks: { file: i.jwksPath }, algorithms: [i.alg], maxTokenAge: '1h' });
     app = await startTestApp({
       issuer,
-      config: { auth: { issuers: [entry(issuer, 'test'), entry(other, 'other')], admins: { identities: [{ issuer: 'test', identity: ADMIN }, OPS] } } },
+      config: { auth: { issuers: [issuerConfig(issuer), issuerConfig(other, 'other')], admins: { identities: [{ issuer: 'test', identity: ADMIN }, OPS] } } },
     });
   });
   after(() => app.stop());
@@ -423,7 +422,7 @@ describe('admins bound to an issuer (two issuers whose identity templates overla
 function jtiConfig(issuer: TestIssuer) {
   return {
     auth: {
-      issuers: [{ name: 'test', issuer: issuer.issuer, audience: issuer.audience, jwks: { file: issuer.jwksPath }, algorithms: [issuer.alg], maxTokenAge: '1h', requireJti: true }],
+      issuers: [issuerConfig(issuer, 'test', { requireJti: true })],
       admins: { identities: [ADMIN] },
     },
   };

@@ -19,7 +19,7 @@ import { createTestDatabase, type TestDatabase } from '../setup/database.js';
 import { opensslReq, opensslSelfSigned } from '../setup/crafted.js';
 import { verifyChain, x509Text } from '../setup/openssl.js';
 import { assertProblem, countCertificateRows, issuedCount } from '../setup/rejections.js';
-import { createTestIssuer, type TestIssuer } from '../setup/tokens.js';
+import { createTestIssuer, issuerConfig, type TestIssuer } from '../setup/tokens.js';
 
 const WEB = workload('shop', 'web');
 const GATEWAY = workload('edge', 'gateway');
@@ -460,11 +460,10 @@ describe('policies limited to issuers (two issuers with the same identity templa
   before(async () => {
     const issuer = await createTestIssuer();
     other = await createTestIssuer({ issuer: 'https://partner-idp.test' });
-    const entry = (i: TestIssuer, name: string) => ({ name, issuer: i.issuer, audience: i.audience, jwks: { file: i.jwksPath }, algorithms: [i.alg], maxTokenAge: '1h' });
     app = await startTestApp({
       issuer,
       config: {
-        auth: { issuers: [entry(issuer, 'test'), entry(other, 'partner')], admins: { identities: [] } },
+        auth: { issuers: [issuerConfig(issuer), issuerConfig(other, 'partner')], admins: { identities: [] } },
         policies: [
           { identity: 'spiffe://example.org/ns/{ns}/sa/{sa}', issuers: ['test'], dns: ['{sa}.{ns}.svc'] },
           { identity: 'spiffe://example.org/ns/{ns}/sa/{sa}', issuers: ['partner'], dns: ['{sa}.{ns}.partner.example'] },

@@ -10,7 +10,7 @@ import { ADMIN, startTestApp, workload, type TestApp } from '../setup/app.js';
 import { createKeyAndCsr, csrFor, type Names } from '../setup/csr.js';
 import type { Issued } from '../setup/holder.js';
 import { assertProblem, issuedCount } from '../setup/rejections.js';
-import { createTestIssuer } from '../setup/tokens.js';
+import { createTestIssuer, issuerConfig } from '../setup/tokens.js';
 
 const SUB = workload('payments', 'api');
 const NAMES: Names = { dns: ['api.payments.svc'] };
@@ -37,7 +37,7 @@ describe('idempotent retry of POST /v1/certificates (one-time tokens)', () => {
       issuer,
       config: {
         auth: {
-          issuers: [{ name: 'test', issuer: issuer.issuer, audience: issuer.audience, jwks: { file: issuer.jwksPath }, algorithms: [issuer.alg], maxTokenAge: '1h', requireJti: true }],
+          issuers: [issuerConfig(issuer, 'test', { requireJti: true })],
           admins: { identities: [ADMIN] },
         },
       },

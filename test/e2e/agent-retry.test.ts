@@ -28,7 +28,7 @@ import { watchPemFiles, type PemWatch, type SeenCertificate } from '../setup/pem
 import { createTestPki, type TestPki } from '../setup/pki.js';
 import { CLI, TSX_LOADER, cleanEnv, killAll, logLines, spawnService, type ChildService, type LogLine } from '../setup/processes.js';
 import { startTcpProxy, type TcpProxy } from '../setup/tcp-proxy.js';
-import { createTestIssuer, type TestIssuer } from '../setup/tokens.js';
+import { createTestIssuer, issuerConfig, type TestIssuer } from '../setup/tokens.js';
 
 const spki = (c: SeenCertificate) => c.cert.publicKey.export({ type: 'spki', format: 'der' }).toString('base64');
 
@@ -101,7 +101,7 @@ describe('service-ca agent when an answer is lost or a renewal is refused as a r
         issuance: { defaultTtl: '20s', maxTtl: '1h', backdate: '1s' },
         // One-time identity tokens: only an idempotent retry (same token, same CSR) can reuse one.
         auth: {
-          issuers: [{ name: 'test', issuer: issuer.issuer, audience: issuer.audience, jwks: { file: issuer.jwksPath }, algorithms: [issuer.alg], maxTokenAge: '1h', requireJti: true }],
+          issuers: [issuerConfig(issuer, 'test', { requireJti: true })],
           admins: { identities: [ADMIN] },
         },
       },

@@ -10,7 +10,7 @@ import { start, type Running } from '../../src/main.js';
 import { ServiceCaClient } from '../../src/client/index.js';
 import { createTestDatabase, type TestDatabase } from './database.js';
 import { createTestPki, type TestPki } from './pki.js';
-import { createTestIssuer, type TestIssuer } from './tokens.js';
+import { createTestIssuer, issuerConfig, type TestIssuer } from './tokens.js';
 
 export const TRUST_DOMAIN = 'example.org';
 export const ADMIN = `spiffe://${TRUST_DOMAIN}/admin`;
@@ -85,7 +85,7 @@ export async function startTestApp(options: TestAppOptions = {}): Promise<TestAp
     dataDir: database.dataDir,
     ca: { certificate: pki.intermediateCertificate, key: pki.intermediateKey, chain: pki.rootCertificate },
     auth: {
-      issuers: [{ name: 'test', issuer: issuer.issuer, audience: issuer.audience, jwks: { file: issuer.jwksPath }, algorithms: [issuer.alg], maxTokenAge: '1h' }],
+      issuers: [issuerConfig(issuer)],
       admins: { identities: [ADMIN] },
     },
     policies: defaultPolicies(),

@@ -9,7 +9,7 @@ import { stringify } from 'yaml';
 import { ADMIN, defaultPolicies } from './app.js';
 import type { TestDatabase } from './database.js';
 import type { TestPki } from './pki.js';
-import type { TestIssuer } from './tokens.js';
+import { issuerConfig, type TestIssuer } from './tokens.js';
 
 export interface ServiceConfigOptions {
   pki: TestPki;
@@ -43,7 +43,7 @@ export function writeServiceConfig(o: ServiceConfigOptions): string {
     dataDir: o.database.dataDir,
     ca: { certificate: o.pki.intermediateCertificate, key: o.pki.intermediateKey, chain: o.pki.rootCertificate },
     auth: {
-      issuers: [{ name: 'test', issuer: o.issuer.issuer, audience: o.issuer.audience, jwks: { file: o.issuer.jwksPath }, algorithms: [o.issuer.alg], maxTokenAge: '1h', ...(o.requireJti === undefined ? {} : { requireJti: o.requireJti }) }],
+      issuers: [issuerConfig(o.issuer, 'test', o.requireJti === undefined ? {} : { requireJti: o.requireJti })],
       admins: { identities: [ADMIN] },
     },
     ...(o.crl === undefined ? {} : { crl: o.crl }),

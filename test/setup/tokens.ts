@@ -66,3 +66,11 @@ export async function createTestIssuer(options: { alg?: 'ES256' | 'RS256' | 'EdD
     },
   };
 }
+
+/**
+ * The `auth.issuers[]` entry that trusts this test issuer under `name` (its JWKS file, its one
+ * algorithm, tokens up to an hour), with `extra` keys (requireJti, …) over it.
+ */
+export function issuerConfig(issuer: TestIssuer, name = 'test', extra: Record<string, unknown> = {}) {
+  return { name, issuer: issuer.issuer, audience: issuer.audience, jwks: { file: issuer.jwksPath }, algorithms: [issuer.alg], maxTokenAge: '1h', ...extra };
+}
