@@ -31,6 +31,27 @@ export default tseslint.config(
   },
   {
     files: ['src/policy/**/*.ts'],
-    rules: { 'no-restricted-imports': ['error', { patterns: ['**/http/**', 'drizzle-orm*', 'pg', '@electric-sql/pglite'] }] },
+    rules: {
+      'no-restricted-imports': ['error', {
+        patterns: [
+          { group: ['**/http/**', 'drizzle-orm*', 'pg', '@electric-sql/pglite'] },
+          {
+            // The signer's interface (signer.ts) and the authority's published certificates
+            // (authority.ts) only; DER, PEM and CSR parsing live in src/x509/.
+            group: ['**/signer/**', '!**/signer/signer.js', '!**/signer/authority.js'],
+            message: 'policy/ may import only signer/signer.js and signer/authority.js; shared DER/PEM/CSR code is in x509/.',
+          },
+        ],
+      }],
+    },
+  },
+  {
+    // Neutral PKI primitives that policy/ and signer/ both import: node:crypto, errors, ip, model types.
+    files: ['src/x509/**/*.ts'],
+    rules: {
+      'no-restricted-imports': ['error', {
+        patterns: ['**/policy/**', '**/signer/**', '**/store/**', '**/http/**', '**/auth/**', '**/crl/**', '**/cli/**', '**/client/**', '**/audit/**'],
+      }],
+    },
   },
 );

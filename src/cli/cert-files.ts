@@ -10,7 +10,7 @@ import { X509Certificate, createPrivateKey, createPublicKey } from 'node:crypto'
 import { readFileSync, rmSync } from 'node:fs';
 import { isIP } from 'node:net';
 import type { Issuance } from '../client/index.js';
-import { x509 } from '../x509.js';
+import { x509 } from '../x509/library.js';
 import { writeFileAtomic } from './files.js';
 import type { ClientKeyType, Names } from './keys.js';
 

@@ -1,7 +1,7 @@
 /** Key pairs and PKCS#10 requests made on the client: the private key never leaves this machine. */
 import { webcrypto, createPrivateKey } from 'node:crypto';
 import { isIP } from 'node:net';
-import { x509 } from '../x509.js';
+import { x509 } from '../x509/library.js';
 
 export type ClientKeyType = 'p256' | 'p384' | 'rsa' | 'ed25519';
 

@@ -10,7 +10,7 @@
  * Each request's answer is one PublishedCrl object (DER, PEM, ETag and Last-Modified of one
  * CRL), so /v1/crl and /v1/crl.pem never mix two CRLs in one answer.
  */
-import { toPem } from '../signer/pem.js';
+import { toPem } from '../x509/pem.js';
 import type { StoredCrl } from '../store/store.js';
 
 export interface PublishedCrl {

@@ -19,7 +19,7 @@ import { CaError } from '../errors.js';
 import { statusAt, type CertificateRecord } from '../model.js';
 import type { Signer } from '../signer/signer.js';
 import type { IssuanceOutcome, Store } from '../store/store.js';
-import { parseCsr, type ParsedCsr } from './csr.js';
+import { parseCsr, type ParsedCsr } from '../x509/csr.js';
 import { authorizeNames, type CompiledPolicy } from './names.js';
 import { issuingChainPem } from './published.js';
 import type { IssuanceLimiter } from './rate-limits.js';

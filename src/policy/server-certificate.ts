@@ -10,7 +10,7 @@ import { canonicalIp } from '../ip.js';
 import { RESERVED_IDENTITY_PREFIX } from '../model.js';
 import type { Signer } from '../signer/signer.js';
 import type { Store } from '../store/store.js';
-import { canonicalDnsName } from './csr.js';
+import { canonicalDnsName } from '../x509/csr.js';
 import { issuingChainPem } from './published.js';
 import { computeValidity, type ValidityRules } from './validity.js';
 

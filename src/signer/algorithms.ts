@@ -5,7 +5,7 @@
  */
 import { sign as nodeSign, type KeyObject } from 'node:crypto';
 import { CaError } from '../errors.js';
-import { nullValue, oid, sequence, type Der } from './der.js';
+import { nullValue, oid, sequence, type Der } from '../x509/der.js';
 
 export interface SignatureAlgorithm {
   /** Name for logs and tests, e.g. "ecdsa-with-SHA256". */

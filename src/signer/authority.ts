@@ -6,11 +6,11 @@
  */
 import { createHash, createPrivateKey, X509Certificate, type KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { x509 } from '../x509.js';
+import { x509 } from '../x509/library.js';
 import { CaError } from '../errors.js';
-import { readTlv } from './der.js';
+import { readTlv } from '../x509/der.js';
 import { keyIdentifierOf } from './leaf-profile.js';
-import { pemBlocks, toPem } from './pem.js';
+import { pemBlocks, toPem } from '../x509/pem.js';
 
 export interface AuthorityFiles {
   certificate: string;

@@ -7,7 +7,7 @@
 import { createPrivateKey, randomBytes, webcrypto } from 'node:crypto';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { x509 } from '../x509.js';
+import { x509 } from '../x509/library.js';
 import { sha256Fingerprint } from './authority.js';
 
 export type AuthorityKeyType = 'p256' | 'p384' | 'rsa' | 'ed25519';

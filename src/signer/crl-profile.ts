@@ -9,7 +9,7 @@
  * (§5.2.1) and cRLNumber (§5.2.3).
  */
 import { REVOCATION_REASONS, type RevocationReason } from '../model.js';
-import { booleanValue, concat, contextTag, lengthOctets, octetString, oid, sequence, smallInteger, tlv, time, type Der, TAG } from './der.js';
+import { booleanValue, concat, contextTag, lengthOctets, octetString, oid, sequence, smallInteger, tlv, time, type Der, TAG } from '../x509/der.js';
 
 export interface CrlHeader {
   number: number;

@@ -8,7 +8,7 @@ import type { ExtendedKeyUsageName, KeyType, SubjectAltNames } from '../model.js
 import {
   bitString, booleanValue, contextTag, octetString, oid, readTlv, sequence, setOf, smallInteger,
   tlv, time, unsignedInteger, utf8String, type Der,
-} from './der.js';
+} from '../x509/der.js';
 
 export interface LeafTemplate {
   /** Positive serial, at most 20 octets (RFC 5280 §4.1.2.2). */

@@ -6,7 +6,7 @@
 import { isIP } from 'node:net';
 import { CaError } from '../errors.js';
 import type { LeafTemplate } from './leaf-profile.js';
-import { keyTypeOfSpki } from './public-keys.js';
+import { keyTypeOfSpki } from '../x509/public-keys.js';
 
 const DNS_NAME = /^(\*\.)?(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/i;
 const PRINTABLE_ASCII = /^[\x21-\x7e]+$/;

@@ -12,7 +12,7 @@ import { signatureAlgorithmFor } from './algorithms.js';
 import { certificatePem, loadAuthority, sha256Fingerprint, type AuthorityCertificates, type AuthorityFiles } from './authority.js';
 import { encodeSigned, leafEncoder, type IssuerProfile, type LeafTemplate } from './leaf-profile.js';
 import { lintLeaf } from './lint.js';
-import { assertWellFormedDer } from './der.js';
+import { assertWellFormedDer } from '../x509/der.js';
 import { encodeCrlTbs, encodeSignedCrl, type CrlEntries, type CrlHeader } from './crl-profile.js';
 
 export type LeafRequest = Omit<LeafTemplate, 'serial'>;

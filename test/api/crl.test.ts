@@ -16,7 +16,7 @@ import { pino } from 'pino';
 import { systemClock } from '../../src/clock.js';
 import { createCrlPublisher, type CrlPublisher } from '../../src/crl/publisher.js';
 import { createSigner } from '../../src/signer/signer.js';
-import { x509 } from '../../src/x509.js';
+import { x509 } from '../../src/x509/library.js';
 import { ADMIN, startTestApp, workload, type TestApp } from '../setup/app.js';
 import {
   OPENSSL_REASON,

@@ -278,7 +278,7 @@ function runChild<T>(args: string[]): Promise<T> {
 
 // ---------- independent checks of the CRL ----------
 
-/** Counts revokedCertificates with a minimal DER walk (independent of src/signer/der.ts). */
+/** Counts revokedCertificates with a minimal DER walk (independent of src/x509/der.ts). */
 function countEntries(der: Buffer): number {
   const tlv = (o: number) => {
     let len = der[o + 1]!;

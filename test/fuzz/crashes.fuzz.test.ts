@@ -58,7 +58,7 @@ describe('defects found by the fuzz properties that crash the process (they fail
     // with SIGABRT). createPublicKey accepts the point at infinity (BIT STRING 00 00); reading
     // asymmetricKeyDetails on that key then fails a CHECK in node (crypto_ec.cc GetEcKeyDetail:
     // "Assertion failed: (ec) != nullptr") and aborts the process: keyTypeOfKeyObject in
-    // src/signer/public-keys.ts, reached from parseCsr before the CSR's signature is checked.
+    // src/x509/public-keys.ts, reached from parseCsr before the CSR's signature is checked.
     assertSurvived(await runProbe('csr-infinity'), 400, 'badPublicKey');
   });
 

@@ -1,5 +1,5 @@
 /**
- * Properties of the CSR parser (src/policy/csr.ts, RFC 2986 and RFC 5280 §4.2.1.6) on arbitrary
+ * Properties of the CSR parser (src/x509/csr.ts, RFC 2986 and RFC 5280 §4.2.1.6) on arbitrary
  * and mutated input: it throws nothing but CaError (badCSR or badPublicKey); a mutated request it
  * accepts says exactly what the original said (the signature covers it); requests built here
  * from chosen GeneralNames and signed with real keys are read back name for name, or refused
@@ -10,7 +10,7 @@ import { isIP } from 'node:net';
 import { before, describe, it } from 'node:test';
 import fc from 'fast-check';
 import { CaError } from '../../src/errors.js';
-import { MAX_SANS, parseCsr, type ParsedCsr } from '../../src/policy/csr.js';
+import { MAX_SANS, parseCsr, type ParsedCsr } from '../../src/x509/csr.js';
 import {
   applyByteMutations, applyTreeMutations, armour, buildCri, byteMutations, decodeTree, encodeTree, nonDerSpkis, randomTree, sampleCsrs, signCri, treeMutations,
   type GeneralName, type SampleCsr,
@@ -204,7 +204,7 @@ describe('parseCsr on mutated requests', () => {
   });
 
   it('DEFECT-5: refuses a SubjectPublicKeyInfo that is not DER (a long-form length, an indefinite length)', () => {
-    // Found by the property above. readPublicKey (src/signer/public-keys.ts importDer) checks
+    // Found by the property above. readPublicKey (src/x509/public-keys.ts importDer) checks
     // only the outer TLV and lets OpenSSL read the rest, which accepts BER. The SPKI is then
     // copied unchanged into the certificate: a long-form outer length gives a certificate that is
     // not DER (201), an indefinite inner length a RangeError in src/signer/leaf-profile.ts (500;

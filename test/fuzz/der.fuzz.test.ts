@@ -1,14 +1,14 @@
 /**
- * Properties of the DER reader and writer (src/signer/der.ts, X.690 §8 and §10) and of the PEM
- * armour (src/signer/pem.ts, RFC 7468), checked against the independent encoder and walker in
+ * Properties of the DER reader and writer (src/x509/der.ts, X.690 §8 and §10) and of the PEM
+ * armour (src/x509/pem.ts, RFC 7468), checked against the independent encoder and walker in
  * test/setup/crafted.ts and decoders written here: readTlv throws nothing but RangeError on any
  * octets; what the writer encodes, the reader and the independent decoders read back.
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import { bigInteger, lengthOctets, oid, readTlv, setOf, smallInteger, time, tlv, unsignedInteger } from '../../src/signer/der.js';
-import { pemBlocks, toPem } from '../../src/signer/pem.js';
+import { bigInteger, lengthOctets, oid, readTlv, setOf, smallInteger, time, tlv, unsignedInteger } from '../../src/x509/der.js';
+import { pemBlocks, toPem } from '../../src/x509/pem.js';
 import { encodeTlv, tlvAt } from '../setup/crafted.js';
 import { checkSync } from './support.js';
 

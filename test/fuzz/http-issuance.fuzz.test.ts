@@ -12,7 +12,7 @@ import { createPrivateKey, createPublicKey, generateKeyPairSync, KeyObject, X509
 import { after, before, describe, it } from 'node:test';
 import fc from 'fast-check';
 import { CaError } from '../../src/errors.js';
-import { parseCsr } from '../../src/policy/csr.js';
+import { parseCsr } from '../../src/x509/csr.js';
 import { ADMIN, startTestApp, workload, type TestApp } from '../setup/app.js';
 import { opensslReqForKey, opensslSelfSigned } from '../setup/crafted.js';
 import { createTestDatabase, type TestDatabase } from '../setup/database.js';
@@ -490,7 +490,7 @@ describe('issuing endpoints under fuzzing', { concurrency: 4 }, () => {
 
     it('DEFECT-5: a CSR whose SubjectPublicKeyInfo is not DER gets 400, not a non-DER certificate (201) or a 500', async () => {
       // Found by the mutated-CSR property (and csr.fuzz.test.ts). readPublicKey
-      // (src/signer/public-keys.ts importDer) checks only the outer TLV and OpenSSL reads BER.
+      // (src/x509/public-keys.ts importDer) checks only the outer TLV and OpenSSL reads BER.
       // A long-form outer length is copied into the certificate unchanged (not DER, and the
       // pre-issuance lint, src/signer/lint.ts, lets it pass); an indefinite inner length makes
       // readTlv in src/signer/leaf-profile.ts throw a RangeError that becomes a 500.

@@ -3,7 +3,7 @@
  * a DER tree that keep every enclosing length right (so that an edit deep inside a CSR reaches
  * the code that reads that depth), and PKCS#10 requests (RFC 2986) built from chosen
  * GeneralNames and signed with real keys. The DER here is written with test/setup/crafted.ts,
- * independently of src/signer/der.ts.
+ * independently of src/x509/der.ts.
  */
 import { createPrivateKey, createPublicKey, sign as nodeSign, type KeyObject } from 'node:crypto';
 import fc from 'fast-check';

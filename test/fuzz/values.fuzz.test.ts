@@ -21,7 +21,7 @@ import { fixedClock } from '../../src/clock.js';
 import type { PolicyConfig } from '../../src/config.js';
 import { CaError, type ErrorKind } from '../../src/errors.js';
 import { bytesToIp, canonicalIp, ipToBytes } from '../../src/ip.js';
-import { canonicalDnsName } from '../../src/policy/csr.js';
+import { canonicalDnsName } from '../../src/x509/csr.js';
 import { authorizeNames, compilePolicies } from '../../src/policy/names.js';
 import { parseReason } from '../../src/policy/revocations.js';
 import { normalizeSerial } from '../../src/policy/serials.js';

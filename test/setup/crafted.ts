@@ -2,7 +2,7 @@
  * Crafted inputs for error and policy tests: CSRs and certificates made by the openssl command
  * line (any key type, any extension, through a config file when -addext is not enough), and CSRs
  * edited at the byte level and re-signed. The DER walk here is deliberately independent of
- * src/signer/der.ts, so that a bug there cannot hide a bug in a test.
+ * src/x509/der.ts, so that a bug there cannot hide a bug in a test.
  */
 import { execFile, execFileSync } from 'node:child_process';
 import { sign as nodeSign } from 'node:crypto';

@@ -9,7 +9,7 @@ import { createHash } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { x509 } from '../../src/x509.js';
+import { x509 } from '../../src/x509/library.js';
 import { openssl } from './openssl.js';
 
 /** The contract's reason names and how openssl prints the reasonCode (RFC 5280 §5.3.1). */

@@ -6,7 +6,7 @@
  * CA must refuse for the key (badPublicKey) before it looks at the signature.
  */
 import { generatePrimeSync, webcrypto, type JsonWebKey } from 'node:crypto';
-import { x509 } from '../../src/x509.js';
+import { x509 } from '../../src/x509/library.js';
 
 const b64u = (v: bigint) => {
   let hex = v.toString(16);

@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { REVOCATION_REASONS, type RevocationReason } from '../../src/model.js';
 import { CrlEntries } from '../../src/signer/crl-profile.js';
-import { octetString, oid, sequence, time, tlv, unsignedInteger, TAG } from '../../src/signer/der.js';
+import { octetString, oid, sequence, time, tlv, unsignedInteger, TAG } from '../../src/x509/der.js';
 
 const REASONS = Object.keys(REVOCATION_REASONS) as RevocationReason[];
 

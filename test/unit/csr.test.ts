@@ -1,5 +1,5 @@
 /**
- * parseCsr (src/policy/csr.ts) on requests made by the openssl command line and by the client's
+ * parseCsr (src/x509/csr.ts) on requests made by the openssl command line and by the client's
  * generator: every accepted key type with the right keyType and the exact SubjectPublicKeyInfo,
  * SANs in canonical form (DNS lower-cased, IPv6 per RFC 5952, duplicates removed), and the
  * refusals that belong to the parser itself.
@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { createPublicKey } from 'node:crypto';
 import { describe, it } from 'node:test';
 import { CaError } from '../../src/errors.js';
-import { parseCsr } from '../../src/policy/csr.js';
+import { parseCsr } from '../../src/x509/csr.js';
 import { csrFor } from '../setup/csr.js';
 import { derToPem, opensslReq, pemToDer } from '../setup/crafted.js';
 

@@ -1,5 +1,5 @@
 /**
- * The DER writer (src/signer/der.ts, ITU-T X.690 §8 and §10) against known vectors, against what
+ * The DER writer (src/x509/der.ts, ITU-T X.690 §8 and §10) against known vectors, against what
  * `openssl asn1parse -genstr` encodes for the same value, and read back by `openssl asn1parse`.
  */
 import assert from 'node:assert/strict';
@@ -11,7 +11,7 @@ import { describe, it } from 'node:test';
 import {
   bigInteger, bitString, booleanValue, contextTag, ia5String, lengthOctets, nullValue, octetString, oid, readTlv, sequence, setOf,
   smallInteger, time, tlv, unsignedInteger, utf8String,
-} from '../../src/signer/der.js';
+} from '../../src/x509/der.js';
 
 const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
 

@@ -1,5 +1,5 @@
 /**
- * Subject public keys (src/signer/public-keys.ts): the fast path (exact DER header, import from
+ * Subject public keys (src/x509/public-keys.ts): the fast path (exact DER header, import from
  * coordinates) must accept and refuse exactly what OpenSSL's own SPKI decoder does, and give the
  * same key.
  */
@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { createPublicKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { describe, it } from 'node:test';
 import { isCaError } from '../../src/errors.js';
-import { keyTypeOfSpki, readPublicKey } from '../../src/signer/public-keys.js';
+import { keyTypeOfSpki, readPublicKey } from '../../src/x509/public-keys.js';
 
 const spkiOf = (k: KeyObject) => k.export({ type: 'spki', format: 'der' });
 

@@ -12,9 +12,9 @@ import { verify as nodeVerify } from 'node:crypto';
 import { CaError } from '../errors.js';
 import { bytesToIp } from '../ip.js';
 import type { KeyType, SubjectAltNames } from '../model.js';
-import { readPublicKey } from '../signer/public-keys.js';
-import { oid, readTlv } from '../signer/der.js';
-import { pemBlocks } from '../signer/pem.js';
+import { readPublicKey } from './public-keys.js';
+import { oid, readTlv } from './der.js';
+import { pemBlocks } from './pem.js';
 
 export interface ParsedCsr {
   /** The whole request, DER (an idempotent retry must send it byte for byte again). */

@@ -1,4 +1,4 @@
-/** PEM armour (RFC 7468) for DER blobs; the signer, store and tests share it. */
+/** PEM armour (RFC 7468) for DER blobs; the signer, the CSR parser, CRL snapshots and tests share it. */
 export function toPem(der: Uint8Array, label: string): string {
   const b64 = Buffer.from(der).toString('base64');
   const lines = b64.match(/.{1,64}/g) ?? [];
