@@ -106,10 +106,11 @@ export const crls = pgTable(
 
 /**
  * The audit trail: one row per issuance, revocation and admin action, appended in the
- * transaction of the action it records (or, for a refused action, right after). A background
- * sealer (src/audit/sealer.ts, one replica at a time) links the rows into a hash chain in the
- * order it seals them: chain_seq 1, 2, …, each row holding the previous row's hash and its own,
- * SHA-256(prev_hash ‖ canonical row). `service-ca audit verify` walks the chain.
+ * transaction of the action it records (or, for a refused action, right after), and never
+ * updated. `txid` is the inserting transaction's 64-bit id, from the column default, so every
+ * insert path gets it without naming it. A row's place in the chain is its position
+ * (txid, id): the sealer (src/audit/sealer.ts, one replica at a time) seals rows in that order
+ * once their transactions have all finished, into audit_seals.
  */
 export const auditEvents = pgTable(
   'audit_events',
@@ -121,25 +122,60 @@ export const auditEvents = pgTable(
     serial: text('serial'),
     outcome: text('outcome').notNull(),
     detail: jsonb('detail').$type<Record<string, unknown>>().notNull(),
-    chainSeq: bigint('chain_seq', { mode: 'number' }).unique(),
-    prevHash: bytea('prev_hash'),
-    hash: bytea('hash'),
+    txid: bigint('txid', { mode: 'number' }).notNull().default(sql`pg_current_xact_id()::text::bigint`),
   },
   (t) => [
     index('audit_events_actor_idx').on(t.actor, t.id),
     index('audit_events_serial_idx').on(t.serial).where(sql`${t.serial} is not null`),
-    index('audit_events_unsealed_idx').on(t.id).where(sql`${t.chainSeq} is null`),
-    check('audit_events_sealed_check', sql`(${t.chainSeq} is null) = (${t.hash} is null) and (${t.chainSeq} is null) = (${t.prevHash} is null)`),
+    index('audit_events_position_idx').on(t.txid, t.id),
   ],
 );
 
-/** The head of the audit chain: the last sealed row's number and hash (genesis: 0 and 32 zero octets). */
+/**
+ * The hash chain, one row per sealing, written once: the rows at positions (from, to] of
+ * audit_events, listed in chain order in `ids` (chain positions first_seq to last_seq, global
+ * and contiguous across seals), and their chained hashes concatenated in `hashes` (32 octets
+ * each): hash(n) = SHA-256(hash(n−1) ‖ canonical(row n)), where the first row's hash(n−1) is
+ * prev_hash, the previous seal's `hash` (32 zero octets before the first seal).
+ */
+export const auditSeals = pgTable(
+  'audit_seals',
+  {
+    seq: bigint('seq', { mode: 'number' }).primaryKey(),
+    firstSeq: bigint('first_seq', { mode: 'number' }).notNull(),
+    lastSeq: bigint('last_seq', { mode: 'number' }).notNull(),
+    fromTxid: bigint('from_txid', { mode: 'number' }).notNull(),
+    fromId: bigint('from_id', { mode: 'number' }).notNull(),
+    toTxid: bigint('to_txid', { mode: 'number' }).notNull(),
+    toId: bigint('to_id', { mode: 'number' }).notNull(),
+    ids: bigint('ids', { mode: 'number' }).array().notNull(),
+    hashes: bytea('hashes').notNull(),
+    prevHash: bytea('prev_hash').notNull(),
+    hash: bytea('hash').notNull(),
+    sealedAt: tstz('sealed_at').notNull().defaultNow(),
+  },
+  (t) => [
+    uniqueIndex('audit_seals_to_idx').on(t.toTxid, t.toId),
+    check(
+      'audit_seals_shape',
+      sql`${t.firstSeq} <= ${t.lastSeq} and ${t.lastSeq} - ${t.firstSeq} + 1 = cardinality(${t.ids}) and (${t.fromTxid}, ${t.fromId}) < (${t.toTxid}, ${t.toId})`,
+    ),
+  ],
+);
+
+/**
+ * The head of the audit chain, updated once per seal: the last seal's number, its last row's
+ * chain position and hash, and the position it covers to (genesis: 0, 0, 32 zero octets, (0, 0)).
+ */
 export const auditHead = pgTable(
   'audit_head',
   {
     id: integer('id').primaryKey().default(1),
     seq: bigint('seq', { mode: 'number' }).notNull(),
     hash: bytea('hash').notNull(),
+    seal: bigint('seal', { mode: 'number' }).notNull().default(0),
+    toTxid: bigint('to_txid', { mode: 'number' }).notNull().default(0),
+    toId: bigint('to_id', { mode: 'number' }).notNull().default(0),
   },
   (t) => [check('audit_head_single_row', sql`${t.id} = 1`)],
 );

@@ -140,6 +140,9 @@ const policySchema = z
   })
   .strict();
 
+/** Group commit of issuances when the configuration names none (database.groupCommit); measured in docs/performance.md. */
+export const GROUP_COMMIT_DEFAULTS = { maxRows: 64, maxDelayMs: 0, maxInFlight: 2 } as const;
+
 const configSchema = z
   .object({
     server: z
@@ -166,6 +169,20 @@ const configSchema = z
         url: z.string().min(1).optional(),
         /** Connections per process (Postgres): replicas × workers × (poolSize + 5) in all (2 for CRL work, 2 for public lookups, 1 listening for new CRLs). */
         poolSize: int().pipe(z.number().min(1).max(200)).default(8),
+        /**
+         * Group commit of issuances (store/group-commit.ts): a batch is written when it holds
+         * maxRows issuances or maxDelayMs after its first arrived, with at most maxInFlight
+         * batches at a time per process (PGlite: one). Each request is answered after its
+         * batch's commit. The defaults were measured (docs/performance.md).
+         */
+        groupCommit: z
+          .object({
+            maxRows: int().pipe(z.number().min(1).max(1000)).default(GROUP_COMMIT_DEFAULTS.maxRows),
+            maxDelayMs: int().pipe(z.number().min(0).max(1000)).default(GROUP_COMMIT_DEFAULTS.maxDelayMs),
+            maxInFlight: int().pipe(z.number().min(1).max(64)).default(GROUP_COMMIT_DEFAULTS.maxInFlight),
+          })
+          .strict()
+          .prefault({}),
       })
       .strict()
       .prefault({}),
@@ -210,7 +227,14 @@ const configSchema = z
       .strict(),
     policies: z.array(policySchema).default([]),
     logging: z
-      .object({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') })
+      .object({
+        level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+        /**
+         * Share of successful requests (status below 400) that get a request line, 0 to 1;
+         * refused and failed requests are always logged.
+         */
+        requestSample: z.preprocess(fromText, z.number().min(0).max(1)).default(1),
+      })
       .strict()
       .prefault({}),
     limits: z

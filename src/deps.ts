@@ -52,6 +52,7 @@ async function connectWithRetry(config: Config, logger: Logger, attempts: number
       return await createStore({
         url: config.database.url,
         poolSize: config.database.poolSize,
+        groupCommit: config.database.groupCommit,
         dataDir: config.dataDir,
         onPoolError: (err) => {
           logger.warn({ err: err.message }, 'an idle database connection failed; it will be replaced');
@@ -173,6 +174,7 @@ export async function createDeps(config: Config, options: { clock: Clock; logger
       logger,
       metrics,
       bodyLimitBytes: config.limits.bodyBytes,
+      requestLogSample: config.logging.requestSample,
     },
     store,
     crl,

@@ -1,19 +1,20 @@
 /**
- * The audit sealer: about once a second, links the rows appended since into the hash chain
- * (src/audit/chain.ts). The store takes an advisory lock, so across replicas and workers one
- * seals at a time and the chain has one order. Sealing apart from the actions keeps issuances
- * from queueing on one chain-head row lock. Each sealing logs the new head hash: copies of it in
- * the log store anchor the chain outside the database, so that even a rewrite of the whole chain
- * shows.
+ * The audit sealer: about once a second, links the rows whose transactions have finished into
+ * the hash chain (src/audit/chain.ts), writing one seal per batch and never touching the rows.
+ * The store takes an advisory lock, so across replicas and workers one seals at a time and the
+ * chain has one order. Sealing apart from the actions keeps issuances from queueing on one
+ * chain-head row lock. Each sealing logs the new head hash: copies of it in the log store anchor
+ * the chain outside the database, so that even a rewrite of the whole chain shows.
  */
 import type { Logger } from 'pino';
-import type { Store, StoredAuditEvent } from '../store/store.js';
-import { chainHash } from './chain.js';
+import type { Store } from '../store/store.js';
+import { chainHash, type AuditEvent } from './chain.js';
 
+/** Most rows in one seal: bounds a seal's arrays, and what a page of GET /v1/audit reads per row. */
 const BATCH = 5000;
 
 /** Chain links for rows in sealing order, from the head. */
-export function link(head: { seq: number; hash: Buffer }, rows: StoredAuditEvent[]) {
+export function link(head: { seq: number; hash: Buffer }, rows: (AuditEvent & { id: number })[]) {
   let prev = head.hash;
   let seq = head.seq;
   return rows.map((row) => {
@@ -35,7 +36,7 @@ export function createAuditSealer(deps: { store: Store; logger: Logger; interval
     for (;;) {
       const r = await store.sealAudit(BATCH, link);
       total += r.sealed;
-      if (r.sealed > 0) logger.info({ sealed: r.sealed, seq: r.seq, head: r.hash.toString('hex') }, 'sealed audit rows');
+      if (r.sealed > 0) logger.info({ sealed: r.sealed, seal: r.seal, seq: r.seq, head: r.hash.toString('hex') }, 'sealed audit rows');
       if (r.sealed < BATCH) return total;
     }
   }

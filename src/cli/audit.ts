@@ -1,7 +1,8 @@
 /**
  * `service-ca audit verify`: walks the audit hash chain straight from the database named by the
  * service's own configuration (not through the service, which an attacker may control), and
- * reports the first row that was altered or removed. Exit 0: intact; 1: broken; 2: bad usage.
+ * reports the first row that was altered, removed or inserted after sealing, or the seals cut
+ * from the end. Exit 0: intact; 1: broken; 2: bad usage.
  */
 import { verifyChain } from '../audit/chain.js';
 import { configPathFrom } from '../config.js';
@@ -11,8 +12,9 @@ import { parseOptions, readConfig, type Command } from './command.js';
 const USAGE = `Usage: service-ca audit verify [--config FILE] [--json]
 
 Walks the audit trail's hash chain in the database of the configuration (--config FILE, else
-SERVICE_CA_CONFIG) and reports the first row that was altered or removed. Rows appended in the
-last second or so are not sealed into the chain yet; they are counted, not checked.
+SERVICE_CA_CONFIG) and reports the first row that was altered, removed or inserted after sealing,
+and rows removed from the end. Rows appended in the last second or so, or after a transaction
+that is still open, are not sealed into the chain yet; they are counted, not checked.
 
 Options:
   --config FILE   the service's YAML configuration
@@ -46,9 +48,9 @@ export const auditCommand: Command = {
     const store = await createStore({ url: config.database.url, dataDir: config.dataDir, poolSize: 2 });
     try {
       const head = await store.auditHead();
-      const verdict = await verifyChain(store.auditChain(), head, head.unsealed);
+      const verdict = await verifyChain(store.auditChain(head.seal), head, head.unsealed);
       if (values.json) console.log(JSON.stringify(verdict));
-      else if (verdict.ok) console.log(`audit chain intact: ${verdict.rows} rows, head #${verdict.headSeq} ${verdict.headHash}${verdict.unsealed ? `; ${verdict.unsealed} rows not sealed yet` : ''}`);
+      else if (verdict.ok) console.log(`audit chain intact: ${verdict.rows} rows, head #${verdict.headSeq} ${verdict.headHash} (seal ${verdict.seals})${verdict.unsealed ? `; ${verdict.unsealed} rows not sealed yet` : ''}`);
       else console.log(`audit chain BROKEN at row #${verdict.firstBadSeq}: ${verdict.problem} (${verdict.rows} rows verified before it)`);
       return verdict.ok ? 0 : 1;
     } finally {

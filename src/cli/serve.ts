@@ -3,7 +3,7 @@ import { isWorker, leaveCluster, reportReady, runPrimary, workerCount, workerId 
 import { configPathFrom, envFacts } from '../config.js';
 import { devBanner, ensureDevCa } from '../dev-ca.js';
 import { CaError } from '../errors.js';
-import { createLogger } from '../logging.js';
+import { createServiceLogger } from '../logging.js';
 import { start } from '../main.js';
 import { parseOptions, readConfig, type Command } from './command.js';
 
@@ -29,7 +29,7 @@ export const serveCommand: Command = {
 
     const config = readConfig(configPath);
     if (config === 1) return 1;
-    const logger = createLogger(envFacts().logLevel ?? config.logging.level, undefined, workerId());
+    const logger = createServiceLogger(envFacts().logLevel ?? config.logging.level, workerId());
     const workers = workerCount(config);
     if (workers > 1 && !isWorker()) return runPrimary(workers, logger);
     // A promise nobody awaited failed: log it and keep serving (every request path awaits its

@@ -82,7 +82,10 @@ export function createApp(deps: AppDeps, listener: Listener): OpenAPIHono<AppEnv
     const seconds = Number(process.hrtime.bigint() - started) / 1e9;
     const route = c.req.routePath || 'unmatched';
     deps.metrics.httpDuration.observe({ method: c.req.method, route, status: String(c.res.status) }, seconds);
-    logger.info({ method: c.req.method, path: c.req.path, status: c.res.status, ms: Math.round(seconds * 1000) }, 'request');
+    const status = c.res.status;
+    if (status >= 400 || deps.requestLogSample >= 1 || Math.random() < deps.requestLogSample) {
+      logger.info({ method: c.req.method, path: c.req.path, status, ms: Math.round(seconds * 1000) }, 'request');
+    }
   });
   app.use('*', limitBody(deps.bodyLimitBytes));
   registerRoutes(app, listener);

@@ -31,6 +31,8 @@ export interface AppDeps {
   logger: Logger;
   metrics: Metrics;
   bodyLimitBytes: number;
+  /** Share of successful requests logged (logging.requestSample); others are always logged. */
+  requestLogSample: number;
 }
 
 export interface AppEnv {

@@ -5,18 +5,22 @@
  */
 import { lt, sql } from 'drizzle-orm';
 import { rateCounters, usedTokens } from '../../db/schema.js';
-import type { AuditEvent, SealedAuditEvent } from '../audit/chain.js';
+import type { AuditEvent, AuditHead, ChainItem } from '../audit/chain.js';
 import type { CertificateRecord, SubjectAltNames } from '../model.js';
 import { crlStatus, generateCrl, latestCrl, type BuiltCrl, type CrlBuild, type CrlStatus, type StoredCrl } from './crls.js';
-import { appendAudit, auditChain, auditHeadOf, listAudit, sealAudit, type AuditFilter, type StoredAuditEvent } from './audit.js';
-import { recordIssuance, type IssuanceAudit, type IssuanceOutcome } from './issuances.js';
+import { appendAudit, auditChain, auditHeadOf, listAudit, sealAudit, type AuditFilter, type SealResult, type StoredAuditEvent } from './audit.js';
+import { issuanceConflicts, recordIssuances, type IssuanceAudit, type IssuanceOutcome, type PendingIssuance } from './issuances.js';
+import { GROUP_COMMIT_DEFAULTS } from '../config.js';
+import { createGroupCommit, type GroupCommitOptions } from './group-commit.js';
 import { databaseError, openDatabase, type Database, type DatabaseConfig, type PoolStats } from './database.js';
 import { listCertificates, type ListFilter } from './listing.js';
 import { revokeIdentity, revokeOne, type Revocation, type RevokedCertificate } from './revocations.js';
+import { CaError } from '../errors.js';
 import { asDate, fromRawRow, RAW_CERTIFICATE_COLUMNS, type RawCertificateRow } from './rows.js';
 import { listenForCrls, type CrlListenerHandlers, type CrlNotice, type Subscription } from './notifications.js';
 
 export type { CrlListenerHandlers, CrlNotice, Subscription };
+export type { GroupCommitOptions };
 export type { AuditFilter, BuiltCrl, CrlBuild, CrlStatus, IssuanceAudit, IssuanceOutcome, ListFilter, PoolStats, Revocation, RevokedCertificate, StoredAuditEvent, StoredCrl };
 
 export interface NewCertificate {
@@ -48,7 +52,9 @@ export interface Store {
   /**
    * Commits the certificate record, its audit row, and the token id when given, in one
    * transaction, and for a renewal only while its parent is valid and not renewed yet. Anything
-   * but `recorded` wrote nothing (store/issuances.ts).
+   * but `recorded` wrote nothing (store/issuances.ts). The transaction may hold the issuances
+   * of concurrent callers too (group commit, store/group-commit.ts); it resolves after the
+   * commit, and a transaction that fails rejects every caller in it with `unavailable`.
    */
   recordIssuance(cert: NewCertificate, tokenUse: TokenUse | undefined, audit: IssuanceAudit): Promise<IssuanceOutcome>;
   getCertificate(serial: string): Promise<CertificateRecord | undefined>;
@@ -91,14 +97,18 @@ export interface Store {
   /** Appends audit rows of actions that wrote nothing else (refusals, reads). */
   appendAudit(events: AuditEvent[]): Promise<void>;
   listAudit(filter: AuditFilter): Promise<StoredAuditEvent[]>;
-  /** Links unsealed audit rows into the chain (see store/audit.ts); how many, and the new head. */
-  sealAudit(max: number, link: Parameters<typeof sealAudit>[2]): Promise<{ sealed: number; seq: number; hash: Buffer }>;
-  auditHead(): Promise<{ seq: number; hash: Buffer; unsealed: number }>;
-  auditChain(): AsyncIterable<SealedAuditEvent>;
+  /** Seals the next final audit rows into one new seal (see store/audit.ts); how many, and the new head. */
+  sealAudit(max: number, link: Parameters<typeof sealAudit>[2]): Promise<SealResult>;
+  /** The chain head, and how many rows lie after it (not sealed yet). */
+  auditHead(): Promise<AuditHead & { unsealed: number }>;
+  /** The chain for verifyChain, seals 1 to throughSeal (the head's seal, read first). */
+  auditChain(throughSeal: number): AsyncIterable<ChainItem>;
   /** Answers when the database does. */
   ping(): Promise<void>;
   /** Connections of the pool: open, idle, and callers waiting for one (Postgres only). */
   poolStats(): PoolStats | undefined;
+  /** Issuance batches committed by this process, and the issuances in them. */
+  groupCommitStats(): { batches: number; items: number };
   /** The public reads' pool (Postgres only). */
   publicPoolStats(): PoolStats | undefined;
   close(): Promise<void>;
@@ -120,12 +130,32 @@ async function guarded<T>(work: () => Promise<T>): Promise<T> {
   }
 }
 
-/** `listenUrl`: the Postgres URL for watchCrls' own connection (none: watchCrls is off). */
-export function storeOn(database: Database, listenUrl?: string): Store {
+/** A batch that did not commit: every issuance in it is refused with 503 and nothing was written. */
+function batchFailure(err: unknown): unknown {
+  const mapped = databaseError(err);
+  if (mapped instanceof CaError) return mapped;
+  return new CaError('unavailable', 'the issuance could not be recorded; retry shortly', { cause: err, retryAfter: 1 });
+}
+
+/**
+ * `listenUrl`: the Postgres URL for watchCrls' own connection (none: watchCrls is off);
+ * `groupCommit`: how issuances are batched (GROUP_COMMIT_DEFAULTS otherwise).
+ */
+export function storeOn(database: Database, listenUrl?: string, groupCommit: GroupCommitOptions = GROUP_COMMIT_DEFAULTS): Store {
   const { db } = database;
+  // PGlite runs one statement at a time: a second batch in flight would only wait for the first.
+  const batching = database.kind === 'pglite' ? { ...groupCommit, maxInFlight: 1 } : groupCommit;
+  const issuances = createGroupCommit<PendingIssuance, IssuanceOutcome>(
+    batching,
+    (batch) =>
+      recordIssuances(database, batch).catch((err: unknown) => {
+        throw batchFailure(err);
+      }),
+    issuanceConflicts,
+  );
   return {
     kind: database.kind,
-    recordIssuance: (cert, tokenUse, audit) => guarded(() => recordIssuance(database, cert, tokenUse, audit)),
+    recordIssuance: (cert, tokenUse, audit) => issuances.submit({ cert, tokenUse, audit }),
     getCertificate: (serial) =>
       guarded(async () => {
         // On the renewal-info and renewal paths, as hot as issuance: one prepared statement.
@@ -191,13 +221,17 @@ export function storeOn(database: Database, listenUrl?: string): Store {
     listAudit: (filter) => guarded(() => listAudit(db, filter)),
     sealAudit: (max, link) => guarded(() => sealAudit(database, max, link)),
     auditHead: () => guarded(() => auditHeadOf(db)),
-    auditChain: () => auditChain(db),
+    auditChain: (throughSeal) => auditChain(db, throughSeal),
     poolStats: () => database.poolStats(),
+    groupCommitStats: () => issuances.stats(),
     publicPoolStats: () => database.publicPoolStats(),
-    close: () => database.close(),
+    close: async () => {
+      await issuances.drain();
+      await database.close();
+    },
   };
 }
 
-export async function createStore(config: DatabaseConfig): Promise<Store> {
-  return storeOn(await openDatabase(config), config.url);
+export async function createStore(config: DatabaseConfig & { groupCommit?: GroupCommitOptions | undefined }): Promise<Store> {
+  return storeOn(await openDatabase(config), config.url, config.groupCommit);
 }

@@ -182,22 +182,24 @@ describe('audit trail', () => {
       assert.match(r.stdout, /audit chain intact: \d+ rows, head #\d+ [0-9a-f]{64}/);
     });
 
-    it('names the first row altered, then a row removed, then rows removed from the end (exit 1)', async () => {
-      await sqlOn(database, `update audit_events set outcome = 'success' where chain_seq = 5`);
+    it('names the first row altered, then a row removed, then seals removed from the end (exit 1)', async () => {
+      // Row #5 is found through the seal that lists it.
+      const fifth = `(select ids[5 - first_seq + 1] from audit_seals where 5 between first_seq and last_seq)`;
+      await sqlOn(database, `update audit_events set outcome = outcome || '!' where id = ${fifth}`);
       let r = await verify();
       assert.equal(r.code, 1, r.describe);
       assert.match(r.stdout, /BROKEN at row #5: row #5 \(id \d+\) was altered/);
 
-      await sqlOn(database, `delete from audit_events where chain_seq = 5`);
+      await sqlOn(database, `delete from audit_events where id = ${fifth}`);
       r = await verify();
       assert.equal(r.code, 1, r.describe);
-      assert.match(r.stdout, /BROKEN at row #5: row #5 is missing: removed/);
+      assert.match(r.stdout, /BROKEN at row #5: row #5 \(id \d+\) is missing: removed/);
 
-      // Rows 5.. gone, the head still says more: truncation.
-      await sqlOn(database, `delete from audit_events where chain_seq >= 5`);
+      // The seals from row #5 on gone, the head still names the last: truncation.
+      await sqlOn(database, `delete from audit_seals where last_seq >= 5`);
       r = await verify();
       assert.equal(r.code, 1, r.describe);
-      assert.match(r.stdout, /rows #5 to #\d+ are missing: removed from the end/);
+      assert.match(r.stdout, /BROKEN at row #\d: rows #\d to #\d+ are missing: removed from the end of the chain/);
     });
   });
 });

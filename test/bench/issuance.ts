@@ -8,7 +8,7 @@
  *
  *   npm run bench:issuance -- [--db pglite|postgres|both] [--concurrency 16,64] [--seconds 20]
  *                             [--csrs 2000] [--workers N] [--pool-size N] [--profile DIR]
- *                             [--driver wrk|node] [--pgbench-clients 8,16] [--pg-socket DIR]
+ *                             [--driver wrk|node] [--pgbench-clients 8,16] [--pgbench-rows 1,32] [--pg-socket DIR]
  *
  * --driver: the load generator; wrk (Debian's package, test/bench/wrk.ts) where installed, else
  * node:http in this process (support.ts drive), which takes far more of the two cores.
@@ -16,7 +16,7 @@
  * defaults); --profile writes a V8 CPU profile of every server process into DIR (summarise with
  * test/bench/profile-summary.ts).
  * --pgbench-clients: on Postgres, after the HTTP phases, the issuance statement alone from pgbench
- * with that many connections (test/bench/pgbench.ts), the service idle beside it: what this
+ * (batches of each --pgbench-rows issuances per transaction, default 1,32) with that many connections (test/bench/pgbench.ts), the service idle beside it: what this
  * machine's Postgres can commit when nothing else needs the CPU ("" skips it).
  * Postgres comes from BENCH_DATABASE_URL (default postgres://postgres@127.0.0.1:5432/postgres);
  * a fresh database is created and dropped.
@@ -43,6 +43,7 @@ const { values } = parseArgs({
     driver: { type: 'string' },
     'pool-size': { type: 'string' },
     'pgbench-clients': { type: 'string', default: '8,16' },
+    'pgbench-rows': { type: 'string', default: '1,32' },
     'pg-socket': { type: 'string' },
   },
 });
@@ -110,15 +111,18 @@ async function databaseAlone(url: string, serverPid: number, results: Record<str
     console.log('pgbench is not installed: no database-alone rows');
     return;
   }
-  const script = await issuanceScript(url);
-  for (const c of clients) {
-    const cpu0 = treeStats(serverPid).cpuSeconds;
-    const pg0 = postgresCpuSeconds();
-    const run = await drivePgbench(url, c, seconds, script);
-    const load: LoadRun = { driver: 'pgbench', elapsed: run.elapsed, completed: run.transactions, p50ms: run.p50ms, p99ms: run.p99ms, p999ms: run.p999ms, errors: run.failed, statuses: '{}', generatorCpuSeconds: run.cpuSeconds };
-    const row = measured('postgres', 'database alone', c, load, { server: serverPid, cpu0, pg0 });
-    results.push(row);
-    console.log(JSON.stringify(row));
+  for (const rows of values['pgbench-rows']!.split(',').filter(Boolean).map(Number)) {
+    const script = await issuanceScript(url, rows);
+    for (const c of clients) {
+      const cpu0 = treeStats(serverPid).cpuSeconds;
+      const pg0 = postgresCpuSeconds();
+      const run = await drivePgbench(url, c, seconds, script);
+      // Issuances, not transactions: each transaction records a batch of `rows`.
+      const load: LoadRun = { driver: 'pgbench', elapsed: run.elapsed, completed: run.transactions * rows, p50ms: run.p50ms, p99ms: run.p99ms, p999ms: run.p999ms, errors: run.failed, statuses: '{}', generatorCpuSeconds: run.cpuSeconds };
+      const row = measured('postgres', `database alone, batches of ${rows}`, c, load, { server: serverPid, cpu0, pg0 });
+      results.push(row);
+      console.log(JSON.stringify(row));
+    }
   }
 }
 

@@ -1,8 +1,8 @@
 /**
  * The database alone: pgbench (PostgreSQL's own load generator, from the Postgres client
- * package) runs the service's issuance statement (src/store/issuances.ts INSERT_WITH_TOKEN, its
- * text with the values written in: a real issuance's, and for each transaction its own serial,
- * fingerprint and token id; prepared once per connection as the service does, though pgbench
+ * package) runs the service's issuance statement (src/store/issuances.ts RECORD_ISSUANCES, its
+ * JSON parameter built in SQL from a real issuance's values, a batch of N rows per transaction,
+ * each with its own serial, fingerprint and token id; prepared once per connection as the service does, though pgbench
  * binds two small numbers where the service binds ~1 KB, the DER among it). Needs pgbench 14 or
  * later (its summary lines). With the service
  * idle beside it (its audit sealer still sealing every second), this is what Postgres on this
@@ -14,7 +14,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'n
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
-import { INSERT_WITH_TOKEN } from '../../src/store/issuances.js';
+import { RECORD_ISSUANCES } from '../../src/store/issuances.js';
 import { percentile } from './support.js';
 import { runTimed } from './timed-command.js';
 
@@ -37,8 +37,8 @@ export interface PgbenchRun {
  */
 const text = (value: string) => `convert_from(decode('${Buffer.from(value, 'utf8').toString('hex')}', 'hex'), 'UTF8')`;
 
-/** The issuance statement as a pgbench script, values from one certificate and audit row of the database. */
-export async function issuanceScript(url: string): Promise<string> {
+/** The issuance statement for a batch of `rows` issuances as a pgbench script, values from one certificate and audit row of the database. */
+export async function issuanceScript(url: string, rows: number): Promise<string> {
   // pg (not postgres.js): it reads a Unix socket directory from the URL's host parameter.
   const client = new pg.Client({ connectionString: url });
   await client.connect();
@@ -55,36 +55,18 @@ export async function issuanceScript(url: string): Promise<string> {
       )
     ).rows;
     if (!cert || !audit) throw new Error('the database holds no issuance to take values from');
-    // Parameter n of INSERT_WITH_TOKEN (see certificateParams and recordIssuance).
-    const values: Record<number, string> = {
-      1: `lpad(to_hex(:serial::bigint), 40, '0')`,
-      2: text(cert.issuer_key_id),
-      3: text(cert.identity),
-      4: text(cert.sans),
-      5: text(cert.dns_names),
-      6: 'now()',
-      7: `now() + interval '24 hours'`,
-      8: `decode('${cert.der}', 'hex')`,
-      9: `md5(:serial::text) || md5(:jti::text)`,
-      10: text(cert.token_issuer),
-      11: ':jti::text',
-      12: `sha256(convert_to(:serial::text, 'UTF8'))`,
-      13: 'null',
-      14: 'now()',
-      15: text(audit.actor),
-      16: text(audit.action),
-      17: text(audit.detail),
-      18: text(cert.token_issuer),
-      19: ':jti::text',
-      20: `now() + interval '5 minutes'`,
-    };
-    const statement = INSERT_WITH_TOKEN.replace(/\$(\d+)/g, (_, n: string) => {
-      const v = values[Number(n)];
-      if (v === undefined) throw new Error(`no value for $${n}`);
-      return `(${v})`;
-    });
+    // One row of RECORD_ISSUANCES' JSON parameter (see batchParameter), the g-th of the batch.
+    const row = `jsonb_build_object(
+      'n', g - 1, 'serial', lpad(to_hex(:serial::bigint + g), 40, '0'), 'issuer_key_id', ${text(cert.issuer_key_id)},
+      'identity', ${text(cert.identity)}, 'sans', (${text(cert.sans)})::jsonb, 'dns_names', to_jsonb((${text(cert.dns_names)})::text[]),
+      'not_before', now(), 'not_after', now() + interval '24 hours', 'der', encode(decode('${cert.der}', 'hex'), 'base64'),
+      'fingerprint', md5(:serial::text || g) || md5(:jti::text || g), 'token_issuer', ${text(cert.token_issuer)},
+      'token_jti', :jti::text || '-' || g, 'csr_digest', encode(sha256(convert_to(:serial::text || g, 'UTF8')), 'base64'),
+      'renewed_from', null, 'at', now(), 'actor', ${text(audit.actor)}, 'action', ${text(audit.action)}, 'detail', (${text(audit.detail)})::jsonb,
+      'use_issuer', ${text(cert.token_issuer)}, 'use_jti', :jti::text || '-' || g, 'use_expires', now() + interval '5 minutes')`;
+    const statement = RECORD_ISSUANCES.replace('$1::jsonb', `(select jsonb_agg(${row}) from generate_series(1, ${rows}) g)`);
     // One line: pgbench reads a script's SQL up to the semicolon.
-    return `\\set serial random(1, 9223372036854775806)\n\\set jti random(1, 9223372036854775806)\n${statement.replace(/\s+/g, ' ')};\n`;
+    return `\\set serial random(1, 4611686018427387903)\n\\set jti random(1, 9223372036854775806)\n${statement.replace(/\s+/g, ' ')};\n`;
   } finally {
     await client.end();
   }

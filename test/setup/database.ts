@@ -81,3 +81,35 @@ export async function createTestDatabase(): Promise<TestDatabase> {
     },
   };
 }
+
+/** A database the store tests open themselves: its DatabaseConfig part, and how to drop it. */
+export interface StoreBackend {
+  name: 'PGlite' | 'Postgres';
+  open(): Promise<{ config: { url?: string | undefined; dataDir: string }; drop(): Promise<void> }>;
+}
+
+/**
+ * The databases store tests run on: always a fresh PGlite folder, and a fresh Postgres database
+ * as well when TEST_DATABASE_URL is set (the brief: store tests run on both).
+ */
+export function storeBackends(): StoreBackend[] {
+  const backends: StoreBackend[] = [
+    {
+      name: 'PGlite',
+      async open() {
+        const dataDir = mkdtempSync(join(tmpdir(), 'service-ca-store-'));
+        return { config: { dataDir }, drop: async () => rmSync(dataDir, { recursive: true, force: true }) };
+      },
+    },
+  ];
+  if (testDatabaseUrl) {
+    backends.push({
+      name: 'Postgres',
+      async open() {
+        const database = await createTestDatabase();
+        return { config: { url: database.url, dataDir: database.dataDir }, drop: () => database.drop() };
+      },
+    });
+  }
+  return backends;
+}

@@ -5,9 +5,6 @@
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { verifyChain } from '../../src/audit/chain.js';
 import { link } from '../../src/audit/sealer.js';
@@ -16,31 +13,9 @@ import { CaError } from '../../src/errors.js';
 import { databaseError, openDatabase, type Database } from '../../src/store/database.js';
 import { rawRows } from '../../src/store/rows.js';
 import { createStore, storeOn, type NewCertificate, type Store } from '../../src/store/store.js';
-import { connectPg, createTestDatabase, testDatabaseUrl } from '../setup/database.js';
+import { connectPg, storeBackends, type StoreBackend } from '../setup/database.js';
 
-interface Backend {
-  name: string;
-  open(): Promise<{ config: { url?: string; dataDir: string }; drop(): Promise<void> }>;
-}
-
-const backends: Backend[] = [
-  {
-    name: 'PGlite',
-    async open() {
-      const dataDir = mkdtempSync(join(tmpdir(), 'service-ca-store-'));
-      return { config: { dataDir }, drop: async () => rmSync(dataDir, { recursive: true, force: true }) };
-    },
-  },
-];
-if (testDatabaseUrl) {
-  backends.push({
-    name: 'Postgres',
-    async open() {
-      const database = await createTestDatabase();
-      return { config: { url: database.url, dataDir: database.dataDir }, drop: () => database.drop() };
-    },
-  });
-}
+const backends = storeBackends();
 
 /** The audit row every recorded issuance writes with it. */
 const AUDIT = { at: new Date(), actor: 'spiffe://example.org/ns/store/sa/test', action: 'certificate.issue' as const, detail: {} };
@@ -66,7 +41,7 @@ function newCertificate(overrides: Partial<NewCertificate> = {}): NewCertificate
 
 for (const backend of backends) {
   describe(`store on ${backend.name}`, () => {
-    let db: Awaited<ReturnType<Backend['open']>>;
+    let db: Awaited<ReturnType<StoreBackend['open']>>;
     let store: Store;
     before(async () => {
       db = await backend.open();
@@ -258,18 +233,21 @@ for (const backend of backends) {
             store.appendAudit([{ at, actor: `actor-${i % 3}`, action: 'certificates.list', serial: null, outcome: 'success', detail: { i, nested: { b: 1, a: [i] } } }]),
           ),
         );
-        // Both seal until nothing waits: the advisory lock lets one in at a time.
-        for (let round = 0; round < 20 && (await store.auditHead()).unsealed > 0; round++) {
+        // Both seal until nothing waits: the advisory lock lets one in at a time. (A write
+        // transaction of another test's database on the same server holds sealing back a moment.)
+        for (const deadline = Date.now() + 15_000; (await store.auditHead()).unsealed > 0 && Date.now() < deadline; ) {
           await Promise.all([store.sealAudit(7, link), second.sealAudit(7, link)]);
         }
         const head = await store.auditHead();
         assert.equal(head.unsealed, 0);
-        const verdict = await verifyChain(store.auditChain(), head, 0);
+        const verdict = await verifyChain(store.auditChain(head.seal), head, 0);
         assert.ok(verdict.ok, JSON.stringify(verdict));
         assert.ok(verdict.rows >= 60);
-        // The verifier is not satisfied by anything: a head that claims one more row fails it.
-        const short = await verifyChain(store.auditChain(), { ...head, seq: head.seq + 1 }, 0);
+        // The verifier is not satisfied by anything: a head that claims one more row, or one more seal, fails it.
+        const short = await verifyChain(store.auditChain(head.seal), { ...head, seq: head.seq + 1 }, 0);
         assert.equal(short.ok, false);
+        const truncated = await verifyChain(store.auditChain(head.seal + 1), { ...head, seal: head.seal + 1 }, 0);
+        assert.equal(truncated.ok, false);
       } finally {
         if (second !== store) await second.close();
       }
@@ -278,8 +256,8 @@ for (const backend of backends) {
 }
 
 /** A fresh database of this backend, opened before the suite's tests and dropped after them. */
-function openedDatabase(backend: Backend): () => Database {
-  let db: Awaited<ReturnType<Backend['open']>>;
+function openedDatabase(backend: StoreBackend): () => Database {
+  let db: Awaited<ReturnType<StoreBackend['open']>>;
   let database: Database;
   before(async () => {
     db = await backend.open();

@@ -14,7 +14,7 @@ const AuditEventSchema = z
     serial: z.string().nullable(),
     outcome: z.string().openapi({ description: '`success`, or the error code of the refusal' }),
     detail: z.record(z.string(), z.unknown()),
-    chainSeq: z.number().int().nullable().openapi({ description: 'Position in the hash chain; null until sealed (about a second)' }),
+    chainSeq: z.number().int().nullable().openapi({ description: 'Position in the hash chain; null until sealed (about a second, longer while an older write transaction is still open)' }),
     prevHash: z.string().nullable().openapi({ description: 'Hex SHA-256 of the previous row in the chain' }),
     hash: z.string().nullable().openapi({ description: 'Hex SHA-256(prevHash ‖ canonical row)' }),
   })
