@@ -141,7 +141,7 @@ const policySchema = z
   .strict();
 
 /** Group commit of issuances when the configuration names none (database.groupCommit); measured in docs/performance.md. */
-export const GROUP_COMMIT_DEFAULTS = { maxRows: 64, maxDelayMs: 0, maxInFlight: 2 } as const;
+export const GROUP_COMMIT_DEFAULTS = { maxRows: 64, maxDelayMs: 0, maxInFlight: 1 } as const;
 
 const configSchema = z
   .object({

@@ -117,6 +117,7 @@ export async function createDeps(config: Config, options: { clock: Clock; logger
     poolStats: () => store.poolStats(),
     publicPoolStats: () => store.publicPoolStats(),
     renewalInfoCacheSize: () => renewalInfo.size(),
+    groupCommitStats: () => store.groupCommitStats(),
   });
   const health = createHealthCheck({ store, signer, clock, onCheck: (r) => metrics.readinessChecks.inc({ result: r.database && r.signer ? 'ready' : 'unready' }) });
   readiness.health = health;

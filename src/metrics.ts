@@ -33,6 +33,9 @@ export interface Metrics {
   readinessChecks: Counter<'result'>;
   /** Renewal-info lookups: `hit` from memory, `shared` a database read already in flight, `miss` a read of its own, `unknown` a read that found nothing. */
   renewalInfoLookups: Counter<'result'>;
+  /** Group commit (store/group-commit.ts): batches of issuances written, and the issuances in them. */
+  issuanceBatches: Counter;
+  issuancesBatched: Counter;
 }
 
 export function createMetrics(options: {
@@ -44,6 +47,8 @@ export function createMetrics(options: {
   publicPoolStats?: () => { total: number; idle: number; waiting: number } | undefined;
   /** Entries in the renewal-info cache. */
   renewalInfoCacheSize?: () => number;
+  /** Batches of issuances written so far and the issuances in them (the store's group commit). */
+  groupCommitStats?: () => { batches: number; items: number };
   defaults?: boolean;
 }): Metrics {
   const registry = new Registry();
@@ -126,6 +131,8 @@ export function createMetrics(options: {
       labelNames: ['result'],
       registers: [registry],
     }),
+    issuanceBatches: totalOf(registry, 'service_ca_issuance_batches_total', 'Transactions that recorded issuances (group commit): the mean batch is service_ca_issuances_batched_total over this', () => options.groupCommitStats?.().batches),
+    issuancesBatched: totalOf(registry, 'service_ca_issuances_batched_total', 'Issuances written in those transactions, refused rows (a replayed token) included', () => options.groupCommitStats?.().items),
     renewalInfoCacheEntries: new Gauge({
       name: 'service_ca_renewal_info_cache_entries',
       help: 'Certificates held in the renewal-info cache',
@@ -135,6 +142,21 @@ export function createMetrics(options: {
       },
     }),
   };
+}
+
+/** A counter whose total is kept elsewhere and read at each scrape. */
+function totalOf(registry: Registry, name: string, help: string, read: () => number | undefined): Counter {
+  return new Counter({
+    name,
+    help,
+    registers: [registry],
+    collect() {
+      const total = read();
+      if (total === undefined) return;
+      this.reset();
+      this.inc(total);
+    },
+  });
 }
 
 type PoolStatsReader = (() => { total: number; idle: number; waiting: number } | undefined) | undefined;

@@ -42,7 +42,7 @@ export interface Database {
    * (store/pglite-prepared.ts). drizzle's query building and pg's unnamed statements were a tenth of an issuance's
    * CPU in the profile (docs/performance.md).
    */
-  hot<T>(name: string, text: string, params: unknown[]): Promise<T[]>;
+  hot<T>(name: string, text: string, params: unknown[], options?: HotOptions): Promise<T[]>;
   /**
    * One read of the public listener (renewal-info), prepared like `hot`, on a small pool of its
    * own on Postgres (PUBLIC_POOL_SIZE connections): a flood of public requests waits for these
@@ -55,6 +55,15 @@ export interface Database {
   /** The public reads' pool (Postgres); undefined on PGlite. */
   publicPoolStats(): PoolStats | undefined;
   close(): Promise<void>;
+}
+
+export interface HotOptions {
+  /**
+   * Plan the statement for its parameters and the tables as they are at each execution, never
+   * with a cached generic plan (CUSTOM_PLANS). On Postgres every statement of the request pool
+   * is planned so; on PGlite only those that ask.
+   */
+  customPlan?: boolean;
 }
 
 export interface PoolStats {
@@ -127,6 +136,22 @@ export function databaseError(err: unknown): unknown {
   return err;
 }
 
+/**
+ * Every execution of a prepared statement planned for its own parameters and the tables as they
+ * are now. Postgres switches a named statement to one generic plan after five executions when
+ * that plan looks no dearer, and keeps it: the issuance statement's generic plan, made while
+ * `certificates` was small, looked up a renewal's parent by reading every valid certificate
+ * (certificates_status_not_after_idx) into a hash for each batch, a cost that grows with the
+ * table; measured, Postgres spent 0.47 ms of CPU per issuance with it and 0.13 ms without
+ * (docs/performance.md). The statement is still parsed once per connection. On Postgres set for
+ * the whole request pool (issuance, admin reads: their planning is cheap beside a batch); the
+ * public pool keeps generic plans for its one-row lookups. PGlite has one session for all of
+ * them, where custom plans for everything cost renewal-info 40% of its rate, so there only the
+ * statements that ask (HotOptions.customPlan) are planned so, the setting set and reset around
+ * them in the same call.
+ */
+const CUSTOM_PLANS = 'set plan_cache_mode = force_custom_plan';
+
 /** Longest wait for a connection, and for any one query's answer, before answering 503. */
 const CONNECT_TIMEOUT_MS = 3000;
 const QUERY_TIMEOUT_MS = 5000;
@@ -146,7 +171,7 @@ async function openPostgres(config: DatabaseConfig): Promise<Database> {
   } finally {
     await migrator.end().catch(() => {});
   }
-  const newPool = (max: number, queryTimeout: number) => {
+  const newPool = (max: number, queryTimeout: number, customPlans = false) => {
     const p = new pg.Pool({
       connectionString: config.url,
       max,
@@ -161,10 +186,15 @@ async function openPostgres(config: DatabaseConfig): Promise<Database> {
     // Without listeners node would treat either as an uncaught exception and end the process.
     // The query in flight, if any, fails on its own; the next query opens a new connection.
     p.on('error', (err) => config.onPoolError?.(err));
-    p.on('connect', (client) => client.on('error', (err) => config.onPoolError?.(err)));
+    p.on('connect', (client) => {
+      client.on('error', (err) => config.onPoolError?.(err));
+      // Queued ahead of the pool's first query on this connection; if it fails, the connection
+      // is broken and that query fails as well.
+      if (customPlans) client.query(CUSTOM_PLANS).catch(() => {});
+    });
     return p;
   };
-  const pool = newPool(config.poolSize ?? 8, QUERY_TIMEOUT_MS);
+  const pool = newPool(config.poolSize ?? 8, QUERY_TIMEOUT_MS, true);
   const longPool = newPool(2, LONG_QUERY_TIMEOUT_MS);
   const publicPool = newPool(PUBLIC_POOL_SIZE, QUERY_TIMEOUT_MS);
   const db = drizzlePostgres(pool, { schema }) as unknown as Db;

@@ -119,7 +119,10 @@ export function issuanceConflicts({ cert, tokenUse }: PendingIssuance): string[]
 
 /** Records a batch in one statement; one outcome per issuance, in order. */
 export async function recordIssuances(database: Database, batch: readonly PendingIssuance[]): Promise<IssuanceOutcome[]> {
-  const rows = await database.hot<{ n: number; recorded: boolean; parent_valid: boolean; token_fresh: boolean }>('service_ca_record_issuances', RECORD_ISSUANCES, [batchParameter(batch)]);
+  const rows = await database.hot<{ n: number; recorded: boolean; parent_valid: boolean; token_fresh: boolean }>('service_ca_record_issuances', RECORD_ISSUANCES, [batchParameter(batch)], {
+    // A generic plan made while the table was small read every valid certificate per batch (store/database.ts).
+    customPlan: true,
+  });
   const outcomes = new Array<IssuanceOutcome | undefined>(batch.length);
   for (const r of rows) {
     outcomes[r.n] = r.recorded ? 'recorded' : !r.parent_valid ? 'parentInvalid' : r.token_fresh ? 'parentRenewed' : 'tokenUsed';

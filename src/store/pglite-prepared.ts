@@ -44,7 +44,11 @@ export function pglitePrepared(client: PGlite) {
     return statement;
   }
 
-  return async function hot<T>(name: string, text: string, params: unknown[]): Promise<T[]> {
+  /** Around a statement that must be planned for its parameters each time (store/database.ts CUSTOM_PLANS), in the same call. */
+  const customPlanOn = serialize.query('set plan_cache_mode = force_custom_plan');
+  const customPlanOff = serialize.query('reset plan_cache_mode');
+
+  return async function hot<T>(name: string, text: string, params: unknown[], options?: { customPlan?: boolean }): Promise<T[]> {
     // The transaction lock first (as PGlite's own query() does): outside any open transaction.
     return client._runExclusiveTransaction(() =>
       client._runExclusiveQuery(async () => {
@@ -59,7 +63,8 @@ export function pglitePrepared(client: PGlite) {
           const serializer = client.serializers[statement.paramTypes[i]!];
           return serializer ? serializer(v) : String(v);
         });
-        const messages = (await client.execProtocolStream(Buffer.concat([serialize.bind({ statement: name, values }), serialize.execute({}), serialize.sync()]), {
+        const run = [serialize.bind({ statement: name, values }), serialize.execute({}), serialize.sync()];
+        const messages = (await client.execProtocolStream(Buffer.concat(options?.customPlan ? [customPlanOn, ...run, customPlanOff] : run), {
           syncToFs: false,
         })) as unknown as Message[];
         await client.syncToFs();

@@ -79,6 +79,9 @@ describe('request ids and metrics', () => {
     const issuedCount = value(/^service_ca_http_request_duration_seconds_count\{method="POST",route="\/v1\/certificates",status="201"\}/);
     assert.ok(issuedCount >= 1);
     assert.equal(value(/^service_ca_http_request_duration_seconds_bucket\{le="\+Inf",method="POST",route="\/v1\/certificates",status="201"\}/), issuedCount);
+    // One issuance recorded, alone in its group-commit transaction.
+    assert.equal(value(/^service_ca_issuances_batched_total /), 1);
+    assert.equal(value(/^service_ca_issuance_batches_total /), 1);
     assert.equal(value(/^service_ca_revocations_total\{reason="keyCompromise"\}/), 1);
     assert.ok(value(/^service_ca_crl_generation_seconds_count/) >= 1);
     assert.ok(value(/^service_ca_crl_number /) >= 1);

@@ -7,12 +7,13 @@
  * compared.
  *
  *   npm run bench:issuance -- [--db pglite|postgres|both] [--concurrency 16,64] [--seconds 20]
- *                             [--csrs 2000] [--workers N] [--pool-size N] [--profile DIR]
+ *                             [--csrs 2000] [--workers N] [--pool-size N] [--group-commit ROWS,DELAY_MS,IN_FLIGHT] [--profile DIR]
  *                             [--driver wrk|node] [--pgbench-clients 8,16] [--pgbench-rows 1,32] [--pg-socket DIR]
  *
  * --driver: the load generator; wrk (Debian's package, test/bench/wrk.ts) where installed, else
  * node:http in this process (support.ts drive), which takes far more of the two cores.
- * --workers sets server.workers and --pool-size database.poolSize (default: the server's own
+ * --workers sets server.workers, --pool-size database.poolSize and --group-commit
+ * database.groupCommit (an empty field keeps its default) (default: the server's own
  * defaults); --profile writes a V8 CPU profile of every server process into DIR (summarise with
  * test/bench/profile-summary.ts).
  * --pgbench-clients: on Postgres, after the HTTP phases, the issuance statement alone from pgbench
@@ -27,7 +28,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { createKeyAndCsr } from '../../src/cli/keys.js';
 import { createTestPki } from '../setup/pki.js';
-import { benchIssuer, drive, percentile, postgresCpuSeconds, startBenchServer, treeStats } from './support.js';
+import { benchIssuer, drive, parseGroupCommit, percentile, postgresCpuSeconds, startBenchServer, treeStats } from './support.js';
 import { drivePgbench, issuanceScript, pgbenchAvailable } from './pgbench.js';
 import { driveWrk, wrkAvailable, type WrkRun } from './wrk.js';
 
@@ -42,6 +43,7 @@ const { values } = parseArgs({
     'lookup-seconds': { type: 'string', default: '5' },
     driver: { type: 'string' },
     'pool-size': { type: 'string' },
+    'group-commit': { type: 'string' },
     'pgbench-clients': { type: 'string', default: '8,16' },
     'pgbench-rows': { type: 'string', default: '1,32' },
     'pg-socket': { type: 'string' },
@@ -146,6 +148,7 @@ async function main() {
       issuer,
       ...(values.workers ? { workers: Number(values.workers) } : {}),
       ...(values['pool-size'] ? { poolSize: Number(values['pool-size']) } : {}),
+      groupCommit: parseGroupCommit(values['group-commit']),
       postgresSocket: values['pg-socket'],
       nodeArgs: values.profile ? ['--cpu-prof', '--cpu-prof-dir', values.profile] : [],
     });

@@ -5,7 +5,7 @@
  */
 import { spawn } from 'node:child_process';
 import { createPrivateKey, randomUUID, sign } from 'node:crypto';
-import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { closeSync, openSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
@@ -82,13 +82,16 @@ export const percentile = (sorted: number[], p: number) => sorted[Math.min(sorte
 /**
  * An identity provider whose tokens are minted with node:crypto directly (ES256, JWS compact),
  * a few microseconds each, so that a minute of load can be pre-minted with one jti per request.
+ * privateJwk (with the kid the key set names) is for a load generator in another process that
+ * mints its own tokens.
  */
 export async function benchIssuer(dir: string) {
   const { privateKey, publicKey } = await generateKeyPair('ES256', { extractable: true });
   const kid = 'bench';
   const jwksPath = join(dir, 'jwks.json');
   writeFileSync(jwksPath, JSON.stringify({ keys: [{ ...(await exportJWK(publicKey)), kid, alg: 'ES256', use: 'sig' }] }));
-  const key = createPrivateKey({ key: await exportJWK(privateKey), format: 'jwk' });
+  const privateJwk = { ...(await exportJWK(privateKey)), kid, alg: 'ES256' };
+  const key = createPrivateKey({ key: privateJwk, format: 'jwk' });
   const issuer = 'https://idp.bench.example';
   const audience = 'service-ca';
   const header = Buffer.from(JSON.stringify({ alg: 'ES256', kid, typ: 'JWT' })).toString('base64url');
@@ -96,6 +99,7 @@ export async function benchIssuer(dir: string) {
     issuer,
     audience,
     jwksPath,
+    privateJwk,
     mint(sub: string, ttl: number): string {
       const now = Math.floor(Date.now() / 1000);
       const payload = Buffer.from(JSON.stringify({ iss: issuer, aud: audience, sub, iat: now, exp: now + ttl, jti: randomUUID() })).toString('base64url');
@@ -160,6 +164,26 @@ export async function drive(
   return { latencies, errors, statuses, elapsed: (performance.now() - started) / 1000 };
 }
 
+export type GroupCommitSetting = Partial<Record<'maxRows' | 'maxDelayMs' | 'maxInFlight', number>>;
+
+/** `--group-commit maxRows,maxDelayMs,maxInFlight` (an empty field keeps the server's default). */
+export function parseGroupCommit(text: string | undefined): GroupCommitSetting | undefined {
+  if (text === undefined) return undefined;
+  const fields = text.split(',');
+  if (fields.length !== 3 || !fields.every((f) => f === '' || /^\d+$/.test(f))) throw new Error('--group-commit is maxRows,maxDelayMs,maxInFlight (numbers; an empty field keeps the default)');
+  const keys = ['maxRows', 'maxDelayMs', 'maxInFlight'] as const;
+  return Object.fromEntries(keys.flatMap((k, i) => (fields[i] === '' ? [] : [[k, Number(fields[i])]])));
+}
+
+/** The mean issuances per group-commit transaction so far, from the server's /metrics (every worker's). */
+export async function meanBatch(apiPort: number): Promise<number | undefined> {
+  const text = await (await fetch(`http://127.0.0.1:${apiPort}/metrics`)).text();
+  const total = (name: string) => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1]);
+  const batches = total('service_ca_issuance_batches_total');
+  const items = total('service_ca_issuances_batched_total');
+  return batches > 0 ? Math.round((items / batches) * 10) / 10 : undefined;
+}
+
 export const pgUrl = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 
 export interface BenchServer {
@@ -185,9 +209,16 @@ export async function startBenchServer(o: {
   workers?: number;
   /** database.poolSize (Postgres). */
   poolSize?: number;
+  /** database.groupCommit (any of its keys). */
+  groupCommit?: GroupCommitSetting | undefined;
   /** The server reaches Postgres over its Unix socket in this directory rather than TCP. */
   postgresSocket?: string | undefined;
   nodeArgs?: string[];
+  /**
+   * Keep the server's own default logging level (a line per request) and write its stdout to
+   * this file; without it the level is warn and stdout is discarded.
+   */
+  log?: string;
   config?: Record<string, unknown>;
 }): Promise<BenchServer> {
   let database: { url: string; drop(): Promise<void> } | undefined;
@@ -204,7 +235,7 @@ export async function startBenchServer(o: {
   const config = {
     server: { host: '127.0.0.1', port: apiPort, tls: { mode: 'off' }, ...(o.workers ? { workers: o.workers } : {}) },
     public: { host: '127.0.0.1', port: publicPort },
-    ...(url ? { database: { url, ...(o.poolSize ? { poolSize: o.poolSize } : {}) } } : {}),
+    ...(url || o.groupCommit ? { database: { ...(url ? { url } : {}), ...(o.poolSize ? { poolSize: o.poolSize } : {}), ...(o.groupCommit ? { groupCommit: o.groupCommit } : {}) } } : {}),
     dataDir: o.dir,
     ca: { certificate: o.pki.intermediateCertificate, key: o.pki.intermediateKey, chain: o.pki.rootCertificate },
     auth: {
@@ -212,13 +243,15 @@ export async function startBenchServer(o: {
       admins: { identities: ['spiffe://example.org/admin'] },
     },
     policies: [{ identity: 'spiffe://example.org/ns/{ns}/sa/{sa}', dns: ['*.{ns}.svc'] }],
-    logging: { level: 'warn' },
+    ...(o.log ? {} : { logging: { level: 'warn' } }),
     ...o.config,
   };
   writeFileSync(join(o.dir, 'config.yaml'), stringify(config));
+  const stdout = o.log ? openSync(o.log, 'w') : 'ignore';
   const child = spawn(process.execPath, [...(o.nodeArgs ?? []), '--import', 'tsx', 'src/cli/index.ts', 'serve', '--config', join(o.dir, 'config.yaml')], {
-    stdio: ['ignore', 'ignore', 'inherit'],
+    stdio: ['ignore', stdout, 'inherit'],
   });
+  if (typeof stdout === 'number') closeSync(stdout);
   const exited = new Promise((r) => child.once('exit', r));
   const stop = async () => {
     child.kill('SIGTERM');

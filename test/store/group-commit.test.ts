@@ -111,6 +111,24 @@ for (const backend of backends) {
       for (const g of good) assert.equal(await store.recordIssuance(newCertificate(), g.use, AUDIT), 'recorded');
     });
 
+    it('plans the issuance statement for each batch, never with a cached generic plan', async () => {
+      // Postgres would switch the named statement to a generic plan after five executions; one
+      // made while the table was small read every valid certificate per batch. The counts are
+      // per session: on Postgres a handle of one connection (pool of 1), on PGlite its one session.
+      const probe = backend.name === 'Postgres' ? await openDatabase({ ...db.config, poolSize: 1 }) : database;
+      const probeStore = probe === database ? store : storeOn(probe, undefined, { maxRows: 100, maxDelayMs: 0, maxInFlight: 1 });
+      const plans = async () =>
+        (await probe.hot<{ generic: number; custom: number }>('test_plan_counts', `select generic_plans::int as generic, custom_plans::int as custom from pg_prepared_statements where name = 'service_ca_record_issuances'`, []))[0] ?? { generic: 0, custom: 0 };
+      try {
+        const before = await plans();
+        for (let i = 0; i < 8; i++) assert.equal(await probeStore.recordIssuance(newCertificate(), token(), AUDIT), 'recorded');
+        const after = await plans();
+        assert.deepEqual({ generic: after.generic - before.generic, custom: after.custom - before.custom }, { generic: 0, custom: 8 });
+      } finally {
+        if (probeStore !== store) await probeStore.close();
+      }
+    });
+
     it('never puts two uses of one token id, or two renewals of one certificate, in the same batch', async () => {
       const use = token();
       const parent = newCertificate();
