@@ -150,7 +150,25 @@ export function databaseError(err: unknown): unknown {
  * statements that ask (HotOptions.customPlan) are planned so, the setting set and reset around
  * them in the same call.
  */
-const CUSTOM_PLANS = 'set plan_cache_mode = force_custom_plan';
+const CUSTOM_PLANS = '-c plan_cache_mode=force_custom_plan';
+
+/**
+ * The URL with a setting added to its `options` (the server settings a connection starts
+ * with, libpq's and pg's `options` parameter), after any the URL already names: set before the
+ * first query, with no round trip of its own. A connection string that is not a URL is left as
+ * it is (its statements then keep Postgres's own plan choice).
+ */
+function withStartupOption(url: string, option: string): string {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    return url;
+  }
+  const present = parsed.searchParams.get('options');
+  parsed.searchParams.set('options', present ? `${present} ${option}` : option);
+  return parsed.toString();
+}
 
 /** Longest wait for a connection, and for any one query's answer, before answering 503. */
 const CONNECT_TIMEOUT_MS = 3000;
@@ -173,7 +191,7 @@ async function openPostgres(config: DatabaseConfig): Promise<Database> {
   }
   const newPool = (max: number, queryTimeout: number, customPlans = false) => {
     const p = new pg.Pool({
-      connectionString: config.url,
+      connectionString: customPlans ? withStartupOption(config.url!, CUSTOM_PLANS) : config.url,
       max,
       connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
       query_timeout: queryTimeout,
@@ -186,12 +204,7 @@ async function openPostgres(config: DatabaseConfig): Promise<Database> {
     // Without listeners node would treat either as an uncaught exception and end the process.
     // The query in flight, if any, fails on its own; the next query opens a new connection.
     p.on('error', (err) => config.onPoolError?.(err));
-    p.on('connect', (client) => {
-      client.on('error', (err) => config.onPoolError?.(err));
-      // Queued ahead of the pool's first query on this connection; if it fails, the connection
-      // is broken and that query fails as well.
-      if (customPlans) client.query(CUSTOM_PLANS).catch(() => {});
-    });
+    p.on('connect', (client) => client.on('error', (err) => config.onPoolError?.(err)));
     return p;
   };
   const pool = newPool(config.poolSize ?? 8, QUERY_TIMEOUT_MS, true);

@@ -115,7 +115,13 @@ for (const backend of backends) {
       // Postgres would switch the named statement to a generic plan after five executions; one
       // made while the table was small read every valid certificate per batch. The counts are
       // per session: on Postgres a handle of one connection (pool of 1), on PGlite its one session.
-      const probe = backend.name === 'Postgres' ? await openDatabase({ ...db.config, poolSize: 1 }) : database;
+      // The Postgres URL names options of its own, which are kept beside the service's.
+      const ownOptions = (url: string) => {
+        const u = new URL(url);
+        u.searchParams.set('options', '-c statement_timeout=61s');
+        return u.toString();
+      };
+      const probe = backend.name === 'Postgres' ? await openDatabase({ ...db.config, url: ownOptions(db.config.url!), poolSize: 1 }) : database;
       const probeStore = probe === database ? store : storeOn(probe, undefined, { maxRows: 100, maxDelayMs: 0, maxInFlight: 1 });
       const plans = async () =>
         (await probe.hot<{ generic: number; custom: number }>('test_plan_counts', `select generic_plans::int as generic, custom_plans::int as custom from pg_prepared_statements where name = 'service_ca_record_issuances'`, []))[0] ?? { generic: 0, custom: 0 };
@@ -124,6 +130,10 @@ for (const backend of backends) {
         for (let i = 0; i < 8; i++) assert.equal(await probeStore.recordIssuance(newCertificate(), token(), AUDIT), 'recorded');
         const after = await plans();
         assert.deepEqual({ generic: after.generic - before.generic, custom: after.custom - before.custom }, { generic: 0, custom: 8 });
+        if (probe !== database) {
+          const [own] = await probe.hot<{ timeout: string }>('test_own_option', `select current_setting('statement_timeout') as timeout`, []);
+          assert.equal(own?.timeout, '61s', 'the URL\'s own options still apply');
+        }
       } finally {
         if (probeStore !== store) await probeStore.close();
       }
