@@ -5,6 +5,7 @@
  */
 import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import type { Logger } from 'pino';
 import { createAuditSealer } from './audit/sealer.js';
 import { createAuthenticator } from './auth/authenticator.js';
@@ -12,7 +13,7 @@ import type { KeySetEvents } from './auth/key-sources.js';
 import type { Clock } from './clock.js';
 import type { Config } from './config.js';
 import type { AppDeps } from './http/context.js';
-import { workerCrlCoordination } from './cluster.js';
+import { workerCount, workerCrlCoordination } from './cluster.js';
 import { createCrlPublisher, type CrlPublisher } from './crl/publisher.js';
 import { createMetrics, type Metrics } from './metrics.js';
 import { createAuditLog } from './policy/audit.js';
@@ -131,6 +132,8 @@ export async function createDeps(config: Config, options: { clock: Clock; logger
     clock,
     limiter,
     onRenewalReuse: () => metrics.renewalReuses.inc(),
+    // Fewer serving processes than cores (always so on PGlite): a core is free for the thread pool.
+    csrSignatureCheck: workerCount(config) < availableParallelism() ? 'threadPool' : 'inline',
   });
   const crl = createCrlPublisher({
     store,

@@ -19,7 +19,7 @@ import { CaError } from '../errors.js';
 import { statusAt, type CertificateRecord } from '../model.js';
 import type { Signer } from '../signer/signer.js';
 import type { IssuanceOutcome, Store } from '../store/store.js';
-import { parseCsr, type ParsedCsr } from '../x509/csr.js';
+import { parseCsr, parseCsrOffThread, type ParsedCsr } from '../x509/csr.js';
 import { authorizeNames, type CompiledPolicy } from './names.js';
 import { issuingChainPem } from './published.js';
 import type { IssuanceLimiter } from './rate-limits.js';
@@ -52,6 +52,14 @@ export interface CertificateAuthorityDeps {
   clock: Clock;
   /** A renewal presented an already renewed certificate with another key (for the metric an operator alerts on). */
   onRenewalReuse?: () => void;
+  /**
+   * Where the CSR's self-signature is checked: `inline` on the calling thread, `threadPool` on
+   * libuv's (x509/csr.ts parseCsrOffThread). The thread pool pays where a core would otherwise
+   * idle: one process on two cores (PGlite) went from 0.79 to 0.89 of step-ca; with a process
+   * per core it costs a round trip for nothing (Postgres went from 1.19 to 1.14;
+   * docs/performance.md). Default `inline`.
+   */
+  csrSignatureCheck?: 'inline' | 'threadPool';
 }
 
 /** Refusals of a second renewal with another key: known by identity, to audit them under their own action. */
@@ -110,7 +118,7 @@ export function createCertificateAuthority(deps: CertificateAuthorityDeps): Cert
   async function issue(principal: Principal, request: IssueRequest): Promise<Issuance> {
     await deps.limiter?.take(principal.identity);
     const ttl = parseTtl(request.ttl);
-    const csr = parseCsr(request.csr);
+    const csr = deps.csrSignatureCheck === 'threadPool' ? await parseCsrOffThread(request.csr) : parseCsr(request.csr);
     const renews: RenewedCertificate | undefined = principal.renews;
     if (renews && sameBytes(renews.spki, csr.spki)) {
       throw new CaError('badPublicKey', 'a renewal needs a new key: the CSR carries the presented certificate\'s key');

@@ -8,7 +8,7 @@
  * of the SubjectPublicKeyInfo (to copy unchanged into the certificate), and the walk costs a
  * fraction of an ASN.1 object model on the issuance hot path.
  */
-import { verify as nodeVerify } from 'node:crypto';
+import { verify as nodeVerify, type KeyObject } from 'node:crypto';
 import { CaError } from '../errors.js';
 import { bytesToIp } from '../ip.js';
 import type { KeyType, SubjectAltNames } from '../model.js';
@@ -138,8 +138,58 @@ function dedupe(values: string[]): string[] {
   return [...new Set(values)];
 }
 
+/** A CSR read but not yet checked: its self-signature's inputs, and the fields the result keeps. */
+interface ReadCsr {
+  der: Uint8Array;
+  spki: Uint8Array;
+  keyType: KeyType;
+  sans: SubjectAltNames;
+  proof: { hash: string | null; signed: Uint8Array; key: KeyObject; signature: Uint8Array };
+}
+
 /** Parses and checks a PEM CSR; throws badCSR or badPublicKey. */
 export function parseCsr(pem: string): ParsedCsr {
+  const read = readCsr(pem);
+  let ok = false;
+  try {
+    ok = nodeVerify(read.proof.hash, read.proof.signed, { key: read.proof.key, dsaEncoding: 'der' }, read.proof.signature);
+  } catch {
+    ok = false;
+  }
+  return checked(read, ok);
+}
+
+/**
+ * parseCsr with the self-signature checked on libuv's thread pool (node:crypto's verify with a
+ * callback) instead of the calling thread: the same checks, the same errors in the same order.
+ * The issuance path uses it, so that the one process of the embedded database, whose main
+ * thread is the limit, verifies while it serves other requests (docs/performance.md).
+ */
+export async function parseCsrOffThread(pem: string): Promise<ParsedCsr> {
+  const read = readCsr(pem);
+  const { hash, signed, key, signature } = read.proof;
+  const ok = await new Promise<boolean>((resolve) => {
+    try {
+      nodeVerify(hash, signed, { key, dsaEncoding: 'der' }, signature, (err, verified) => resolve(!err && verified));
+    } catch {
+      resolve(false);
+    }
+  });
+  return checked(read, ok);
+}
+
+/** The checks after the signature's: it verified, and the names are few enough and not none. */
+function checked({ der, spki, keyType, sans }: ReadCsr, signatureVerified: boolean): ParsedCsr {
+  if (!signatureVerified) throw badCsr('the CSR\'s signature does not verify');
+  const result: SubjectAltNames = { dns: dedupe(sans.dns), ip: dedupe(sans.ip), uri: dedupe(sans.uri), email: dedupe(sans.email) };
+  const count = result.dns.length + result.ip.length + result.uri.length + result.email.length;
+  if (count === 0) throw badCsr('the CSR requests no subjectAltName');
+  if (count > MAX_SANS) throw badCsr(`the CSR requests more than ${MAX_SANS} names`);
+  return { der, spki, keyType, sans: result };
+}
+
+/** Reads a PEM CSR and its public key; throws badCSR or badPublicKey for all but the signature and name checks. */
+function readCsr(pem: string): ReadCsr {
   const blocks = [...pemBlocks(pem, 'CERTIFICATE REQUEST'), ...pemBlocks(pem, 'NEW CERTIFICATE REQUEST')];
   if (blocks.length !== 1) throw badCsr('expected exactly one PEM "CERTIFICATE REQUEST" block');
   const der = new Uint8Array(blocks[0]!);
@@ -180,17 +230,5 @@ export function parseCsr(pem: string): ParsedCsr {
   if (!algorithm) throw badCsr('the CSR\'s signature algorithm is not accepted (ECDSA or RSA PKCS#1 v1.5 with SHA-2, or Ed25519)');
   const family = keyType === 'rsa' ? 'rsa' : keyType === 'ed25519' ? 'ed25519' : 'ec';
   if (algorithm.key !== family) throw badCsr('the CSR\'s signature algorithm does not fit its key');
-  let ok = false;
-  try {
-    ok = nodeVerify(algorithm.hash, signed, { key, dsaEncoding: 'der' }, signature);
-  } catch {
-    ok = false;
-  }
-  if (!ok) throw badCsr('the CSR\'s signature does not verify');
-
-  const result: SubjectAltNames = { dns: dedupe(sans.dns), ip: dedupe(sans.ip), uri: dedupe(sans.uri), email: dedupe(sans.email) };
-  const count = result.dns.length + result.ip.length + result.uri.length + result.email.length;
-  if (count === 0) throw badCsr('the CSR requests no subjectAltName');
-  if (count > MAX_SANS) throw badCsr(`the CSR requests more than ${MAX_SANS} names`);
-  return { der, spki, keyType, sans: result };
+  return { der, spki, keyType, sans, proof: { hash: algorithm.hash, signed, key, signature } };
 }
