@@ -47,7 +47,10 @@ export interface SealResult {
 }
 
 /** Computes the chained hashes of rows in sealing order, from the head (src/audit/sealer.ts `link`). */
-export type ChainLinker = (head: { seq: number; hash: Buffer }, rows: UnsealedAuditEvent[]) => { id: number; chainSeq: number; prevHash: Buffer; hash: Buffer }[];
+export type ChainLinker = (
+  head: { seq: number; hash: Buffer },
+  rows: UnsealedAuditEvent[],
+) => { id: number; chainSeq: number; prevHash: Buffer; hash: Buffer }[] | Promise<{ id: number; chainSeq: number; prevHash: Buffer; hash: Buffer }[]>;
 
 const LOCK = sql`hashtext('service-ca:audit-seal')`;
 
@@ -139,7 +142,7 @@ export async function sealAudit(database: Database, max: number, link: ChainLink
     );
     if (raw.length === 0) return { sealed: 0, seal: head.seal, seq: head.seq, hash: head.hash };
     const rows = raw.map((r) => ({ ...eventOf(r), txid: Number(r.txid) }));
-    const linked = link({ seq: head.seq, hash: head.hash }, rows);
+    const linked = await link({ seq: head.seq, hash: head.hash }, rows);
     const lastRow = rows[rows.length - 1]!;
     const last = linked[linked.length - 1]!;
     const seal = head.seal + 1;
