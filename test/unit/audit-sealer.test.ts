@@ -26,7 +26,7 @@ describe('audit sealer link', () => {
     const input = rows(250);
     const linked = await link(head, input);
     assert.equal(linked.length, 250);
-    let prev = head.hash;
+    let prev: Buffer = head.hash;
     for (const [i, l] of linked.entries()) {
       assert.equal(l.id, input[i]!.id);
       assert.equal(l.chainSeq, 42 + i);
