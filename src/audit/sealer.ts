@@ -8,6 +8,7 @@
  */
 import { setImmediate } from 'node:timers/promises';
 import type { Logger } from 'pino';
+import type { ChainLink } from '../store/audit.js';
 import type { Store } from '../store/store.js';
 import { chainHash, type AuditEvent } from './chain.js';
 
@@ -28,7 +29,7 @@ const LINK_SLICE = 100;
 export async function link(head: { seq: number; hash: Buffer }, rows: (AuditEvent & { id: number })[]) {
   let prev = head.hash;
   let seq = head.seq;
-  const linked: { id: number; chainSeq: number; prevHash: Buffer; hash: Buffer }[] = [];
+  const linked: ChainLink[] = [];
   for (const [i, row] of rows.entries()) {
     if (i > 0 && i % LINK_SLICE === 0) await setImmediate();
     const hash = chainHash(prev, row);

@@ -46,11 +46,16 @@ export interface SealResult {
   hash: Buffer;
 }
 
+/** One row's place in the chain: its position and its hash over the previous one. */
+export interface ChainLink {
+  id: number;
+  chainSeq: number;
+  prevHash: Buffer;
+  hash: Buffer;
+}
+
 /** Computes the chained hashes of rows in sealing order, from the head (src/audit/sealer.ts `link`). */
-export type ChainLinker = (
-  head: { seq: number; hash: Buffer },
-  rows: UnsealedAuditEvent[],
-) => { id: number; chainSeq: number; prevHash: Buffer; hash: Buffer }[] | Promise<{ id: number; chainSeq: number; prevHash: Buffer; hash: Buffer }[]>;
+export type ChainLinker = (head: { seq: number; hash: Buffer }, rows: UnsealedAuditEvent[]) => Promise<ChainLink[]>;
 
 const LOCK = sql`hashtext('service-ca:audit-seal')`;
 

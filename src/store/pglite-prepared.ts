@@ -10,6 +10,7 @@
  * caller's transaction.
  */
 import { protocol, types, type PGlite } from '@electric-sql/pglite';
+import type { HotOptions } from './database.js';
 
 interface Prepared {
   text: string;
@@ -48,7 +49,7 @@ export function pglitePrepared(client: PGlite) {
   const customPlanOn = serialize.query('set plan_cache_mode = force_custom_plan');
   const customPlanOff = serialize.query('reset plan_cache_mode');
 
-  return async function hot<T>(name: string, text: string, params: unknown[], options?: { customPlan?: boolean }): Promise<T[]> {
+  return async function hot<T>(name: string, text: string, params: unknown[], options?: HotOptions): Promise<T[]> {
     // The transaction lock first (as PGlite's own query() does): outside any open transaction.
     return client._runExclusiveTransaction(() =>
       client._runExclusiveQuery(async () => {

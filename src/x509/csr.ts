@@ -162,8 +162,9 @@ export function parseCsr(pem: string): ParsedCsr {
 /**
  * parseCsr with the self-signature checked on libuv's thread pool (node:crypto's verify with a
  * callback) instead of the calling thread: the same checks, the same errors in the same order.
- * The issuance path uses it, so that the one process of the embedded database, whose main
- * thread is the limit, verifies while it serves other requests (docs/performance.md).
+ * The issuance path uses it when the service runs fewer processes than cores (always so on the
+ * embedded database), so that a main thread that is the limit serves other requests while the
+ * signature is checked (docs/performance.md).
  */
 export async function parseCsrOffThread(pem: string): Promise<ParsedCsr> {
   const read = readCsr(pem);
