@@ -20,7 +20,7 @@ export class ConfigError extends Error {
 const duration = z.union([z.string(), z.number()]).transform((v, ctx) => {
   const s = parseDuration(v);
   if (s === undefined || s <= 0) {
-    ctx.addIssue({ code: 'custom', message: `"${v}" is not a duration (use 30s, 5m, 24h, 7d or seconds)` });
+    ctx.addIssue({ code: 'custom', message: `"${v}" is not a duration (use 30s, 5m, 1h30m, 7d or a number of seconds)` });
     return z.NEVER;
   }
   return s;
@@ -29,7 +29,7 @@ const duration = z.union([z.string(), z.number()]).transform((v, ctx) => {
 const nonNegativeDuration = z.union([z.string(), z.number()]).transform((v, ctx) => {
   const s = parseDuration(v);
   if (s === undefined) {
-    ctx.addIssue({ code: 'custom', message: `"${v}" is not a duration (use 30s, 5m, 24h, 7d or seconds)` });
+    ctx.addIssue({ code: 'custom', message: `"${v}" is not a duration (use 30s, 5m, 1h30m, 7d or a number of seconds)` });
     return z.NEVER;
   }
   return s;

@@ -1,6 +1,7 @@
 /** What a command is, and the shared way of reading its options. */
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { ConfigError, loadConfigFile, type Config } from '../config.js';
+import { CONNECTION_OPTIONS } from './context.js';
 
 export interface Command {
   name: string;
@@ -10,9 +11,7 @@ export interface Command {
 
 /** The options of every command that obtains a certificate (request, agent). */
 export const CERTIFICATE_OPTIONS = {
-  server: { type: 'string' },
-  ca: { type: 'string' },
-  'token-file': { type: 'string' },
+  ...CONNECTION_OPTIONS,
   dns: { type: 'string', multiple: true },
   ip: { type: 'string', multiple: true },
   uri: { type: 'string', multiple: true },

@@ -74,6 +74,11 @@ export interface ClientOptions {
   ca?: string | undefined;
   /** Per-request timeout in ms (default 15 s). */
   timeoutMs?: number;
+  /**
+   * The name the server's certificate must hold, when it is not the URL's host: through a
+   * `kubectl port-forward` to localhost, say (SNI and the hostname check both use it).
+   */
+  tlsServerName?: string | undefined;
 }
 
 export interface RawResponse {
@@ -96,6 +101,7 @@ export class ServiceCaClient {
           method,
           headers: { ...(init.body !== undefined ? { 'Content-Length': String(Buffer.byteLength(init.body)) } : {}), ...init.headers },
           ...(url.protocol === 'https:' && this.options.ca ? { ca: this.options.ca } : {}),
+          ...(url.protocol === 'https:' && this.options.tlsServerName ? { servername: this.options.tlsServerName } : {}),
           timeout: this.options.timeoutMs ?? 15_000,
         },
         (res) => {
