@@ -28,14 +28,20 @@ console.log(`database: ${process.env.TEST_DATABASE_URL ? 'Postgres (TEST_DATABAS
 // Every app and child service of the run logs here at debug level (test/setup/app.ts,
 // test/setup/processes.ts); after the run, every line is searched for secrets.
 const logDir = mkdtempSync(join(tmpdir(), 'service-ca-test-logs-'));
+// The command line's saved contexts (src/cli/context.ts): an empty folder of the run's own, never
+// the user's, and none of the user's SERVICE_CA_* client variables.
+const configDir = mkdtempSync(join(tmpdir(), 'service-ca-test-config-'));
+const testEnv = { ...process.env, TEST_LOG_DIR: logDir, SERVICE_CA_CONFIG_DIR: configDir };
+for (const k of ['SERVICE_CA_URL', 'SERVICE_CA_ROOT', 'SERVICE_CA_TOKEN_FILE', 'SERVICE_CA_TLS_SERVER_NAME', 'SERVICE_CA_CONTEXT']) delete testEnv[k];
 const child = spawn(
   process.execPath,
   ['--import', 'tsx', '--test', `--test-concurrency=${process.env.TEST_CONCURRENCY ?? 2}`, '--test-timeout=180000', ...files],
-  { cwd: root, stdio: 'inherit', env: { ...process.env, TEST_LOG_DIR: logDir } },
+  { cwd: root, stdio: 'inherit', env: testEnv },
 );
 child.on('exit', (code, signal) => {
   const leaks = checkLogs();
   rmSync(logDir, { recursive: true, force: true });
+  rmSync(configDir, { recursive: true, force: true });
   process.exit(signal ? 1 : (code ?? 1) || leaks);
 });
 

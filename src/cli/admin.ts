@@ -1,31 +1,17 @@
 /** `service-ca status`, `revoke` and `list`: the API's certificate records from the command line. */
+import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { ServiceCaClient, ServiceCaError, type CertificateRecord } from '../client/index.js';
-import { parseOptions, type Command } from './command.js';
+import { ServiceCaError, type CertificateRecord, type ServiceCaClient } from '../client/index.js';
+import { connect, parseOptions, type Command } from './command.js';
+import { CONNECTION_OPTIONS, CONNECTION_USAGE } from './context.js';
 
-const COMMON = `  --server URL        the CA's API listener
-  --ca FILE           PEM root to trust for the server
-  --token-file FILE   a token (the certificate's owner, or an admin)
-  --json              JSON output
-  --help              this text`;
+const COMMON = `${CONNECTION_USAGE}
+  --json                JSON output
+  --help                this text
 
-const common = {
-  server: { type: 'string' },
-  ca: { type: 'string' },
-  'token-file': { type: 'string' },
-  json: { type: 'boolean', default: false },
-} as const;
+The token is the certificate's owner's identity token, or an admin's.`;
 
-function connect(v: { server?: string | undefined; ca?: string | undefined; 'token-file'?: string | undefined }, usage: string): { client: ServiceCaClient; token: string } | number {
-  if (!v.server || !v['token-file']) {
-    console.error(`service-ca: --server and --token-file are required\n\n${usage}`);
-    return 2;
-  }
-  return {
-    client: new ServiceCaClient({ baseUrl: v.server, ca: v.ca ? readFileSync(v.ca, 'utf8') : undefined }),
-    token: readFileSync(v['token-file'], 'utf8').trim(),
-  };
-}
+const common = { ...CONNECTION_OPTIONS, json: { type: 'boolean', default: false } } as const;
 
 /** Runs an API call, printing a problem document's message and returning 1 on an API error. */
 async function call<T>(work: () => Promise<T>, print: (result: T) => void): Promise<number> {
@@ -44,28 +30,45 @@ async function call<T>(work: () => Promise<T>, print: (result: T) => void): Prom
 const line = (r: CertificateRecord) =>
   `${r.serial}  ${r.status.padEnd(7)}  ${r.notAfter}  ${r.identity}  ${[...r.sans.dns, ...r.sans.ip, ...r.sans.uri, ...r.sans.email].join(',')}`;
 
-const STATUS_USAGE = `Usage: service-ca status --serial SERIAL [options]
+const STATUS_USAGE = `Usage: service-ca status (--serial SERIAL | --cert FILE) [options]
 
 Shows a certificate's record.
 
 Options:
-  --serial SERIAL     the certificate's serial (hex)
+  --serial SERIAL       the certificate's serial (hex)
+  --cert FILE           or the certificate itself (PEM or DER; the first of a chain)
 ${COMMON}`;
+
+/** The serial of the first certificate in FILE (PEM or DER), as the API writes serials. */
+function serialOfFile(file: string): string {
+  let bytes: Buffer;
+  try {
+    bytes = readFileSync(file);
+  } catch {
+    throw new Error(`${file} cannot be read`);
+  }
+  try {
+    return new X509Certificate(bytes).serialNumber.toLowerCase();
+  } catch {
+    throw new Error(`${file} holds no certificate (PEM or DER)`);
+  }
+}
 
 export const statusCommand: Command = {
   name: 'status',
   summary: 'show a certificate record',
   async run(argv) {
-    const v = parseOptions(argv, { ...common, serial: { type: 'string' } }, STATUS_USAGE);
+    const v = parseOptions(argv, { ...common, serial: { type: 'string' }, cert: { type: 'string' } }, STATUS_USAGE);
     if (typeof v === 'number') return v;
-    if (!v.serial) {
-      console.error(`service-ca: --serial is required\n\n${STATUS_USAGE}`);
+    if (Boolean(v.serial) === Boolean(v.cert)) {
+      console.error(`service-ca: exactly one of --serial or --cert is required\n\n${STATUS_USAGE}`);
       return 2;
     }
     const c = connect(v, STATUS_USAGE);
     if (typeof c === 'number') return c;
+    const serial = v.serial ?? serialOfFile(v.cert!);
     return call(
-      () => c.client.getCertificate(c.token, v.serial!),
+      () => c.client.getCertificate(c.token, serial),
       (r) => console.log(v.json ? JSON.stringify(r, null, 2) : `${line(r)}${r.revokedAt ? `\nrevoked ${r.revokedAt} (${r.revocationReason})` : ''}`),
     );
   },

@@ -1,7 +1,9 @@
 /** What a command is, and the shared way of reading its options. */
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { ConfigError, loadConfigFile, type Config } from '../config.js';
-import { CONNECTION_OPTIONS } from './context.js';
+import { readFileSync } from 'node:fs';
+import type { ServiceCaClient } from '../client/index.js';
+import { CONNECTION_OPTIONS, clientOf, resolveConnection, type ConnectionValues } from './context.js';
 
 export interface Command {
   name: string;
@@ -52,5 +54,28 @@ export function readConfig(path: string): Config | 1 {
       return 1;
     }
     throw err;
+  }
+}
+
+/**
+ * A client and the bearer token for a command that needs both, from flags, environment and the
+ * saved context (context.ts); 2 after printing what is missing with the usage.
+ */
+export function connect(v: ConnectionValues, usage: string): { client: ServiceCaClient; token: string } | number {
+  const c = resolveConnection(v);
+  const missing = [!c.server && '--server (or SERVICE_CA_URL, or a context saved by bootstrap)', !c.tokenFile && '--token-file (or SERVICE_CA_TOKEN_FILE)'].filter(Boolean);
+  if (missing.length > 0) {
+    console.error(`service-ca: ${missing.join(' and ')} ${missing.length > 1 ? 'are' : 'is'} required\n\n${usage}`);
+    return 2;
+  }
+  return { client: clientOf({ ...c, server: c.server! }), token: readToken(c.tokenFile!) };
+}
+
+/** A token file's content; a file that cannot be read is an error with its name, never its content. */
+export function readToken(file: string): string {
+  try {
+    return readFileSync(file, 'utf8').trim();
+  } catch {
+    throw new Error(`the token file ${file} cannot be read`);
   }
 }

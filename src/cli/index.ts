@@ -3,6 +3,7 @@
  * The service-ca command line. Exit codes: 0 success, 1 failure at run time, 2 bad usage.
  * `serve` and `init` run the CA itself; every other command is a client of the HTTP API.
  */
+import { readFileSync } from 'node:fs';
 import { commands } from './commands.js';
 
 const USAGE = `Usage: service-ca <command> [options]
@@ -10,13 +11,38 @@ const USAGE = `Usage: service-ca <command> [options]
 Commands:
 ${commands.map((c) => `  ${c.name.padEnd(10)} ${c.summary}`).join('\n')}
 
-Run "service-ca <command> --help" for a command's options.`;
+Run "service-ca <command> --help" for a command's options, "service-ca --version" for the version.
+
+Client commands find the CA through their flags, then SERVICE_CA_URL, SERVICE_CA_ROOT,
+SERVICE_CA_TOKEN_FILE and SERVICE_CA_TLS_SERVER_NAME, then the context bootstrap saved.`;
+
+/** The package's version: package.json sits two folders up from src/cli and three from dist/src/cli. */
+function version(): string {
+  for (const up of ['../../package.json', '../../../package.json']) {
+    try {
+      const pkg = JSON.parse(readFileSync(new URL(up, import.meta.url), 'utf8')) as { name?: string; version?: string };
+      if (pkg.name === 'service-ca' && pkg.version) return pkg.version;
+    } catch {
+      // Not this layout; try the next.
+    }
+  }
+  return 'unknown';
+}
 
 async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;
-  if (!name || name === '--help' || name === '-h' || name === 'help') {
+  if (!name) {
+    // Bad usage: the usage goes to stderr, so that a script's output stays clean.
+    console.error(USAGE);
+    return 2;
+  }
+  if (name === '--help' || name === '-h' || name === 'help') {
     console.log(USAGE);
-    return name ? 0 : 2;
+    return 0;
+  }
+  if (name === '--version' || name === '-V' || name === 'version') {
+    console.log(`service-ca ${version()} (node ${process.versions.node}, OpenSSL ${process.versions.openssl})`);
+    return 0;
   }
   const command = commands.find((c) => c.name === name);
   if (!command) {

@@ -2,29 +2,27 @@
  * `service-ca request`: make a key here (it is never sent), build the CSR, obtain the
  * certificate, and write key, certificate and chain atomically with restrictive modes.
  */
-import { readFileSync } from 'node:fs';
-import { ServiceCaClient, ServiceCaError } from '../client/index.js';
-import { CERTIFICATE_OPTIONS, KEY_TYPES, parseOptions, type Command } from './command.js';
+import { ServiceCaError } from '../client/index.js';
+import { CERTIFICATE_OPTIONS, KEY_TYPES, connect, parseOptions, type Command } from './command.js';
+import { CONNECTION_USAGE } from './context.js';
 import { writeIssued } from './cert-files.js';
 import { createKeyAndCsr, type ClientKeyType } from './keys.js';
 
-const USAGE = `Usage: service-ca request --server URL --token-file FILE --out PREFIX [names] [options]
+const USAGE = `Usage: service-ca request --token-file FILE --out PREFIX [names] [options]
 
 Writes PREFIX.key (0600), PREFIX.pem (the certificate) and PREFIX.chain.pem (the intermediates).
 
 Options:
-  --server URL        the CA's API listener, e.g. https://localhost:8443
-  --ca FILE           PEM root to trust for the server (the CA's root.pem)
-  --token-file FILE   the identity token (JWT)
-  --dns NAME          a DNS name (repeatable)
-  --ip ADDRESS        an IP address (repeatable)
-  --uri URI           a URI, e.g. a SPIFFE ID (repeatable)
-  --email ADDRESS     an email address (repeatable)
-  --ttl DURATION      requested lifetime, e.g. 24h
-  --key-type TYPE     p256 (default), p384, rsa or ed25519
-  --out PREFIX        where to write the files
-  --json              print the issuance answer as JSON
-  --help              this text`;
+${CONNECTION_USAGE}
+  --dns NAME            a DNS name (repeatable)
+  --ip ADDRESS          an IP address (repeatable)
+  --uri URI             a URI, e.g. a SPIFFE ID (repeatable)
+  --email ADDRESS       an email address (repeatable)
+  --ttl DURATION        requested lifetime, e.g. 24h or 1h30m
+  --key-type TYPE       p256 (default), p384, rsa or ed25519
+  --out PREFIX          where to write the files
+  --json                print the issuance answer as JSON
+  --help                this text`;
 
 export const requestCommand: Command = {
   name: 'request',
@@ -36,16 +34,17 @@ export const requestCommand: Command = {
       USAGE,
     );
     if (typeof v === 'number') return v;
-    if (!v.server || !v['token-file'] || !v.out) {
-      console.error(`service-ca: --server, --token-file and --out are required\n\n${USAGE}`);
+    if (!v.out) {
+      console.error(`service-ca: --out is required\n\n${USAGE}`);
       return 2;
     }
     if (!KEY_TYPES.includes(v['key-type']!)) {
       console.error('service-ca: --key-type must be p256, p384, rsa or ed25519');
       return 2;
     }
-    const token = readFileSync(v['token-file'], 'utf8').trim();
-    const client = new ServiceCaClient({ baseUrl: v.server, ca: v.ca ? readFileSync(v.ca, 'utf8') : undefined });
+    const c = connect(v, USAGE);
+    if (typeof c === 'number') return c;
+    const { client, token } = c;
     const { keyPem, csrPem } = await createKeyAndCsr(v['key-type'] as ClientKeyType, { dns: v.dns, ip: v.ip, uri: v.uri, email: v.email });
     let issued;
     try {

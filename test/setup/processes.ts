@@ -71,7 +71,9 @@ export function portIsFree(port: number): Promise<boolean> {
 /** The environment of the test process without the variables that would steer the CA. */
 export function cleanEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
   const env = { ...process.env };
-  for (const k of ['DATABASE_URL', 'SERVICE_CA_CONFIG', 'LOG_LEVEL', 'NODE_OPTIONS', 'NODE_TEST_CONTEXT', 'TEST_DATABASE_URL']) delete env[k];
+  // The CLI's own defaults (src/cli/context.ts) come from the test's extra variables only.
+  const client = ['SERVICE_CA_URL', 'SERVICE_CA_ROOT', 'SERVICE_CA_TOKEN_FILE', 'SERVICE_CA_TLS_SERVER_NAME', 'SERVICE_CA_CONTEXT'];
+  for (const k of ['DATABASE_URL', 'SERVICE_CA_CONFIG', 'LOG_LEVEL', 'NODE_OPTIONS', 'NODE_TEST_CONTEXT', 'TEST_DATABASE_URL', ...client]) delete env[k];
   return { ...env, ...extra };
 }
 
