@@ -26,7 +26,6 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { withPg } from '../setup/database.js';
 import { createTestPki } from '../setup/pki.js';
@@ -46,8 +45,9 @@ const { values } = parseArgs({
     json: { type: 'string' },
   },
 });
-const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
-const harness = resolve(values.harness ?? process.env.PEERS_HARNESS ?? join(repoRoot, '../shared/peers'));
+const harnessDir = values.harness ?? process.env.PEERS_HARNESS;
+if (!harnessDir) throw new Error('name the peer harness folder with --harness DIR or PEERS_HARNESS (docs/performance.md "Beside step-ca")');
+const harness = resolve(harnessDir);
 const pairs = Number(values.pairs);
 const groupCommit = parseGroupCommit(values['group-commit']);
 const dbs = (values.db === 'both' ? ['postgres', 'pglite'] : [values.db]) as ('postgres' | 'pglite')[];
