@@ -1,6 +1,7 @@
 /**
  * The OpenAPI document is generated from the route contracts (src/http/routes), never written
- * by hand. `npm run openapi` rewrites openapi/openapi.json; a test fails when it is stale.
+ * by hand, with the operation ids and the holder-token scheme of src/http/openapi-operations.ts.
+ * `npm run openapi` rewrites openapi/openapi.json; a test fails when it is stale.
  */
 import { writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';

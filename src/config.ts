@@ -1,6 +1,7 @@
 /**
- * The one configuration schema (the configuration contract the README documents) and the only reader
- * of process.env. A bad file stops start-up with the key's path and the problem in the message.
+ * The one configuration schema (docs/configuration.md and docs/config.schema.json are generated
+ * from it by config-reference.ts) and the only reader of process.env. A bad file stops start-up
+ * with the key's path and the problem in the message.
  * The schema checks shapes and cross-field rules; what a policy's patterns mean is checked by the
  * policy compiler (policy/policy-compiler.ts) at start-up, with the same kind of message.
  */
@@ -17,23 +18,37 @@ export class ConfigError extends Error {
   }
 }
 
-const duration = z.union([z.string(), z.number()]).transform((v, ctx) => {
-  const s = parseDuration(v);
-  if (s === undefined || s <= 0) {
-    ctx.addIssue({ code: 'custom', message: `"${v}" is not a duration (use 30s, 5m, 1h30m, 7d or a number of seconds)` });
-    return z.NEVER;
-  }
-  return s;
-});
+/**
+ * How a value is written when the schema reads it through a transform, which JSON Schema cannot
+ * show by itself: a duration, or a number or boolean that may also arrive as text (from a
+ * `${VAR}` reference). Read only by the configuration reference (config-reference.ts); parsing
+ * never looks at it.
+ */
+export const writtenAs = z.registry<{ writtenAs: 'duration' | 'nonNegativeDuration' | 'text' }>();
 
-const nonNegativeDuration = z.union([z.string(), z.number()]).transform((v, ctx) => {
-  const s = parseDuration(v);
-  if (s === undefined) {
-    ctx.addIssue({ code: 'custom', message: `"${v}" is not a duration (use 30s, 5m, 1h30m, 7d or a number of seconds)` });
-    return z.NEVER;
-  }
-  return s;
-});
+const duration = z
+  .union([z.string(), z.number()])
+  .transform((v, ctx) => {
+    const s = parseDuration(v);
+    if (s === undefined || s <= 0) {
+      ctx.addIssue({ code: 'custom', message: `"${v}" is not a duration (use 30s, 5m, 1h30m, 7d or a number of seconds)` });
+      return z.NEVER;
+    }
+    return s;
+  })
+  .register(writtenAs, { writtenAs: 'duration' });
+
+const nonNegativeDuration = z
+  .union([z.string(), z.number()])
+  .transform((v, ctx) => {
+    const s = parseDuration(v);
+    if (s === undefined) {
+      ctx.addIssue({ code: 'custom', message: `"${v}" is not a duration (use 30s, 5m, 1h30m, 7d or a number of seconds)` });
+      return z.NEVER;
+    }
+    return s;
+  })
+  .register(writtenAs, { writtenAs: 'nonNegativeDuration' });
 
 /** `${VAR}` expansion yields text; keys that take numbers or booleans read it back. */
 const fromText = (v: unknown) => {
@@ -43,33 +58,55 @@ const fromText = (v: unknown) => {
   if (v.trim() === 'false') return false;
   return v;
 };
-const int = () => z.preprocess(fromText, z.number().int());
-const bool = () => z.preprocess(fromText, z.boolean());
+const int = () => z.preprocess(fromText, z.number().int()).register(writtenAs, { writtenAs: 'text' });
+const bool = () => z.preprocess(fromText, z.boolean()).register(writtenAs, { writtenAs: 'text' });
 
 const port = int().pipe(z.number().min(0).max(65535));
 const hostName = z.string().min(1);
 
-const tlsSchema = z.discriminatedUnion('mode', [
-  z.object({
-    mode: z.literal('auto'),
-    names: z.array(z.string().min(1)).min(1).default(['localhost', '127.0.0.1']),
-    ttl: duration.default(24 * 3600),
-  }).strict(),
-  z.object({ mode: z.literal('files'), certificate: z.string().min(1), key: z.string().min(1) }).strict(),
-  z.object({ mode: z.literal('off') }).strict(),
-]);
+const tlsSchema = z
+  .discriminatedUnion('mode', [
+    z
+      .object({
+        mode: z.literal('auto').describe('A certificate this CA issues to itself, kept in memory and renewed at two thirds of its lifetime.'),
+        names: z
+          .array(z.string().min(1))
+          .min(1)
+          .default(['localhost', '127.0.0.1'])
+          .describe('DNS names and IP addresses of the API listener\'s certificate. No workload can get a certificate for these names through the API, whatever a policy says.'),
+        ttl: duration.default(24 * 3600).describe('Lifetime of the API listener\'s own certificate.'),
+      })
+      .strict(),
+    z
+      .object({
+        mode: z.literal('files').describe('A certificate and key read from PEM files at start-up.'),
+        certificate: z.string().min(1).describe('PEM file: the API listener\'s certificate, then its chain. Its DNS and IP names are never issued through the API.'),
+        key: z.string().min(1).describe('PEM file: the private key of that certificate.'),
+      })
+      .strict(),
+    z.object({ mode: z.literal('off').describe('Plain HTTP, for a TLS-terminating proxy in front; start-up logs a warning.') }).strict(),
+  ])
+  .describe('TLS of the API listener, chosen by `mode`: `auto`, `files` or `off`.');
 
 const HMAC_ALGS = ['HS256', 'HS384', 'HS512'] as const;
 const ASYM_ALGS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA'] as const;
 export const JWT_ALGORITHMS = [...ASYM_ALGS, ...HMAC_ALGS] as const;
 export type JwtAlgorithm = (typeof JWT_ALGORITHMS)[number];
 
-const jwksSchema = z.union([
-  z.object({ file: z.string().min(1) }).strict(),
-  z.object({ url: z.url({ protocol: /^https?$/ }) }).strict(),
-  z.object({ keys: z.array(z.record(z.string(), z.unknown())).min(1) }).strict(),
-  z.object({ discovery: z.literal(true) }).strict(),
-]);
+const jwksSchema = z
+  .union([
+    z.object({ file: z.string().min(1).describe('A JWKS file, read again when it changes on disk.') }).strict(),
+    z.object({ url: z.url({ protocol: /^https?$/ }).describe('A JWKS URL (http or https), fetched and cached.') }).strict(),
+    z.object({ keys: z.array(z.record(z.string(), z.unknown())).min(1).describe('The keys themselves, as JWK objects.') }).strict(),
+    z
+      .object({
+        discovery: z
+          .literal(true)
+          .describe('OIDC discovery: read `{issuer}/.well-known/openid-configuration`, then the `jwks_uri` it names (a Kubernetes API server serves both).'),
+      })
+      .strict(),
+  ])
+  .describe('Where the issuer\'s public keys come from: exactly one of `file`, `url`, `keys` or `discovery`. Required unless `secret` is set.');
 
 /**
  * Issuer names the CA uses itself: `renewal` is the issuer of holder renewals
@@ -83,24 +120,45 @@ const issuerSchema = z
     name: z
       .string()
       .min(1)
-      .regex(/^[A-Za-z0-9._-]+$/, 'letters, digits, ".", "_" and "-" only'),
-    issuer: z.string().min(1),
-    audience: z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]),
+      .regex(/^[A-Za-z0-9._-]+$/, 'letters, digits, ".", "_" and "-" only')
+      .describe('A short name for this issuer, unique in the list: used in metrics, audit rows, `auth.admins.identities[].issuer` and `policies[].issuers`. `renewal` is reserved.'),
+    issuer: z.string().min(1).describe('The exact `iss` claim of the issuer\'s tokens.'),
+    audience: z
+      .union([z.string().min(1), z.array(z.string().min(1)).min(1)])
+      .describe('The `aud` the tokens must carry: one value, or a list of which a token must carry at least one.'),
     jwks: jwksSchema.optional(),
-    secret: z.string().min(32, 'an HMAC secret must be at least 32 characters').optional(),
-    algorithms: z.array(z.enum(JWT_ALGORITHMS)).min(1).default(['RS256', 'ES256', 'EdDSA']),
-    identity: z.string().min(1).default('{sub}'),
-    maxTokenAge: duration.optional(),
-    requireJti: bool().default(false),
+    secret: z
+      .string()
+      .min(32, 'an HMAC secret must be at least 32 characters')
+      .optional()
+      .describe('A shared HMAC secret of at least 32 characters, instead of `jwks`. Only with it may `algorithms` name HS256, HS384 or HS512, and then only those.'),
+    algorithms: z
+      .array(z.enum(JWT_ALGORITHMS))
+      .min(1)
+      .default(['RS256', 'ES256', 'EdDSA'])
+      .describe('The JWS algorithms accepted. HMAC algorithms need `secret`; `none` is never accepted.'),
+    identity: z
+      .string()
+      .min(1)
+      .default('{sub}')
+      .describe('Template that builds the identity from the claims: `{claim}` placeholders, with dots for nested claims (`{kubernetes.io.namespace}`). Identities starting with `service-ca:` are refused.'),
+    maxTokenAge: duration
+      .optional()
+      .describe('Longest token lifetime (`exp` - `iat`) and oldest `iat` accepted. When set, tokens need `iat`.'),
+    requireJti: bool()
+      .default(false)
+      .describe('Accept each token once: tokens need a `jti`, consumed by the issuance it authorizes, across replicas.'),
     /** Least time between two fetches of a remote key set (an unknown kid triggers one). */
-    jwksCooldown: duration.default(30),
+    jwksCooldown: duration.default(30).describe('Least time between two fetches of a remote key set; a token with an unknown `kid` triggers one.'),
     /** How long a fetched key set is used before it is fetched again. */
-    jwksCacheMaxAge: duration.default(600),
+    jwksCacheMaxAge: duration.default(600).describe('How long a fetched remote key set is used before it is fetched again.'),
     /**
      * How long past jwksCacheMaxAge the last good key set is still used while its refetch fails
      * (retried with backoff); 0: never. Past it, the issuer's tokens get 503.
      */
-    jwksStaleTtl: nonNegativeDuration.default(24 * 3600),
+    jwksStaleTtl: nonNegativeDuration
+      .default(24 * 3600)
+      .describe('How long past `jwksCacheMaxAge` the last good remote key set is still used while fetching it fails. Past it, the issuer\'s tokens get 503. 0: never.'),
   })
   .strict()
   .superRefine((iss, ctx) => {
@@ -127,48 +185,102 @@ export type ExtendedKeyUsage = (typeof EKUS)[number];
 
 const policySchema = z
   .object({
-    identity: z.string().min(1),
-    dns: z.array(z.string().min(1)).default([]),
-    uri: z.array(z.string().min(1)).default([]),
-    ip: z.array(z.string().min(1)).default([]),
-    email: z.array(z.string().min(1)).default([]),
-    wildcards: bool().default(false),
-    maxTtl: duration.optional(),
-    extendedKeyUsage: z.array(z.enum(EKUS)).min(1).default(['serverAuth', 'clientAuth']),
+    identity: z
+      .string()
+      .min(1)
+      .describe('The identities this policy is for: a pattern in which `{name}` captures one path segment, e.g. `spiffe://example.org/ns/{ns}/sa/{sa}`.'),
+    dns: z
+      .array(z.string().min(1))
+      .default([])
+      .describe('Allowed DNS names: patterns filled with the captures and `{identity}`. A leading `*.` matches exactly one label.'),
+    uri: z.array(z.string().min(1)).default([]).describe('Allowed URI names: patterns filled like `dns`; `{identity}` alone is the identity itself.'),
+    ip: z.array(z.string().min(1)).default([]).describe('Allowed IP addresses: addresses or CIDR ranges, IPv4 or IPv6.'),
+    email: z.array(z.string().min(1)).default([]).describe('Allowed email names: patterns filled like `dns`.'),
+    wildcards: bool().default(false).describe('Allow a CSR to ask for a literal wildcard name such as `*.payments.svc`.'),
+    maxTtl: duration.optional().describe('Longest lifetime this policy grants, within `issuance.maxTtl`.'),
+    extendedKeyUsage: z
+      .array(z.enum(EKUS))
+      .min(1)
+      .default(['serverAuth', 'clientAuth'])
+      .describe('The extended key usages written into certificates this policy grants.'),
     /** Names of configured issuers: the policy matches only their tokens. Absent: any issuer's. */
-    issuers: z.array(z.string().min(1)).min(1).optional(),
+    issuers: z
+      .array(z.string().min(1))
+      .min(1)
+      .optional()
+      .describe('Names of issuers in `auth.issuers`: the policy matches only their tokens. Absent: tokens of any issuer.'),
   })
   .strict();
+
+/**
+ * The rules between keys that the superRefine calls below check, in words, for the configuration
+ * reference (a JSON Schema cannot say them). Keep them in step with those checks.
+ */
+export const CROSS_KEY_RULES: readonly string[] = [
+  '`issuance.defaultTtl` is at most `issuance.maxTtl`.',
+  '`crl.refresh` is shorter than `crl.validity`.',
+  '`server.workers` is `auto` or 1 with the embedded database (no `database.url` and no DATABASE_URL).',
+  'Each `auth.issuers[].name` is used once, and is not `renewal`.',
+  'An issuer has either `jwks` or `secret`, not both and not neither; with `secret`, `algorithms` lists HMAC algorithms only, and only then may it list them.',
+  '`auth.admins.identities[].issuer` and `policies[].issuers[]` name issuers of `auth.issuers`.',
+  'In `policies` (checked by the policy compiler, at start-up and by `service-ca config check`): a capture name in `identity` starts with a letter or `_`, holds letters, digits and `_`, is not `identity`, and appears once; every `{name}` in `dns`, `uri` and `email` is `{identity}` or a capture of `identity`; two placeholders are joined by a character neither value may hold (`{sa}.{ns}.svc`, not `{sa}-{ns}.svc`); each `ip` entry is an IP address or a CIDR range.',
+];
 
 /** Group commit of issuances when the configuration names none (database.groupCommit); measured in docs/performance.md. */
 export const GROUP_COMMIT_DEFAULTS = { maxRows: 64, maxDelayMs: 0, maxInFlight: 1 } as const;
 
-const configSchema = z
+export const configSchema = z
   .object({
     server: z
       .object({
-        host: hostName.default('127.0.0.1'),
-        port: port.default(8443),
+        host: hostName.default('127.0.0.1').describe('Address the API listener binds to.'),
+        port: port.default(8443).describe('TCP port of the API listener; 0 picks a free port.'),
         tls: tlsSchema.default({ mode: 'auto', names: ['localhost', '127.0.0.1'], ttl: 24 * 3600 }),
         /** Processes serving (node:cluster), `auto`: one per core. PGlite always runs one. */
-        workers: z.preprocess(fromText, z.union([z.literal('auto'), z.number().int().min(1).max(64)])).default('auto'),
+        workers: z
+          .preprocess(fromText, z.union([z.literal('auto'), z.number().int().min(1).max(64)]))
+          .register(writtenAs, { writtenAs: 'text' })
+          .default('auto')
+          .describe('Processes serving both listeners (node:cluster). `auto`: one per core, at most 8. Always one with the embedded database, where a number above 1 is refused.'),
         /**
          * How long an idle keep-alive connection stays open (both listeners), in seconds. Longer
          * than the clients' and load balancers' own idle timeouts (60 s is common), so that the
          * client closes an idle connection, never the server under a request that is on its way:
          * node's default of 5 s races clients that reuse a connection at about that age.
          */
-        keepAliveTimeout: duration.pipe(z.number().min(1).max(3600)).default(65),
+        keepAliveTimeout: duration
+          .pipe(z.number().min(1).max(3600))
+          .default(65)
+          .describe('How long both listeners keep an idle keep-alive connection open, 1 s to 1 h. Keep it above the idle timeouts of clients and load balancers.'),
       })
       .strict()
-      .prefault({}),
-    public: z.object({ host: hostName.default('127.0.0.1'), port: port.default(8080) }).strict().prefault({}),
-    publicUrl: z.url({ protocol: /^https?$/ }).default('http://127.0.0.1:8080').transform((u) => u.replace(/\/+$/, '')),
+      .prefault({})
+      .describe('The API listener: every endpoint, the authenticated ones included.'),
+    public: z
+      .object({
+        host: hostName.default('127.0.0.1').describe('Address the public listener binds to.'),
+        port: port.default(8080).describe('TCP port of the public listener; 0 picks a free port.'),
+      })
+      .strict()
+      .prefault({})
+      .describe('The public listener: plain HTTP, no authentication. It serves the CA certificates, CRLs, renewal information, health, metrics and documents.'),
+    publicUrl: z
+      .url({ protocol: /^https?$/ })
+      .default('http://127.0.0.1:8080')
+      .transform((u) => u.replace(/\/+$/, ''))
+      .describe('Base URL of the public listener as relying parties reach it: certificates name `{publicUrl}/v1/crl` and `{publicUrl}/v1/ca/intermediate.der`. A trailing slash is dropped.'),
     database: z
       .object({
-        url: z.string().min(1).optional(),
+        url: z
+          .string()
+          .min(1)
+          .optional()
+          .describe('A `postgres://` URL. Absent: the environment variable DATABASE_URL, else the embedded database (PGlite) under `dataDir`.'),
         /** Connections per process (Postgres): replicas × workers × (poolSize + 5) in all (2 for CRL work, 2 for public lookups, 1 listening for new CRLs). */
-        poolSize: int().pipe(z.number().min(1).max(200)).default(8),
+        poolSize: int()
+          .pipe(z.number().min(1).max(200))
+          .default(8)
+          .describe('Postgres connections per process for requests. Each process opens 5 more: 2 for CRL work, 2 for the public listener\'s lookups, 1 listening for new CRLs.'),
         /**
          * Group commit of issuances (store/group-commit.ts): a batch is written when it holds
          * maxRows issuances or maxDelayMs after its first arrived, with at most maxInFlight
@@ -177,80 +289,135 @@ const configSchema = z
          */
         groupCommit: z
           .object({
-            maxRows: int().pipe(z.number().min(1).max(1000)).default(GROUP_COMMIT_DEFAULTS.maxRows),
-            maxDelayMs: int().pipe(z.number().min(0).max(1000)).default(GROUP_COMMIT_DEFAULTS.maxDelayMs),
-            maxInFlight: int().pipe(z.number().min(1).max(64)).default(GROUP_COMMIT_DEFAULTS.maxInFlight),
+            maxRows: int()
+              .pipe(z.number().min(1).max(1000))
+              .default(GROUP_COMMIT_DEFAULTS.maxRows)
+              .describe('Most issuances committed together in one transaction.'),
+            maxDelayMs: int()
+              .pipe(z.number().min(0).max(1000))
+              .default(GROUP_COMMIT_DEFAULTS.maxDelayMs)
+              .describe('Longest wait for more issuances after a batch\'s first, in milliseconds. 0: write what arrived in the same turn of the event loop.'),
+            maxInFlight: int()
+              .pipe(z.number().min(1).max(64))
+              .default(GROUP_COMMIT_DEFAULTS.maxInFlight)
+              .describe('Batches committing at once per process; always 1 on the embedded database.'),
           })
           .strict()
-          .prefault({}),
+          .prefault({})
+          .describe('Group commit: issuances are written in batches, and each request is answered after its batch commits.'),
       })
       .strict()
-      .prefault({}),
-    dataDir: z.string().min(1).default('./data'),
+      .prefault({})
+      .describe('Where records are kept: Postgres, or the embedded database.'),
+    dataDir: z.string().min(1).default('./data').describe('Folder of the embedded database (unused with Postgres).'),
     ca: z
       .object({
-        certificate: z.string().min(1),
-        key: z.string().min(1),
-        keyPassphrase: z.string().optional(),
-        chain: z.string().min(1).optional(),
+        certificate: z.string().min(1).describe('PEM file: the intermediate CA certificate that signs certificates and CRLs. Certificates after the first are read as the chain above it.'),
+        key: z.string().min(1).describe('PEM file: the intermediate\'s PKCS#8 private key, optionally encrypted.'),
+        keyPassphrase: z.string().optional().describe('Passphrase of an encrypted `key`. Write it as a `${VAR}` reference, not in the file.'),
+        chain: z.string().min(1).optional().describe('PEM file: the certificates above the intermediate, ending with the self-signed root.'),
       })
-      .strict(),
+      .strict()
+      .describe('The issuing CA. Paths are relative to the configuration file\'s folder.'),
     issuance: z
       .object({
-        defaultTtl: duration.default(24 * 3600),
-        maxTtl: duration.default(72 * 3600),
-        backdate: nonNegativeDuration.default(60),
+        defaultTtl: duration.default(24 * 3600).describe('Lifetime of a certificate when the request names none. At most `maxTtl`.'),
+        maxTtl: duration.default(72 * 3600).describe('Longest lifetime of any certificate.'),
+        backdate: nonNegativeDuration.default(60).describe('How far `notBefore` lies before the time of issuance, for clients whose clocks run behind.'),
       })
       .strict()
-      .prefault({}),
+      .prefault({})
+      .describe('Certificate lifetimes.'),
     crl: z
-      .object({ validity: duration.default(24 * 3600), refresh: duration.default(3600), maxDelay: duration.default(5) })
+      .object({
+        validity: duration.default(24 * 3600).describe('Distance from a CRL\'s `thisUpdate` to its `nextUpdate`.'),
+        refresh: duration.default(3600).describe('A new CRL is made at least this often, even without revocations. Shorter than `validity`.'),
+        maxDelay: duration.default(5).describe('Longest time from a revocation to its appearance in the CRL of every replica; also the CRL\'s `Cache-Control: max-age`.'),
+      })
       .strict()
-      .prefault({}),
+      .prefault({})
+      .describe('Certificate revocation lists.'),
     auth: z
       .object({
-        clockTolerance: nonNegativeDuration.default(30),
-        issuers: z.array(issuerSchema).min(1),
+        clockTolerance: nonNegativeDuration.default(30).describe('Leeway for `exp`, `nbf` and `iat` of every token.'),
+        issuers: z.array(issuerSchema).min(1).describe('The identity providers whose tokens are trusted. At least one.'),
         /**
          * An entry is an identity (from any issuer), or { issuer, identity }: only a token of
-         * that issuer (its configured name) can claim it (API.md "Identity and policy").
+         * that issuer (its configured name) can claim it (docs/api.md "Identity and policy").
          */
         admins: z
           .object({
             identities: z
-              .array(z.union([z.string().min(1), z.object({ issuer: z.string().min(1), identity: z.string().min(1) }).strict()]))
-              .default([]),
+              .array(
+                z
+                  .union([
+                    z.string().min(1).describe('An identity: an admin with a token of any issuer.'),
+                    z
+                      .object({
+                        issuer: z.string().min(1).describe('The `name` of an issuer in `auth.issuers`: only its tokens make this identity an admin.'),
+                        identity: z.string().min(1).describe('The identity, as that issuer\'s `identity` template builds it.'),
+                      })
+                      .strict(),
+                  ])
+                  .describe('An identity string, or `{ issuer, identity }`.'),
+              )
+              .default([])
+              .describe('The admins: each entry is an identity, or `{ issuer, identity }` bound to one issuer (safer when issuers could build the same identity).'),
           })
           .strict()
-          .prefault({}),
+          .prefault({})
+          .describe('Who may use the admin endpoints.'),
       })
-      .strict(),
-    policies: z.array(policySchema).default([]),
+      .strict()
+      .describe('Authentication: trusted token issuers and admins.'),
+    policies: z
+      .array(policySchema)
+      .default([])
+      .describe('Which identity may get which names. Deny by default: a request is granted by the first policy matching the identity that allows every name.'),
     logging: z
       .object({
-        level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+        level: z
+          .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
+          .default('info')
+          .describe('The log level; the environment variable LOG_LEVEL overrides it.'),
         /**
          * Share of successful requests (status below 400) that get a request line, 0 to 1;
          * refused and failed requests are always logged.
          */
-        requestSample: z.preprocess(fromText, z.number().min(0).max(1)).default(1),
+        requestSample: z
+          .preprocess(fromText, z.number().min(0).max(1))
+          .register(writtenAs, { writtenAs: 'text' })
+          .default(1)
+          .describe('Share of successful requests (status below 400) that get a log line, 0 to 1. Refused and failed requests are always logged.'),
       })
       .strict()
-      .prefault({}),
+      .prefault({})
+      .describe('JSON log lines on stdout.'),
     limits: z
       .object({
-        bodyBytes: int().pipe(z.number().min(1024).max(16 * 1024 * 1024)).default(64 * 1024),
+        bodyBytes: int()
+          .pipe(z.number().min(1024).max(16 * 1024 * 1024))
+          .default(64 * 1024)
+          .describe('Largest request body, in bytes; larger bodies get 413.'),
         /**
          * Issuances (and renewals) per identity per window, counted in the database so that every
          * replica and worker shares them; 0: no limit. Over it: 429 rateLimited with Retry-After.
          */
         issuance: z
-          .object({ perIdentity: int().pipe(z.number().min(0)).default(0), window: duration.default(60) })
+          .object({
+            perIdentity: int()
+              .pipe(z.number().min(0))
+              .default(0)
+              .describe('Issuance and renewal requests per identity per window, counted in the database for all replicas and workers. Above it: 429 with Retry-After. 0: no limit.'),
+            window: duration.default(60).describe('Length of the fixed window of that count.'),
+          })
           .strict()
-          .prefault({}),
+          .prefault({})
+          .describe('Per-identity rate limit of issuances and renewals.'),
       })
       .strict()
-      .prefault({}),
+      .prefault({})
+      .describe('Request limits.'),
   })
   .strict()
   .superRefine((c, ctx) => {
@@ -276,7 +443,8 @@ const configSchema = z
         if (!names.includes(n)) ctx.addIssue({ code: 'custom', path: ['policies', i, 'issuers', j], message: unknown(n) });
       });
     });
-  });
+  })
+  .meta({ title: 'service-ca configuration', description: 'The configuration file of service-ca (YAML).' });
 
 export type Config = z.output<typeof configSchema>;
 export type IssuerConfig = Config['auth']['issuers'][number];

@@ -4,9 +4,22 @@ import { agentCommand } from './agent.js';
 import { auditCommand } from './audit.js';
 import { bootstrapCommand } from './bootstrap.js';
 import type { Command } from './command.js';
+import { configCommand } from './config.js';
 import { initCommand } from './init.js';
 import { requestCommand } from './request.js';
 import { serveCommand } from './serve.js';
 import { tokenCommand } from './token.js';
 
-export const commands: Command[] = [serveCommand, initCommand, tokenCommand, requestCommand, statusCommand, revokeCommand, listCommand, auditCommand, agentCommand, bootstrapCommand];
+export const commands: Command[] = [
+  serveCommand,
+  initCommand,
+  configCommand,
+  tokenCommand,
+  requestCommand,
+  statusCommand,
+  revokeCommand,
+  listCommand,
+  auditCommand,
+  agentCommand,
+  bootstrapCommand,
+];

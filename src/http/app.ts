@@ -12,12 +12,14 @@ import { notFound, onError, problem } from './problem.js';
 import { auditRoutes } from './routes/audit.js';
 import { caCertificateRoutes } from './routes/ca-certificates.js';
 import { certificateRoutes } from './routes/certificates.js';
+import { configSchemaRoutes } from './routes/config-schema.js';
 import { crlRoutes } from './routes/crl.js';
 import { docsRoutes } from './routes/docs.js';
 import { healthRoutes } from './routes/health.js';
 import { listingRoutes } from './routes/listing.js';
 import { renewalInfoRoutes } from './routes/renewal-info.js';
 import { revocationRoutes } from './routes/revocations.js';
+import { annotateOpenApi } from './openapi-operations.js';
 
 export type Listener = 'api' | 'public';
 
@@ -48,6 +50,7 @@ function registerRoutes(app: OpenAPIHono<AppEnv>, listener: Listener): void {
   crlRoutes(app);
   healthRoutes(app);
   renewalInfoRoutes(app);
+  configSchemaRoutes(app);
   if (listener === 'api') {
     listingRoutes(app);
     certificateRoutes(app);
@@ -58,13 +61,17 @@ function registerRoutes(app: OpenAPIHono<AppEnv>, listener: Listener): void {
 
 let cachedDocument: unknown;
 
-/** The OpenAPI 3.1 document, generated from the route contracts themselves. */
+/**
+ * The OpenAPI 3.1 document, generated from the route contracts themselves, with the operation
+ * ids and the holder-token scheme of openapi-operations.ts: what /openapi.json serves and
+ * `npm run openapi` commits.
+ */
 export function openApiDocument(): unknown {
   if (!cachedDocument) {
     const app = newApp();
     app.openAPIRegistry.registerComponent('securitySchemes', 'bearer', { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' });
     registerRoutes(app, 'api');
-    cachedDocument = app.getOpenAPI31Document(OPENAPI_INFO);
+    cachedDocument = annotateOpenApi(app.getOpenAPI31Document(OPENAPI_INFO));
   }
   return cachedDocument;
 }
