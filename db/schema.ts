@@ -1,7 +1,7 @@
 /**
  * The database schema. drizzle-kit generates the committed migrations under db/migrations from
  * this file (`npm run db:generate`); a migration is never edited once committed.
- * Serials are lower-case hex text, DER is bytea, times are timestamptz (STYLE.md rule 4).
+ * Serials are lower-case hex text, DER is bytea, times are timestamptz.
  */
 import { sql } from 'drizzle-orm';
 import { bigint, check, customType, foreignKey, index, integer, jsonb, pgTable, primaryKey, text, timestamp, uniqueIndex } from 'drizzle-orm/pg-core';
@@ -33,10 +33,10 @@ export const certificates = pgTable(
     tokenJti: text('token_jti'),
     /**
      * SHA-256 of the CSR's DER: a retry with the same one-time token and a byte-identical CSR
-     * answers with this certificate (API.md "Retries").
+     * answers with this certificate (docs/api.md "Retries").
      */
     csrDigest: bytea('csr_digest'),
-    /** The certificate this one renewed (API.md "Certificate holder"); null for a token issuance. */
+    /** The certificate this one renewed (docs/api.md "Certificate holder"); null for a token issuance. */
     renewedFrom: text('renewed_from'),
     createdAt: tstz('created_at').notNull().defaultNow(),
   },

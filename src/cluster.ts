@@ -11,7 +11,7 @@
  * and answers the workers' requests for cluster-wide metrics (prom-client's AggregatorRegistry),
  * so that /metrics on any worker counts every worker's requests. One thing the workers of an
  * instance must agree on besides the database: which CRL they serve, so that a client whose
- * requests land on different workers never sees the CRL go back (API.md "CRLs"). The primary
+ * requests land on different workers never sees the CRL go back (docs/api.md "CRLs"). The primary
  * relays their CRL news (src/crl/relay.ts holds the rule; workerCrlCoordination the worker side).
  */
 import cluster, { type Worker } from 'node:cluster';

@@ -2,7 +2,7 @@
  * Start-up: config → deps → listeners. The API listener speaks TLS (`auto`: a certificate this
  * CA issues itself and renews at two thirds of its life; `files`; `off` behind a terminating
  * proxy); the public listener is plain HTTP. SIGTERM: stop accepting, finish in-flight
- * requests, close the database, exit within 10 s (API.md "Running it").
+ * requests, close the database, exit within 10 s (docs/api.md "Running it").
  */
 import { readFileSync } from 'node:fs';
 import { createServer as createHttpServer, type Server } from 'node:http';

@@ -51,7 +51,7 @@ export interface CertificateRecord {
   tokenJti: string | null;
   /** SHA-256 of the CSR it was issued for (null for records made before it was kept). */
   csrDigest: Uint8Array | null;
-  /** The certificate it renewed (API.md "Certificate holder"); null when a token asked for it. */
+  /** The certificate it renewed (docs/api.md "Certificate holder"); null when a token asked for it. */
   renewedFrom: string | null;
   createdAt: Date;
 }

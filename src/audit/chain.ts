@@ -29,7 +29,7 @@ export interface AuditEvent {
   actor: string;
   action: AuditAction;
   serial: string | null;
-  /** `success`, or the error code of the refusal (API.md error codes). */
+  /** `success`, or the error code of the refusal (docs/api.md error codes). */
   outcome: string;
   detail: Record<string, unknown>;
 }

@@ -20,7 +20,7 @@ export interface AuthenticatorOptions {
 }
 
 /**
- * The admins an issuer can vouch for (API.md "Identity and policy"): the plain identities of
+ * The admins an issuer can vouch for (docs/api.md "Identity and policy"): the plain identities of
  * `auth.admins.identities`, and the `{issuer, identity}` entries naming this issuer, so that an
  * issuer whose identity template can produce an admin's identity does not make it an admin.
  */

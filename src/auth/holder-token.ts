@@ -1,5 +1,5 @@
 /**
- * Certificate-holder tokens for `POST /v1/certificates/renew` (API.md "Certificate holder"):
+ * Certificate-holder tokens for `POST /v1/certificates/renew` (docs/api.md "Certificate holder"):
  * a JWT signed with the private key of a certificate this CA issued, carrying that certificate
  * (leaf only) in the JOSE header `x5c` (RFC 7515 §4.1.6), with `aud` = service-ca:renew, `iat`,
  * `exp` at most 5 minutes after `iat`, and a `jti`. This module checks the token against the

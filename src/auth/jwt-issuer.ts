@@ -1,6 +1,6 @@
 /**
  * One trusted JWT issuer (Kubernetes service accounts, OIDC, SPIFFE JWT-SVIDs): every check of
- * API.md "Identity and policy" is explicit here: algorithm allowlist, exact `iss` and `aud`,
+ * docs/api.md "Identity and policy" is explicit here: algorithm allowlist, exact `iss` and `aud`,
  * required `exp`, `nbf`/`iat` with a clock tolerance, token lifetime within `maxTokenAge`, a
  * required `jti` when the issuer asks for one-time tokens. RFC 7519 §4.1, RFC 8725 §3.
  */

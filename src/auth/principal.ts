@@ -11,7 +11,7 @@ export interface Principal {
   /** A one-time token id to consume with the issuance, when the issuer requires it. */
   jti: { value: string; expiresAt: Date } | undefined;
   admin: boolean;
-  /** For a renewal by a certificate holder: the presented certificate (API.md "Certificate holder"). */
+  /** For a renewal by a certificate holder: the presented certificate (docs/api.md "Certificate holder"). */
   renews?: RenewedCertificate | undefined;
   claims: JWTPayload;
 }

@@ -4,26 +4,28 @@
  * `serve` and `init` run the CA itself; every other command is a client of the HTTP API.
  */
 import { readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { commands } from './commands.js';
 
 const USAGE = `Usage: service-ca <command> [options]
 
 Commands:
-${commands.map((c) => `  ${c.name.padEnd(10)} ${c.summary}`).join('\n')}
+${commands.map((c) => `  ${c.name.padEnd(12)} ${c.summary}`).join('\n')}
 
 Run "service-ca <command> --help" for a command's options, "service-ca --version" for the version.
 
 Client commands find the CA through their flags, then SERVICE_CA_URL, SERVICE_CA_ROOT,
 SERVICE_CA_TOKEN_FILE and SERVICE_CA_TLS_SERVER_NAME, then the context bootstrap saved.`;
 
-/** The package's version: package.json sits two folders up from src/cli and three from dist/src/cli. */
+/** The package's version, from the nearest package.json above this file (src/cli or dist/src/cli). */
 function version(): string {
-  for (const up of ['../../package.json', '../../../package.json']) {
+  for (let dir = dirname(fileURLToPath(import.meta.url)); dir !== dirname(dir); dir = dirname(dir)) {
     try {
-      const pkg = JSON.parse(readFileSync(new URL(up, import.meta.url), 'utf8')) as { name?: string; version?: string };
+      const pkg = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as { name?: string; version?: string };
       if (pkg.name === 'service-ca' && pkg.version) return pkg.version;
     } catch {
-      // Not this layout; try the next.
+      // No package.json here; look one folder up.
     }
   }
   return 'unknown';

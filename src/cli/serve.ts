@@ -1,4 +1,4 @@
-/** `service-ca serve`: run the CA (API.md "Running it"); with no configuration, the development CA. */
+/** `service-ca serve`: run the CA (docs/api.md "Running it"); with no configuration, the development CA. */
 import { isWorker, leaveCluster, reportReady, runPrimary, workerCount, workerId } from '../cluster.js';
 import { configPathFrom, envFacts } from '../config.js';
 import { devBanner, ensureDevCa } from '../dev-ca.js';

@@ -1,6 +1,6 @@
 /**
  * The typed service-ca API client (`import { ServiceCaClient } from 'service-ca/client'`). The
- * command line uses it; it speaks only the HTTP API of API.md. Node's https module is used
+ * command line uses it; it speaks only the HTTP API of docs/api.md. Node's https module is used
  * directly so that a private root can be trusted per client without touching global settings.
  */
 import { X509Certificate, createPrivateKey, randomUUID } from 'node:crypto';
@@ -135,7 +135,7 @@ export class ServiceCaClient {
 
   /**
    * POST with an identity token. 201: issued now; 200: this same token and byte-identical CSR
-   * were answered before and this is the certificate issued then (API.md "Retries"). Both are
+   * were answered before and this is the certificate issued then (docs/api.md "Retries"). Both are
    * an Issuance.
    */
   issue(token: string, request: { csr: string; ttl?: string | number }): Promise<Issuance> {
@@ -148,7 +148,7 @@ export class ServiceCaClient {
 
   /**
    * Renews with a holder token (see holderToken) for the same identity. 201: renewed now; 200:
-   * the certificate was already renewed with this CSR's key, and this is that renewal (API.md
+   * the certificate was already renewed with this CSR's key, and this is that renewal (docs/api.md
    * "Certificate holder"). Renewed before with another key: 401, see isRenewalReuse.
    */
   renew(holderToken: string, request: { csr: string; ttl?: string | number }): Promise<Issuance> {
@@ -199,7 +199,7 @@ export class ServiceCaClient {
 }
 
 /**
- * A certificate-holder token for renewal (API.md "Certificate holder"): signed with the
+ * A certificate-holder token for renewal (docs/api.md "Certificate holder"): signed with the
  * certificate's private key, carrying the certificate (leaf only) as x5c, aud service-ca:renew,
  * a 2-minute lifetime and a fresh jti.
  */
@@ -221,7 +221,7 @@ export async function holderToken(certificatePem: string, privateKeyPem: string)
 
 /**
  * Whether a renewal was refused because the presented certificate was already renewed with
- * another key (API.md "Certificate holder": a certificate renews once; the CA audits it as a
+ * another key (docs/api.md "Certificate holder": a certificate renews once; the CA audits it as a
  * reuse): someone else holds, or held, that certificate's private key.
  */
 export function isRenewalReuse(err: unknown): boolean {

@@ -1,7 +1,7 @@
 /**
  * Database checks for a newer CRL, shared by everyone who asks: a poll, a notification, a
  * sibling worker's news, and requests naming a CRL newer than the one served (If-None-Match,
- * API.md "CRLs"). A caller gets the result of a check that started after it asked (a CRL
+ * docs/api.md "CRLs"). A caller gets the result of a check that started after it asked (a CRL
  * committed before a request arrived is therefore seen), yet at most one check runs at a time
  * and at most one waits, and checks start at least `minGapMs` apart: a flood of requests naming
  * forged, huge CRL numbers costs the database one small query per `minGapMs` per process,

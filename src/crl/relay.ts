@@ -1,6 +1,6 @@
 /**
  * The cluster primary's part in CRL publication: one instance, all of its worker processes,
- * never goes back (API.md "CRLs"). Each worker reports every CRL it stages (generated, heard of
+ * never goes back (docs/api.md "CRLs"). Each worker reports every CRL it stages (generated, heard of
  * by NOTIFY, polled, or loaded for a request). The primary relays a number higher than any seen
  * to every worker that lacks it (each loads it from the database and reports back), and once
  * every worker holds it, permits all of them to serve it from one instant a little ahead

@@ -1,5 +1,5 @@
 /**
- * Which CRL a process serves (API.md "CRLs": a client never sees the CRL go back). A process
+ * Which CRL a process serves (docs/api.md "CRLs": a client never sees the CRL go back). A process
  * holds CRLs in two stages: staged (loaded from the database or generated here, ready in
  * memory) and served (what requests get). A staged CRL is served once a permit covers its
  * number: in a single process the permit follows the staging at once; under node:cluster the

@@ -1,7 +1,7 @@
 /**
  * The front end: one app factory for both listeners. The API listener serves everything; the
  * public listener serves only the unauthenticated routes and answers 404 for the rest
- * (API.md "Conventions").
+ * (docs/api.md "Conventions").
  */
 import { OpenAPIHono } from '@hono/zod-openapi';
 import { requestId } from 'hono/request-id';

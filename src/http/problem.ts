@@ -1,6 +1,6 @@
 /**
  * The one place that maps domain errors to HTTP: RFC 9457 problem documents with the contract's
- * codes (API.md "Conventions"). Unknown errors become a generic 500 whose real cause is only
+ * codes (docs/api.md "Conventions"). Unknown errors become a generic 500 whose real cause is only
  * logged, with the request id.
  */
 import type { Context } from 'hono';

@@ -1,4 +1,4 @@
-/** The API's JSON shapes (API.md "Endpoints"), shared by route contracts and the OpenAPI document. */
+/** The API's JSON shapes (docs/api.md "Endpoints"), shared by route contracts and the OpenAPI document. */
 import { z } from '@hono/zod-openapi';
 import type { CertificateView, Issuance } from '../policy/certificates.js';
 

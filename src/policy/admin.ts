@@ -1,4 +1,4 @@
-/** The one admin check (API.md "Admin"): whether the caller's identity is listed under auth.admins. */
+/** The one admin check (docs/api.md "Admin"): whether the caller's identity is listed under auth.admins. */
 import type { Principal } from '../auth/principal.js';
 import { CaError } from '../errors.js';
 

@@ -2,11 +2,11 @@
  * The registration authority for certificates: it decides and orchestrates. An issuance reads as
  * one straight line: verify the CSR → check every name against policy → compute the validity →
  * the signer builds, lints and signs → the store commits the record and the used token id in one
- * transaction. Nothing is returned before that commit (API.md rule: no certificate leaves the
+ * transaction. Nothing is returned before that commit (docs/api.md rule: no certificate leaves the
  * service unless its record is committed).
  *
  * When the store writes nothing because the token id or the renewed certificate was used before,
- * the request may be a retry of one whose answer was lost (API.md "Retries" and "Certificate
+ * the request may be a retry of one whose answer was lost (docs/api.md "Retries" and "Certificate
  * holder"): the same token with a byte-identical CSR, or a renewal with the same new key, is
  * answered with the certificate issued then (200). Anything else is a replay or, for a renewal,
  * a reuse of a one-time credential: 401, audited as `certificate.renew.reuse`.

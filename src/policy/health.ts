@@ -1,5 +1,5 @@
 /**
- * Readiness (API.md "Endpoints": `/readyz` is 200 when the database and the signing key answer).
+ * Readiness (docs/api.md "Endpoints": `/readyz` is 200 when the database and the signing key answer).
  *
  * /readyz is served without authentication on the public listener, and a check costs a database
  * round trip on the request pool and a signature with the CA key. So a check runs at most once a

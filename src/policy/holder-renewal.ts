@@ -1,5 +1,5 @@
 /**
- * Renewal by the holder of a current certificate (API.md "Certificate holder"): the token's
+ * Renewal by the holder of a current certificate (docs/api.md "Certificate holder"): the token's
  * signature was checked against the x5c certificate's key in auth/holder-token.ts; here the
  * certificate must be one this CA issued (signed by our intermediate and byte for byte the
  * recorded one), unexpired and unrevoked. The renewal then runs as that certificate's identity,

@@ -1,5 +1,5 @@
 /**
- * A policy's `identity` pattern (API.md "Identity and policy"): literal text and `{name}`
+ * A policy's `identity` pattern (docs/api.md "Identity and policy"): literal text and `{name}`
  * captures, each capture one or more characters other than `/` (one path segment). A pattern
  * matches an identity as the anchored, greedy RegExp `^lit([^/]+)lit([^/]+)…lit$` would: the
  * first capture as long as the rest can still match, then the second, and so on.

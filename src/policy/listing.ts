@@ -1,5 +1,5 @@
 /**
- * The admin listing (API.md "Admin"): filters, `limit` 1..1000 (default 100), and an opaque
+ * The admin listing (docs/api.md "Admin"): filters, `limit` 1..1000 (default 100), and an opaque
  * cursor holding the last item's (notBefore, serial), so pages neither repeat nor skip rows.
  */
 import type { Principal } from '../auth/principal.js';

@@ -1,6 +1,6 @@
 /**
  * A policy's DNS, URI and email patterns are templates filled with the identity's captures and
- * `{identity}` (API.md "Identity and policy"). Where a placeholder sits decides what its value
+ * `{identity}` (docs/api.md "Identity and policy"). Where a placeholder sits decides what its value
  * may be, so that a value taken from a token's claims cannot change the structure of the name
  * it fills, nor make two identities' names compare equal.
  */

@@ -1,5 +1,5 @@
 /**
- * Name policy (API.md "Identity and policy"): deny by default. An identity pattern captures path
+ * Name policy (docs/api.md "Identity and policy"): deny by default. An identity pattern captures path
  * segments (`{ns}` matches one segment); a policy's DNS, URI and email patterns are filled with
  * those captures and `{identity}`; IP SANs must fall in one of its CIDR ranges. A DNS pattern's
  * leading `*.` matches exactly one label; a requested literal wildcard needs `wildcards: true`.

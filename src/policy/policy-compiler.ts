@@ -1,7 +1,7 @@
 /**
  * The policy compiler: checks every pattern of `policies` and turns them into matchers, once at
  * start-up. A pattern that is wrong stops start-up with a ConfigError naming the key path
- * (`config: policies.0.dns.1: ...`), as the schema's own errors do (STYLE.md rule 2): the
+ * (`config: policies.0.dns.1: ...`), as the schema's own errors do: the
  * schema (config.ts) checks the shape, this module what the patterns mean.
  */
 import { BlockList, isIP } from 'node:net';

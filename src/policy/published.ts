@@ -10,7 +10,7 @@ export interface PublishedCertificates {
   intermediateNotAfter: Date;
 }
 
-/** The `chain` of an issuance answer: the intermediate(s), never the root (API.md). */
+/** The `chain` of an issuance answer: the intermediate(s), never the root (docs/api.md). */
 export function issuingChainPem(a: AuthorityCertificates): string[] {
   const above = a.chainDer.length > 0 ? a.chainDer.slice(0, -1) : [];
   return [a.intermediateDer, ...above].map(certificatePem);

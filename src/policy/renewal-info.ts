@@ -1,5 +1,5 @@
 /**
- * Renewal information for rotation agents (API.md "Renewal window"; RFC 9773 shape).
+ * Renewal information for rotation agents (docs/api.md "Renewal window"; RFC 9773 shape).
  *
  * Served without authentication on the public listener, so a flood must not reach the database
  * in proportion to its size, nor take connections from issuance:

@@ -1,5 +1,5 @@
 /**
- * Renewal windows (API.md "Renewal window", RFC 9773 shape): for a lifetime L, the window opens
+ * Renewal windows (docs/api.md "Renewal window", RFC 9773 shape): for a lifetime L, the window opens
  * at notBefore + 2/3·L and closes at notBefore + 5/6·L; a revoked certificate's window is open
  * now. Clients are told to poll again after min(6 h, L/10).
  */

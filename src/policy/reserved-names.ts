@@ -1,6 +1,6 @@
 /**
  * The names of the CA's own API listener (`server.tls.names`) are never issued through the API,
- * whatever a policy says (API.md "Identity and policy"): a workload holding a certificate for
+ * whatever a policy says (docs/api.md "Identity and policy"): a workload holding a certificate for
  * them could impersonate the CA's API to every client that trusts the root. The CA's own server
  * certificate is issued internally (policy/server-certificate.ts), never through this check.
  *

@@ -1,10 +1,10 @@
 /**
- * Revocation rules (API.md "Service identity" and "Admin"): reasons are the RFC 5280 §5.3.1
+ * Revocation rules (docs/api.md "Service identity" and "Admin"): reasons are the RFC 5280 §5.3.1
  * names the contract lists (certificateHold and anything else: badRevocationReason); the owner
  * may revoke its own certificate except with caCompromise or privilegeWithdrawn; admins may
  * revoke any, and every valid certificate of an identity at once. Each revocation records its
  * time, reason and the acting identity. keyCompromise also revokes every certificate renewed
- * from the one named (API.md "Certificate holder"), in the same transaction.
+ * from the one named (docs/api.md "Certificate holder"), in the same transaction.
  */
 import type { Principal } from '../auth/principal.js';
 import type { Clock } from '../clock.js';

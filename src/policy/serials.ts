@@ -1,5 +1,5 @@
 /**
- * Serial text as clients may write it (API.md "Conventions"): upper or lower case, with or
+ * Serial text as clients may write it (docs/api.md "Conventions"): upper or lower case, with or
  * without colons, optionally with a 00 sign octet; normalised to the canonical lower-case hex.
  */
 import { CaError } from '../errors.js';

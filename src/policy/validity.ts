@@ -1,5 +1,5 @@
 /**
- * Validity of a new certificate (API.md "Certificate profile"): notBefore = now − backdate;
+ * Validity of a new certificate (docs/api.md "Certificate profile"): notBefore = now − backdate;
  * notAfter = notBefore + ttl, the ttl defaulting to issuance.defaultTtl and capped by the
  * policy's and the issuance maxTtl, and never past the intermediate's notAfter (RFC 5280
  * §4.1.2.5: a certificate must not outlive its issuer).

@@ -1,6 +1,6 @@
 /**
- * What policy hands back about certificates: the record view (API.md "GET /v1/certificates/{serial}")
- * and the issuance answer (API.md "POST /v1/certificates"), both made from what the store keeps.
+ * What policy hands back about certificates: the record view (docs/api.md "GET /v1/certificates/{serial}")
+ * and the issuance answer (docs/api.md "POST /v1/certificates"), both made from what the store keeps.
  */
 import { certificatePem } from '../signer/authority.js';
 import { statusAt, type CertificateRecord, type CertificateStatus, type RevocationReason, type SubjectAltNames } from '../model.js';

@@ -1,5 +1,5 @@
 /**
- * Signature algorithms of the CA key (API.md "Certificate profile": the algorithm follows the
+ * Signature algorithms of the CA key (docs/api.md "Certificate profile": the algorithm follows the
  * intermediate's key) and the AlgorithmIdentifier DER each one writes (RFC 5758 §3.2 for ECDSA:
  * parameters absent; RFC 4055 §5 for RSA: NULL parameters; RFC 8410 §3 for Ed25519: absent).
  */

@@ -1,5 +1,5 @@
 /**
- * The leaf certificate profile (API.md "Certificate profile"; RFC 5280 §4.1 and §4.2), encoded
+ * The leaf certificate profile (docs/api.md "Certificate profile"; RFC 5280 §4.1 and §4.2), encoded
  * straight to DER. This is the one replaceable piece that turns a checked template into TBS bytes.
  */
 import { createHash } from 'node:crypto';

@@ -44,7 +44,7 @@ export interface SignerConfig {
 
 /**
  * A fresh serial from the CSPRNG: 20 octets with the top bit clear, so it is positive, at most
- * 20 octets (RFC 5280 §4.1.2.2) and holds 159 random bits (API.md asks for at least 127).
+ * 20 octets (RFC 5280 §4.1.2.2) and holds 159 random bits (docs/api.md asks for at least 127).
  */
 export function newSerial(): Uint8Array {
   const bytes = randomBytes(20);
@@ -53,7 +53,7 @@ export function newSerial(): Uint8Array {
   return bytes;
 }
 
-/** Serial text per API.md: lower-case hex of the INTEGER content without a 00 sign octet. */
+/** Serial text per docs/api.md: lower-case hex of the INTEGER content without a 00 sign octet. */
 export function serialHex(serial: Uint8Array): string {
   let start = 0;
   while (start < serial.length - 1 && serial[start] === 0) start++;

@@ -1,7 +1,7 @@
 /**
  * Group commit: the writes of concurrent requests are gathered and committed together, one
  * transaction for many of them, and each caller's promise settles only after that commit (so
- * API.md's rule holds: no certificate leaves before its record is committed, whether or not
+ * docs/api.md's rule holds: no certificate leaves before its record is committed, whether or not
  * its neighbours' records were committed in the same transaction).
  *
  * A batch goes out when it holds `maxRows` items or `maxDelayMs` after its first item arrived,

@@ -5,7 +5,7 @@
  * (store/group-commit.ts gathers the batch). Each row succeeds or fails on its own inside it:
  * - its token id is inserted with ON CONFLICT DO NOTHING, and its certificate only where that
  *   insert returned the id: a token id used before writes nothing for that row alone;
- * - a renewal (API.md "Certificate holder") reads its parent FOR SHARE, which must still be valid
+ * - a renewal (docs/api.md "Certificate holder") reads its parent FOR SHARE, which must still be valid
  *   and unexpired at the row's time: a revocation committed first makes that row write nothing,
  *   and one that comes later waits for the batch's commit (its keyCompromise lineage then finds
  *   the child); the partial unique index on renewed_from (db/schema.ts) makes "a certificate

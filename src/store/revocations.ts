@@ -5,7 +5,7 @@
  *
  * Every statement is set-based, whatever the count: the audit rows are written by
  * `INSERT … SELECT` from the rows the UPDATE returned (or from one array parameter), never as one
- * parameter list per row, which Postgres caps at 65,535 parameters (API.md "Admin": a bulk
+ * parameter list per row, which Postgres caps at 65,535 parameters (docs/api.md "Admin": a bulk
  * revocation works at any size).
  */
 import { sql } from 'drizzle-orm';

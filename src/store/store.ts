@@ -114,7 +114,7 @@ export interface Store {
   close(): Promise<void>;
 }
 
-/** What renewal-info needs of a certificate (API.md "Renewal window"). */
+/** What renewal-info needs of a certificate (docs/api.md "Renewal window"). */
 export interface CertificateTimes {
   notBefore: Date;
   notAfter: Date;

@@ -1,6 +1,6 @@
 /**
  * PKCS#10 (RFC 2986) parsing and checking, by a direct DER walk: the request's public key must
- * be one we certify (API.md: ECDSA P-256/P-384, RSA 2048-4096, Ed25519, else badPublicKey), its
+ * be one we certify (docs/api.md: ECDSA P-256/P-384, RSA 2048-4096, Ed25519, else badPublicKey), its
  * self-signature must verify (else badCSR), and only the subjectAltName of its extension request
  * is read (RFC 2985 §5.4.2); the subject and every other extension are ignored, never copied.
  *

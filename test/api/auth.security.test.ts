@@ -1,5 +1,5 @@
 /**
- * Authentication, security cases (API.md "Identity and policy", "Conventions"): every way a JWT
+ * Authentication, security cases (docs/api.md "Identity and policy", "Conventions"): every way a JWT
  * can be unacceptable is answered 401 with a problem document and `WWW-Authenticate: Bearer`
  * (`error="invalid_token"` when a token was sent, RFC 6750 §3.1), nothing is issued, and header
  * `jku`, `x5u`, `jwk`, `x5c` and `kid` never make the CA fetch or trust a key config did not name.

@@ -1,5 +1,5 @@
 /**
- * Revocation at any size (API.md "Admin", issue 13 point 2): POST /v1/revocations for an identity
+ * Revocation at any size (docs/api.md "Admin", issue 13 point 2): POST /v1/revocations for an identity
  * with 12,000 valid certificates answers 200 with every serial (before, its audit rows went into
  * one INSERT over Postgres's 65,535-parameter limit and the refusal came back as a 503), the
  * next CRL lists them all (read and verified by openssl), and a second request finds nothing left.

@@ -1,5 +1,5 @@
 /**
- * CRL publication (API.md "CRLs" and "Public"), checked by independent verifiers: the openssl
+ * CRL publication (docs/api.md "CRLs" and "Public"), checked by independent verifiers: the openssl
  * command line (crl -verify, verify -crl_check), @peculiar/x509 as a second parser, and a real
  * node:tls handshake that enforces the CRL. Covers contents and reasons, the issuer binding
  * (AKI, number, validity window), freshness within crl.maxDelay, strictly increasing numbers
@@ -517,7 +517,7 @@ function numberOf(res: { body: Buffer }, path: '/v1/crl' | '/v1/crl.pem', chainP
 
 const etagFor = (n: number, path: '/v1/crl' | '/v1/crl.pem') => (path === '/v1/crl' ? `"crl-${n}"` : `"crl-${n}-pem"`);
 
-describe('a CRL that never goes back (API.md "CRLs")', () => {
+describe('a CRL that never goes back (docs/api.md "CRLs")', () => {
   let app: TestApp;
   let chainPem: string;
   let other: CrlPublisher;

@@ -1,5 +1,5 @@
 /**
- * Issuance, error cases: every bad input gets the right 4xx problem document (API.md
+ * Issuance, error cases: every bad input gets the right 4xx problem document (docs/api.md
  * "Conventions"), never a 5xx and never a certificate, and a refused request writes nothing:
  * the certificates table is counted directly at the end.
  */
@@ -209,7 +209,7 @@ describe('POST /v1/certificates refuses bad input with the right problem', () =>
       });
     }
 
-    describe('RSA public exponent: odd, 2^16+1 to 2^256−1 (API.md "Certificate profile", CA/B BR 6.1.6)', () => {
+    describe('RSA public exponent: odd, 2^16+1 to 2^256−1 (docs/api.md "Certificate profile", CA/B BR 6.1.6)', () => {
       // Keys built from two primes, so that each odd exponent has its private key and the CSR a
       // valid self-signature (checked with openssl): only the exponent can be the reason.
       const primes = rsaPrimes(2048);

@@ -1,5 +1,5 @@
 /**
- * Where an issuer's keys come from (API.md "Identity and policy"): a JWKS URL (cached, refetched
+ * Where an issuer's keys come from (docs/api.md "Identity and policy"): a JWKS URL (cached, refetched
  * on an unknown kid at most once per cool-down, so a key rotation needs no restart), OIDC
  * discovery (the document's `issuer` must match exactly), inline keys, a shared HMAC secret, and a
  * JWKS file re-read when it is replaced on disk. Remote sources are a local HTTP server on

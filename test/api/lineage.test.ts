@@ -1,5 +1,5 @@
 /**
- * Renewal lineage (API.md "Certificate holder"): a certificate renews once; a retry with the same
+ * Renewal lineage (docs/api.md "Certificate holder"): a certificate renews once; a retry with the same
  * new key gets the same certificate (200); another key is a reuse (401, audited as
  * certificate.renew.reuse, counted in service_ca_renewal_reuse_total); a renewal's lifetime is at
  * most its parent's; the record names its parent; keyCompromise revokes the whole lineage and

@@ -1,5 +1,5 @@
 /**
- * Name policy through the API (API.md "Identity and policy"): deny by default, `{x}` captures one
+ * Name policy through the API (docs/api.md "Identity and policy"): deny by default, `{x}` captures one
  * path segment, a leading `*.` matches exactly one label, literal wildcards only with
  * `wildcards: true`, DNS case-insensitive, IPs by CIDR, URI and email templates, per-policy
  * maxTtl and extendedKeyUsage. What was issued is read back with openssl and node's X509Certificate.

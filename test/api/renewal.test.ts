@@ -1,5 +1,5 @@
 /**
- * Renewal (API.md "Certificate holder", "Renewal window"): POST /v1/certificates/renew with a
+ * Renewal (docs/api.md "Certificate holder", "Renewal window"): POST /v1/certificates/renew with a
  * token signed by the key of a current certificate this CA issued (x5c, leaf only), for the
  * same identity, a new key (the presented certificate's own key is refused) and a subset of the
  * names; a holder token is accepted once, even when sent concurrently; every unacceptable token or

@@ -1,5 +1,5 @@
 /**
- * Retries after a lost answer (API.md "Retries"), with a `requireJti: true` issuer: the same
+ * Retries after a lost answer (docs/api.md "Retries"), with a `requireJti: true` issuer: the same
  * token with a byte-identical CSR answers 200 with the certificate issued then (JSON or the PEM
  * chain), once or many times, concurrently too; the same token with another CSR is a replay
  * (401); nothing new is issued by any of them. Before this, the retry got 401 (issue 13, point 5).

@@ -1,5 +1,5 @@
 /**
- * Revocation (owner, admin, bulk) and the admin listing (API.md "Service identity" and "Admin"),
+ * Revocation (owner, admin, bulk) and the admin listing (docs/api.md "Service identity" and "Admin"),
  * through the real app and database. Happy, error and security cases per feature; every record
  * is read back through the API after each change, and refused changes are checked to have changed
  * nothing.

@@ -1,7 +1,7 @@
 /**
  * Database outages on real Postgres: the app reaches its database through a TCP proxy that the
  * test cuts and restores, and its backends are terminated server-side while it issues. During an
- * outage every answer is 503 `unavailable` with Retry-After and no certificate (API.md
+ * outage every answer is 503 `unavailable` with Retry-After and no certificate (docs/api.md
  * "Conventions"), /readyz is 503, and the app recovers on its own. No certificate that was
  * returned may be missing from the database afterwards. The last case runs `service-ca serve` as a
  * process, where an uncaught error would end it.

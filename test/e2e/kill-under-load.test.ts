@@ -1,5 +1,5 @@
 /**
- * SIGKILL under full load loses nothing that was answered (API.md: no certificate leaves the
+ * SIGKILL under full load loses nothing that was answered (docs/api.md: no certificate leaves the
  * service unless its record is committed), now that issuances are committed in groups
  * (src/store/group-commit.ts): `service-ca serve` (on PGlite by default, on Postgres with
  * TEST_DATABASE_URL, with its default workers) issues with one-time tokens at 32 concurrent

@@ -1,5 +1,5 @@
 /**
- * The quick start (API.md "Running it"): `serve` with no configuration at all, in an empty
+ * The quick start (docs/api.md "Running it"): `serve` with no configuration at all, in an empty
  * folder, creates a development CA under ./data and prints the root's SHA-256 fingerprint and the
  * commands that mint a token and request a certificate. The printed commands are run as printed
  * (their `npm run -s service-ca --` prefix becomes `tsx <project>/src/cli/index.ts`, the script

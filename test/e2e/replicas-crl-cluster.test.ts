@@ -1,5 +1,5 @@
 /**
- * A CRL that only moves forward (API.md "CRLs"; issue #13 point 3): two `service-ca serve`
+ * A CRL that only moves forward (docs/api.md "CRLs"; issue #13 point 3): two `service-ca serve`
  * instances, each with two worker processes (node:cluster), on one Postgres database. Revocations
  * come in bursts through both instances while clients fetch /v1/crl and /v1/crl.pem from every
  * instance on a new connection per request (so that consecutive requests reach different

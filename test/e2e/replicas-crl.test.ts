@@ -1,5 +1,5 @@
 /**
- * Two replicas on one Postgres database (API.md "CRLs"): a revocation made through either is in
+ * Two replicas on one Postgres database (docs/api.md "CRLs"): a revocation made through either is in
  * the CRL that both serve within crl.maxDelay; concurrent revocations through both all arrive;
  * and the CRL numbers that the two replicas serve never stand for two different CRLs and never
  * go back in time. CRLs are read by openssl, not by the code that wrote them.

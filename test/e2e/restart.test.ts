@@ -1,5 +1,5 @@
 /**
- * The real command line as a child process (API.md "Running it"): `service-ca serve --config FILE`
+ * The real command line as a child process (docs/api.md "Running it"): `service-ca serve --config FILE`
  * answers, SIGTERM lets an in-flight request finish and ends the process with exit 0 within
  * 10 s, a restart on the same database still has every record, and SERVICE_CA_CONFIG works in
  * place of --config. PGlite under dataDir without TEST_DATABASE_URL, a Postgres database with it.

@@ -265,7 +265,7 @@ describe('issuing endpoints under fuzzing', { concurrency: 4 }, () => {
     const signer = fc.oneof({ arbitrary: fc.constant('issuer'), weight: 8 }, { arbitrary: fc.constantFrom('attacker', 'none', 'hmac-jwk', 'hmac-kid', 'garbage', 'ed25519'), weight: 3 });
     const shape = fc.oneof({ arbitrary: fc.constant('object'), weight: 10 }, { arbitrary: fc.constantFrom('array', 'string', 'not-json'), weight: 1 });
 
-    /** Whether API.md's rules accept these claims at time now (clock tolerance 30 s, maxTokenAge 1 h). */
+    /** Whether docs/api.md's rules accept these claims at time now (clock tolerance 30 s, maxTokenAge 1 h). */
     function claimsValid(c: Record<string, unknown>, now: number): boolean {
       const iat = c.iat;
       const exp = c.exp;
@@ -393,7 +393,7 @@ describe('issuing endpoints under fuzzing', { concurrency: 4 }, () => {
 
     it('renews exactly for a valid token signed by the key of a current certificate of this CA, once; 401 for every other token', async () => {
       let outside: string;
-      // The holder renews once (API.md "Certificate holder"): the first accepted CSR gets 201, the
+      // The holder renews once (docs/api.md "Certificate holder"): the first accepted CSR gets 201, the
       // same CSR again 200 (a retry), any other key 401 (a reuse).
       let renewedWith: string | undefined;
       await checkAsync(

@@ -27,10 +27,10 @@ const BULK = workload('fuzz', 'bulk');
 const NOBODY = 'spiffe://elsewhere.test/no/policy';
 const DNS_OF: Record<string, string> = { [WEB]: 'web.shop.svc', [API]: 'api.shop.svc', [DB]: 'db.pay.svc', [VICTIM]: 'victim.fuzz.svc', [BULK]: 'bulk.fuzz.svc' };
 
-/** A certificate record as the API answers it (API.md), as the client library types it. */
+/** A certificate record as the API answers it (docs/api.md), as the client library types it. */
 type RecordJson = CertificateRecord;
 
-/** The spellings API.md allows for a serial: upper case, colons, and the DER sign octet. */
+/** The spellings docs/api.md allows for a serial: upper case, colons, and the DER sign octet. */
 const spelling = (canonical: string) =>
   fc.record({ colons: fc.boolean(), sign: fc.boolean(), flips: fc.array(fc.boolean(), { minLength: 1, maxLength: 8 }) }).map(({ colons, sign, flips }) => {
     const octets = canonical.match(/../g)!;

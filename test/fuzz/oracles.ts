@@ -1,9 +1,9 @@
 /**
  * Independent readings of the rules the fuzz tests check the code against, written from the
- * RFCs and API.md rather than from src/.
+ * RFCs and docs/api.md rather than from src/.
  */
 
-/** RFC 1123 §2.1 LDH labels; a leading "*" label only before at least two more (API.md wildcards). */
+/** RFC 1123 §2.1 LDH labels; a leading "*" label only before at least two more (docs/api.md wildcards). */
 export function isDnsName(s: string): boolean {
   if (s.length < 1 || s.length > 253 || !/^[\x20-\x7e]+$/.test(s)) return false;
   const labels = s.toLowerCase().split('.');
@@ -26,7 +26,7 @@ export function ipText(b: Uint8Array): string {
   return `${groups.slice(0, best).join(':')}::${groups.slice(best + bestLength).join(':')}`;
 }
 
-/** API.md "Service identity": the revocation reasons the API accepts. */
+/** docs/api.md "Service identity": the revocation reasons the API accepts. */
 export const REASON_NAMES = ['unspecified', 'keyCompromise', 'caCompromise', 'affiliationChanged', 'superseded', 'cessationOfOperation', 'privilegeWithdrawn'] as const;
 
 /**
@@ -64,7 +64,7 @@ export function isStrictDer(der: Uint8Array): boolean {
   })();
 }
 
-/** C0 controls and DEL, which an identity never holds (API.md; RFC 5234 CTL). */
+/** C0 controls and DEL, which an identity never holds (docs/api.md; RFC 5234 CTL). */
 // eslint-disable-next-line no-control-regex
 export const hasControlCharacters = (s: string): boolean => /[\x00-\x1f\x7f]/.test(s);
 

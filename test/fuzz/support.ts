@@ -1,7 +1,7 @@
 /**
  * Shared machinery of the fuzz tests (issue #7): how many runs a property gets
  * (FUZZ_RUNS_FACTOR × its base count), which seed (FUZZ_SEED, printed with the case count when
- * the file ends), the contract every HTTP answer must keep (API.md "Conventions": never a 5xx,
+ * the file ends), the contract every HTTP answer must keep (docs/api.md "Conventions": never a 5xx,
  * every non-2xx an RFC 9457 problem document whose code matches the status), and a client with a
  * deadline so that a hang fails the run instead of stalling it.
  */
@@ -76,7 +76,7 @@ export async function checkAsync<Ts>(property: fc.IAsyncProperty<Ts>, base: numb
 
 // ---- the HTTP contract ----
 
-/** API.md "Conventions": each problem code and its status. */
+/** docs/api.md "Conventions": each problem code and its status. */
 export const PROBLEM_STATUS: Readonly<Record<string, number>> = {
   malformed: 400,
   badCSR: 400,
@@ -197,12 +197,12 @@ function explain(a: Answer, why: string): string {
 /**
  * The contract for any answer: a status below 500; a 2xx is returned as it is (the caller checks
  * its body); a 304 only where allowed, without a body; anything else an RFC 9457 problem document
- * exactly as API.md writes it, whose code belongs to its status, never carrying a certificate,
+ * exactly as docs/api.md writes it, whose code belongs to its status, never carrying a certificate,
  * with WWW-Authenticate on 401 (error="invalid_token" exactly when a bearer token was sent) and
  * Retry-After on 429 and 503.
  */
 export function assertContract(a: Answer, options: { allowNotModified?: boolean; bearerSent?: boolean } = {}): ProblemDocument | undefined {
-  assert.ok(a.status >= 200 && a.status < 500, explain(a, `a status of ${a.status} (API.md: no 5xx for any input)`));
+  assert.ok(a.status >= 200 && a.status < 500, explain(a, `a status of ${a.status} (docs/api.md: no 5xx for any input)`));
   if (a.status < 300) return undefined;
   if (a.status === 304 && options.allowNotModified) {
     assert.equal(a.body.length, 0, explain(a, 'a 304 has no body'));

@@ -55,7 +55,7 @@ async function outcomeAsync<T>(kinds: ErrorKind[], work: () => Promise<T>): Prom
 
 const hexOf = (b: Uint8Array) => Buffer.from(b).toString('hex');
 
-describe('serial text (API.md "Conventions")', () => {
+describe('serial text (docs/api.md "Conventions")', () => {
   /** Magnitude octets of a positive serial as the CA writes it: no leading zero octet. */
   const serialBytes = fc.uint8Array({ minLength: 1, maxLength: 20 }).filter((b) => b[0] !== 0);
 
@@ -92,7 +92,7 @@ describe('serial text (API.md "Conventions")', () => {
   });
 });
 
-describe('ttl (API.md: "Ns", "Nm", "Nh" or seconds as a number)', () => {
+describe('ttl (docs/api.md: "Ns", "Nm", "Nh" or seconds as a number)', () => {
   it('reads the documented forms exactly', () => {
     const unit = fc.constantFrom<[string, number]>(['s', 1], ['m', 60], ['h', 3600], ['d', 86400], ['', 1]);
     checkSync(
@@ -131,7 +131,7 @@ describe('ttl (API.md: "Ns", "Nm", "Nh" or seconds as a number)', () => {
 });
 
 describe('revocation reasons', () => {
-  it('accepts exactly the seven RFC 5280 names of API.md; anything else (prototype keys included) is badRevocationReason', () => {
+  it('accepts exactly the seven RFC 5280 names of docs/api.md; anything else (prototype keys included) is badRevocationReason', () => {
     const value = fc.oneof(
       anyJson,
       fc.constantFrom(...REASON_NAMES),
@@ -231,7 +231,7 @@ describe('DNS names and IP addresses', () => {
   });
 });
 
-describe('name policy (the test app\'s policies, API.md "Identity and policy")', () => {
+describe('name policy (the test app\'s policies, docs/api.md "Identity and policy")', () => {
   const policies = compilePolicies(
     defaultPolicies().map((p): PolicyConfig => {
       const withDefaults = { uri: [], ip: [], email: [], wildcards: false, extendedKeyUsage: ['serverAuth', 'clientAuth'], ...p };
@@ -430,7 +430,7 @@ describe('certificate-holder tokens (verifyHolderToken)', () => {
     }
   }
 
-  it('verifies exactly the tokens API.md describes, signed by the x5c certificate\'s key; refuses all others with CaError unauthorized', async () => {
+  it('verifies exactly the tokens docs/api.md describes, signed by the x5c certificate\'s key; refuses all others with CaError unauthorized', async () => {
     await checkAsync(
       fc.asyncProperty(header, claims, signWith, payloadShape, async (h, c, how, shape) => {
         const head: Record<string, unknown> = { alg: h.alg };

@@ -322,7 +322,7 @@ export function watchCrls<N extends string>(replicas: { name: N; url: string; al
 /**
  * Where a watch saw a CRL number go back: a client whose next answer was older than its last,
  * and (instance-wide) an answer older than one the same replica had given before the request was
- * sent (API.md "CRLs": an instance never answers with a CRL older than one it has served).
+ * sent (docs/api.md "CRLs": an instance never answers with a CRL older than one it has served).
  */
 export function crlRegressions<N extends string>(observations: CrlObservation<N>[]): string[] {
   const found: string[] = [];
@@ -369,7 +369,7 @@ export interface FollowedAnswer<N extends string = string> {
 
 /**
  * A client that goes round the replicas and both routes, always sending If-None-Match with the
- * newest ETag it holds for that route, and keeping what a 200 brings. API.md "CRLs": a 304, or a
+ * newest ETag it holds for that route, and keeping what a 200 brings. docs/api.md "CRLs": a 304, or a
  * CRL at least that new; never an older one.
  */
 export function followCrls<N extends string>(replicas: { name: N; url: string }[], chainPem: string, intervalMs: number) {

@@ -1,5 +1,5 @@
 /**
- * Certificate holders for renewal tests (API.md "Certificate holder"): a certificate issued by
+ * Certificate holders for renewal tests (docs/api.md "Certificate holder"): a certificate issued by
  * the app together with its private key, and hand-built holder tokens with any header or claim
  * a test needs (jose, independent of the client's holderToken).
  */
@@ -51,7 +51,7 @@ export interface HolderJwtOptions {
 
 const der = (c: Buffer | string) => (typeof c === 'string' ? new X509Certificate(c).raw : c);
 
-/** A holder token built by hand; by default exactly what API.md asks for (2-minute lifetime). */
+/** A holder token built by hand; by default exactly what docs/api.md asks for (2-minute lifetime). */
 export async function holderJwt(holder: { certificate: string; keyPem: string }, o: HolderJwtOptions = {}): Promise<string> {
   const key = createPrivateKey(o.keyPem ?? holder.keyPem);
   const now = Math.floor(Date.now() / 1000);

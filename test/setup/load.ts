@@ -1,7 +1,7 @@
 /**
  * Load for end-to-end fault tests: HTTP calls that never throw (each outcome records when it
  * started and ended, its status or the connection error, and the problem document), and checks
- * of the contract's 503 (API.md "Conventions") over many outcomes at once.
+ * of the contract's 503 (docs/api.md "Conventions") over many outcomes at once.
  */
 import assert from 'node:assert/strict';
 import { X509Certificate } from 'node:crypto';

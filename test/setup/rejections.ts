@@ -1,5 +1,5 @@
 /**
- * Checking refusals: a problem document has exactly the contract's shape (API.md "Conventions"),
+ * Checking refusals: a problem document has exactly the contract's shape (docs/api.md "Conventions"),
  * and a refused request wrote nothing, counted straight in the database.
  */
 import assert from 'node:assert/strict';

@@ -101,7 +101,7 @@ export async function assertProblem(res: Response, status: number, code: string,
   return body;
 }
 
-/** Newest first: notBefore descending, then serial descending (API.md "Admin"). */
+/** Newest first: notBefore descending, then serial descending (docs/api.md "Admin"). */
 export function compareListingOrder(a: Pick<RecordJson, 'notBefore' | 'serial'>, b: Pick<RecordJson, 'notBefore' | 'serial'>): number {
   const t = Date.parse(b.notBefore) - Date.parse(a.notBefore);
   if (t !== 0) return t;

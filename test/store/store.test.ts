@@ -114,7 +114,7 @@ for (const backend of backends) {
       assert.equal(got?.fingerprint, cert.fingerprint);
     });
 
-    describe('renewal lineage (API.md "Certificate holder")', () => {
+    describe('renewal lineage (docs/api.md "Certificate holder")', () => {
       const inAnHour = () => new Date(Date.now() + 3600_000);
       let jtis = 0;
       const use = () => ({ issuer: 'renewal', jti: `lineage-${randomBytes(4).toString('hex')}-${++jtis}`, expiresAt: inAnHour() });
@@ -270,7 +270,7 @@ function openedDatabase(backend: StoreBackend): () => Database {
   return () => database;
 }
 
-// Revocation at any size (API.md "Admin"): more rows than Postgres's 65,535 bind parameters
+// Revocation at any size (docs/api.md "Admin"): more rows than Postgres's 65,535 bind parameters
 // allow as one parameter list per audit row (the statement that failed before).
 for (const backend of backends) {
   describe(`bulk revocation on ${backend.name}`, () => {

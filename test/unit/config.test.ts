@@ -1,5 +1,5 @@
 /**
- * The configuration contract (API.md "Configuration contract"; STYLE.md rule 2): the example file
+ * The configuration contract (docs/api.md "Configuration contract"): the example file
  * parses, `${ENV}` references are expanded, every error names the key path, cross-field rules
  * hold, relative paths resolve against the file's folder, and the real command line stops with
  * exit code 1 and the key path on a bad file.
@@ -18,7 +18,7 @@ import { createAuthority } from '../../src/signer/bootstrap.js';
 
 const ROOT = resolve(import.meta.dirname, '../..');
 
-/** The example of API.md "Configuration contract", verbatim. */
+/** The example of docs/api.md "Configuration contract", verbatim. */
 const CONTRACT_EXAMPLE = `server:                                       # the API listener
   host: 127.0.0.1
   port: 8443

@@ -1,5 +1,5 @@
 /**
- * A policy's identity pattern matches in linear time (API.md "Identity and policy"; issue 13:
+ * A policy's identity pattern matches in linear time (docs/api.md "Identity and policy"; issue 13:
  * four captures separated by ":" against a 300-character identity blocked the event loop for
  * 1.6 s). Two kinds of proof, neither timed: the matcher gives exactly the captures of the
  * anchored greedy RegExp it replaces on every small case fast-check generates, and it answers

@@ -1,6 +1,6 @@
 /**
  * Bearer authentication (RFC 6750 §2.1): runs before any body validation, so that a request
- * without a valid token gets 401 before any 400 about its body (API.md "Precedence").
+ * without a valid token gets 401 before any 400 about its body (docs/api.md "Precedence").
  */
 import { createMiddleware } from 'hono/factory';
 import type { Authenticator } from '../../auth/principal.js';

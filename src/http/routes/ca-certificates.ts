@@ -1,4 +1,4 @@
-/** The CA's own certificates, public on both listeners (API.md "Public"). */
+/** The CA's own certificates, public on both listeners (docs/api.md "Public"). */
 import { createRoute, z, type OpenAPIHono } from '@hono/zod-openapi';
 import { bytesOf } from '../bytes.js';
 import type { AppEnv } from '../context.js';

@@ -1,4 +1,4 @@
-/** POST /v1/certificates and GET /v1/certificates/{serial} (API.md "Service identity"). */
+/** POST /v1/certificates and GET /v1/certificates/{serial} (docs/api.md "Service identity"). */
 import { createRoute, z, type OpenAPIHono } from '@hono/zod-openapi';
 import type { Context } from 'hono';
 import type { IssueRequest } from '../../policy/certificates.js';
@@ -72,7 +72,7 @@ export function certificateRoutes(app: OpenAPIHono<AppEnv>): void {
       const issued = await certificates.issue(principal, body);
       metrics.issuances.inc({ result: issued.created ? 'issued' : 'retried', issuer: principal.issuer });
       c.header('Location', `/v1/certificates/${issued.serial}`);
-      // 200: a retry answered with the certificate issued before (API.md "Retries").
+      // 200: a retry answered with the certificate issued before (docs/api.md "Retries").
       const status = issued.created ? 201 : 200;
       if ((c.req.header('Accept') ?? '').toLowerCase().includes(PEM_CHAIN)) {
         return c.body(issued.certificate + issued.chain.join(''), status, { 'Content-Type': PEM_CHAIN });

@@ -1,9 +1,9 @@
 /**
- * The current CRL, served from memory (API.md "Public"): DER at /v1/crl, PEM at /v1/crl.pem,
+ * The current CRL, served from memory (docs/api.md "Public"): DER at /v1/crl, PEM at /v1/crl.pem,
  * with ETag, Last-Modified and Cache-Control; If-None-Match / If-Modified-Since give 304.
  * Each answer comes from one snapshot of the publisher (its headers and body describe one CRL),
  * and a request whose If-None-Match names a CRL newer than the one served gets that CRL (304)
- * or a newer one, never an older one (API.md "CRLs").
+ * or a newer one, never an older one (docs/api.md "CRLs").
  */
 import { createRoute, z, type OpenAPIHono } from '@hono/zod-openapi';
 import type { Context } from 'hono';

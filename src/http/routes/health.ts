@@ -1,4 +1,4 @@
-/** Liveness, readiness and metrics (API.md "Public"). */
+/** Liveness, readiness and metrics (docs/api.md "Public"). */
 import { createRoute, z, type OpenAPIHono } from '@hono/zod-openapi';
 import type { AppEnv } from '../context.js';
 

@@ -1,4 +1,4 @@
-/** GET /v1/certificates: the admin listing with filters and cursor pagination (API.md "Admin"). */
+/** GET /v1/certificates: the admin listing with filters and cursor pagination (docs/api.md "Admin"). */
 import { createRoute, z, type OpenAPIHono } from '@hono/zod-openapi';
 import type { AppEnv } from '../context.js';
 import { authenticate } from '../middleware/authenticate.js';

@@ -1,4 +1,4 @@
-/** GET /v1/certificates/{serial}/renewal-info: public, on both listeners (API.md). */
+/** GET /v1/certificates/{serial}/renewal-info: public, on both listeners (docs/api.md). */
 import { createRoute, z, type OpenAPIHono } from '@hono/zod-openapi';
 import type { AppEnv } from '../context.js';
 import { Serial, problemResponse, rfc3339 } from '../schemas.js';

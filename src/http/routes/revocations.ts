@@ -1,4 +1,4 @@
-/** Revocation by the owner or an admin, and bulk revocation of an identity (API.md). */
+/** Revocation by the owner or an admin, and bulk revocation of an identity (docs/api.md). */
 import { createRoute, z, type OpenAPIHono } from '@hono/zod-openapi';
 import type { AppEnv } from '../context.js';
 import { authenticate } from '../middleware/authenticate.js';
