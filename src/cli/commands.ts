@@ -6,6 +6,7 @@ import { bootstrapCommand } from './bootstrap.js';
 import type { Command } from './command.js';
 import { configCommand } from './config.js';
 import { initCommand } from './init.js';
+import { inspectCommand } from './inspect.js';
 import { requestCommand } from './request.js';
 import { serveCommand } from './serve.js';
 import { tokenCommand } from './token.js';
@@ -19,6 +20,7 @@ export const commands: Command[] = [
   statusCommand,
   revokeCommand,
   listCommand,
+  inspectCommand,
   auditCommand,
   agentCommand,
   bootstrapCommand,
