@@ -1,28 +1,42 @@
 /**
  * The files a service reads: PREFIX.key (0600), PREFIX.pem (leaf), PREFIX.chain.pem
- * (intermediates). Each is replaced atomically; the key first, then the chain, then the leaf,
- * so a reader that keys off the leaf's change finds its key already in place. Beside them the
- * agent keeps PREFIX.pending.key (0600): the key and CSR of a request not answered yet, so that
- * a retry after a lost answer, even by a restarted agent, sends the same CSR (API.md
- * "Certificate holder": a renewal retried with the same key answers 200; "Retries").
+ * (intermediates), PREFIX.fullchain.pem (the leaf, then the intermediates), PREFIX.ca.pem (the
+ * CA's root(s), the trust bundle: only when it holds the pinned root and the leaf chains to it)
+ * and, when asked for, a PKCS#12 file (0600) with the key, the leaf and the chain. Each is
+ * replaced atomically; the key first, then the chain, the full chain, the trust bundle and the
+ * PKCS#12, and the leaf last, so that a reader that keys off the leaf's change finds everything
+ * else already in place. Beside them the agent keeps PREFIX.pending.key (0600): the key and CSR
+ * of a request not answered yet, so that a retry after a lost answer, even by a restarted agent,
+ * sends the same CSR (docs/api.md "Certificate holder": a renewal retried with the same key
+ * answers 200; "Retries").
  */
 import { X509Certificate, createPrivateKey, createPublicKey } from 'node:crypto';
-import { readFileSync, rmSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { isIP } from 'node:net';
 import type { Issuance } from '../client/index.js';
 import { x509 } from '../x509/library.js';
 import { writeFileAtomic } from './files.js';
 import type { ClientKeyType, Names } from './keys.js';
+import { encodePkcs12 } from './pkcs12.js';
 
 export interface CurrentCertificate {
   certificatePem: string;
   keyPem: string;
+  /** The intermediates, PEM. */
+  chainPem: string;
   serial: string;
   notBefore: Date;
   notAfter: Date;
 }
 
-export const paths = (prefix: string) => ({ key: `${prefix}.key`, cert: `${prefix}.pem`, chain: `${prefix}.chain.pem`, pending: `${prefix}.pending.key` });
+export const paths = (prefix: string) => ({
+  key: `${prefix}.key`,
+  cert: `${prefix}.pem`,
+  chain: `${prefix}.chain.pem`,
+  fullchain: `${prefix}.fullchain.pem`,
+  ca: `${prefix}.ca.pem`,
+  pending: `${prefix}.pending.key`,
+});
 
 function sortedNames(names: Names): string {
   const n = (v: string[] | undefined, f: (s: string) => string = (s) => s) => [...(v ?? [])].map(f).sort();
@@ -58,10 +72,11 @@ export function readCurrent(prefix: string, wanted: Names, now: Date): { current
   const p = paths(prefix);
   let certificatePem: string;
   let keyPem: string;
+  let chainPem: string;
   try {
     certificatePem = readFileSync(p.cert, 'utf8');
     keyPem = readFileSync(p.key, 'utf8');
-    readFileSync(p.chain, 'utf8');
+    chainPem = readFileSync(p.chain, 'utf8');
   } catch {
     return { reason: 'files missing' };
   }
@@ -79,15 +94,125 @@ export function readCurrent(prefix: string, wanted: Names, now: Date): { current
   if (!sameNames(have, wanted)) return { reason: 'certificate is for other names' };
   let serial = cert.serialNumber.toLowerCase();
   if (serial.length > 2 && serial.startsWith('00') && parseInt(serial[2]!, 16) >= 8) serial = serial.slice(2);
-  return { current: { certificatePem, keyPem, serial, notBefore, notAfter } };
+  return { current: { certificatePem, keyPem, chainPem, serial, notBefore, notAfter } };
 }
 
-export function writeIssued(prefix: string, keyPem: string, issued: Issuance): CurrentCertificate {
+/** What the agent writes beside the key, the leaf and the chain. */
+export interface ExtraOutputs {
+  /** A trust bundle bundleProblem accepted; undefined leaves PREFIX.ca.pem as it is. */
+  caBundle?: string | undefined;
+  /** The PKCS#12 file and its passphrase; undefined writes none. */
+  p12?: { path: string; passphrase: string } | undefined;
+}
+
+const withNewline = (pem: string) => (pem.endsWith('\n') ? pem : `${pem}\n`);
+const CERTIFICATE_PEM = /-----BEGIN CERTIFICATE-----\r?\n[\s\S]*?-----END CERTIFICATE-----\r?\n?/g;
+
+/** The certificates of a PEM text, each as its own block with a final line break. */
+export const certificateBlocks = (pem: string): string[] => (pem.match(CERTIFICATE_PEM) ?? []).map(withNewline);
+
+/** PREFIX.fullchain.pem: the leaf, then the intermediates. */
+const fullchainOf = (certificatePem: string, chainPem: string) => [certificatePem, ...certificateBlocks(chainPem)].map(withNewline).join('');
+
+type Derived = 'fullchain' | 'ca' | 'p12';
+
+/**
+ * The outputs that derive from the key, the leaf and the chain (all of them, or `only` those),
+ * as writes to make in the order of the header. Every content is computed first (the PKCS#12
+ * encryption takes a moment), so that the writes follow each other closely.
+ */
+function derivedWrites(prefix: string, c: Pick<CurrentCertificate, 'certificatePem' | 'keyPem' | 'chainPem'>, extra: ExtraOutputs, only?: Set<Derived>): (() => void)[] {
   const p = paths(prefix);
+  const wanted = (d: Derived) => !only || only.has(d);
+  const writes: (() => void)[] = [];
+  if (wanted('fullchain')) {
+    const fullchain = fullchainOf(c.certificatePem, c.chainPem);
+    writes.push(() => writeFileAtomic(p.fullchain, fullchain, 0o644));
+  }
+  const bundle = extra.caBundle;
+  if (bundle !== undefined && wanted('ca')) writes.push(() => writeFileAtomic(p.ca, bundle, 0o644));
+  const p12 = extra.p12;
+  if (p12 && wanted('p12')) {
+    const der = encodePkcs12({ ...c, passphrase: p12.passphrase });
+    writes.push(() => writeFileAtomic(p12.path, der, 0o600));
+  }
+  return writes;
+}
+
+export function writeIssued(prefix: string, keyPem: string, issued: Issuance, extra: ExtraOutputs = {}): CurrentCertificate {
+  const p = paths(prefix);
+  const chainPem = issued.chain.map(withNewline).join('');
+  const derived = derivedWrites(prefix, { certificatePem: issued.certificate, keyPem, chainPem }, extra);
   writeFileAtomic(p.key, keyPem, 0o600);
-  writeFileAtomic(p.chain, issued.chain.join(''), 0o644);
+  writeFileAtomic(p.chain, chainPem, 0o644);
+  for (const write of derived) write();
   writeFileAtomic(p.cert, issued.certificate, 0o644);
-  return { certificatePem: issued.certificate, keyPem, serial: issued.serial, notBefore: new Date(issued.notBefore), notAfter: new Date(issued.notAfter) };
+  return { certificatePem: issued.certificate, keyPem, chainPem, serial: issued.serial, notBefore: new Date(issued.notBefore), notAfter: new Date(issued.notAfter) };
+}
+
+/**
+ * Which derived outputs of the certificate in place are missing: the full chain when absent or
+ * for another leaf, the trust bundle and the PKCS#12 file when absent (an agent started with new
+ * options, or a bundle that could not be fetched or was refused before).
+ */
+export function missingOutputs(prefix: string, current: CurrentCertificate, p12Path: string | undefined): Set<Derived> {
+  const p = paths(prefix);
+  const missing = new Set<Derived>();
+  let fullchain: string | undefined;
+  try {
+    fullchain = readFileSync(p.fullchain, 'utf8');
+  } catch {
+    fullchain = undefined;
+  }
+  if (fullchain !== fullchainOf(current.certificatePem, current.chainPem)) missing.add('fullchain');
+  if (!existsSync(p.ca)) missing.add('ca');
+  if (p12Path !== undefined && !existsSync(p12Path)) missing.add('p12');
+  return missing;
+}
+
+/** Writes the derived outputs named in `which` for the certificate in place (never the key, leaf or chain). */
+export function writeMissing(prefix: string, current: CurrentCertificate, extra: ExtraOutputs, which: Set<Derived>): void {
+  for (const write of derivedWrites(prefix, current, extra, which)) write();
+}
+
+/**
+ * Why the trust bundle the CA answered must not be written as PREFIX.ca.pem, or undefined when it
+ * may: it must hold certificates only, at least one of them byte for byte a certificate of the
+ * pinned root file (when there is one: --ca, SERVICE_CA_ROOT or the saved context), and the leaf
+ * must chain to one of them through the intermediates, every signature checked. A bundle without
+ * the pinned root would have the services trust a CA this agent was never told to trust.
+ */
+export function bundleProblem(bundlePem: string, pinnedPem: string | undefined, leafPem: string, chainPem: string): string | undefined {
+  const parse = (pem: string) => certificateBlocks(pem).map((block) => new X509Certificate(block));
+  let bundle: X509Certificate[];
+  let intermediates: X509Certificate[];
+  let leaf: X509Certificate;
+  let pinned: Set<string> | undefined;
+  try {
+    bundle = parse(bundlePem);
+    intermediates = parse(chainPem);
+    leaf = new X509Certificate(leafPem);
+  } catch {
+    return 'the bundle does not parse';
+  }
+  try {
+    pinned = pinnedPem === undefined ? undefined : new Set(parse(pinnedPem).map((c) => c.raw.toString('base64')));
+  } catch {
+    return 'the pinned root file does not parse';
+  }
+  if (bundle.length === 0) return 'the bundle holds no certificate';
+  if (bundlePem.replace(CERTIFICATE_PEM, '').trim() !== '') return 'the bundle holds something other than certificates';
+  if (pinned && !bundle.some((c) => pinned.has(c.raw.toString('base64')))) return 'the bundle does not hold the pinned root';
+  // Walk up from the leaf: each step an issuer whose name and signature match.
+  let cert = leaf;
+  for (let depth = 0; depth <= intermediates.length; depth++) {
+    const root = bundle.find((r) => cert.checkIssued(r) && cert.verify(r.publicKey));
+    if (root) return undefined;
+    const next = intermediates.find((i) => i !== cert && cert.checkIssued(i) && cert.verify(i.publicKey));
+    if (!next) break;
+    cert = next;
+  }
+  return 'the certificate does not chain to a root of the bundle';
 }
 
 /** The key and CSR of a request whose answer has not arrived (yet). */
@@ -101,7 +226,6 @@ export interface PendingRequest {
 /** One PEM block with its line break (the CSR is sent as read, so a retry is byte-identical). */
 const PEM_BLOCK = /-----BEGIN ([A-Z ]+)-----\r?\n[\s\S]*?-----END \1-----\r?\n?/g;
 const REPLACES = /^Replaces: (none|[0-9a-f]+)$/m;
-const withNewline = (pem: string) => (pem.endsWith('\n') ? pem : `${pem}\n`);
 
 /** Writes PREFIX.pending.key atomically, 0600; the text before the blocks is allowed by RFC 7468 §2. */
 export function writePending(prefix: string, p: PendingRequest): PendingRequest {

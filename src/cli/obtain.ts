@@ -3,15 +3,31 @@
  * current certificate), and the files written. The key and CSR are kept in PREFIX.pending.key
  * until the answer arrives, so that a retry after a lost answer (timeout, reset, 5xx), also by a
  * restarted agent, is the idempotent one: the CA answers the same key with the renewal it already
- * made (API.md "Certificate holder") and the same token with a byte-identical CSR with the
+ * made (docs/api.md "Certificate holder") and the same token with a byte-identical CSR with the
  * certificate it issued then ("Retries"), where a new key would be a second renewal, refused as a
  * reuse, or a second certificate.
+ *
+ * Beside the key, the leaf and the chain it writes the derived outputs (cert-files.ts): the full
+ * chain, the CA's trust bundle (fetched from /v1/ca/root.pem and written only when it holds the
+ * pinned root) and the PKCS#12 file, whose passphrase is read when it is written.
  */
 import { readFileSync } from 'node:fs';
 import { decodeJwt } from 'jose';
 import type { Logger } from 'pino';
 import { ServiceCaError, holderToken, isRenewalReuse, type Issuance, type ServiceCaClient } from '../client/index.js';
-import { readPending, removePending, writeIssued, writePending, type CurrentCertificate, type PendingRequest } from './cert-files.js';
+import {
+  bundleProblem,
+  missingOutputs,
+  paths,
+  readPending,
+  removePending,
+  writeIssued,
+  writeMissing,
+  writePending,
+  type CurrentCertificate,
+  type ExtraOutputs,
+  type PendingRequest,
+} from './cert-files.js';
 import { createKeyAndCsr, type ClientKeyType, type Names } from './keys.js';
 
 export interface ObtainOptions {
@@ -22,6 +38,10 @@ export interface ObtainOptions {
   keyType: ClientKeyType;
   out: string;
   logger: Logger;
+  /** The root(s) to trust, PEM (--ca, SERVICE_CA_ROOT or the saved context): PREFIX.ca.pem must hold one. */
+  pinnedRoot: string | undefined;
+  /** --p12 FILE and the reader of its passphrase (throws with a message that never holds it). */
+  p12: { path: string; passphrase: () => string } | undefined;
 }
 
 /** What the agent remembers between attempts (in memory; the pending key is on disk). */
@@ -30,6 +50,12 @@ export interface AgentState {
   lost?: { token: string; csr: string };
   /** The serial of a certificate whose renewal was refused as a reuse: never presented again. */
   reused?: string;
+  /**
+   * Outputs that still hold an older certificate's content because they could not be rewritten
+   * with the one in place (trust bundle unreachable or refused, no PKCS#12 passphrase): retried at
+   * each poll by completeOutputs.
+   */
+  stale?: Set<'ca' | 'p12'>;
 }
 
 function readToken(file: string | undefined): string | undefined {
@@ -83,7 +109,7 @@ export async function obtain(o: ObtainOptions, state: AgentState, current: Curre
   const { request: pending, retry } = await pendingRequest(o, current);
   if (retry) o.logger.info({ replaces: pending.replaces }, 'retrying the unanswered request with the same key and CSR');
   const request = { csr: pending.csrPem, ...(o.ttl ? { ttl: o.ttl } : {}) };
-  // API.md "Retries": only the same token with the byte-identical CSR gets the certificate issued then.
+  // docs/api.md "Retries": only the same token with the byte-identical CSR gets the certificate issued then.
   const resend = state.lost && state.lost.csr === pending.csrPem && stillValid(state.lost.token) ? state.lost.token : undefined;
   const token = resend ?? readToken(o.tokenFile);
   state.lost = undefined;
@@ -114,8 +140,73 @@ export async function obtain(o: ObtainOptions, state: AgentState, current: Curre
     if (refused(err) && !isRenewalReuse(err)) removePending(o.out);
     throw err;
   }
-  const written = writeIssued(o.out, pending.keyPem, issued);
+  const extra = await extraOutputs(o, issued.certificate, issued.chain.join('\n'));
+  const written = writeIssued(o.out, pending.keyPem, issued, extra);
   removePending(o.out);
+  state.stale = unwritten(o, extra);
   o.logger.info({ serial: issued.serial, notAfter: issued.notAfter, renewalStart: issued.renewalInfo.start }, 'certificate written');
   return written;
+}
+
+/** The CA's trust bundle when bundleProblem accepts it; otherwise undefined, after saying why at level error. */
+async function trustBundle(o: ObtainOptions, leafPem: string, chainPem: string): Promise<string | undefined> {
+  const file = paths(o.out).ca;
+  let bundle: string;
+  try {
+    bundle = await o.client.rootPem();
+  } catch (err) {
+    o.logger.error({ file, err: (err as Error).message }, 'could not fetch the CA root for the trust bundle; the file is left as it is');
+    return undefined;
+  }
+  const problem = bundleProblem(bundle, o.pinnedRoot, leafPem, chainPem);
+  if (problem !== undefined) {
+    o.logger.error({ file, problem }, 'refusing the trust bundle the CA answered: it is not written, and the file is left as it is');
+    return undefined;
+  }
+  return bundle;
+}
+
+function p12Output(o: ObtainOptions): ExtraOutputs['p12'] {
+  if (!o.p12) return undefined;
+  try {
+    return { path: o.p12.path, passphrase: o.p12.passphrase() };
+  } catch (err) {
+    o.logger.error({ file: o.p12.path, err: (err as Error).message }, 'no PKCS#12 passphrase: the PKCS#12 file is not written');
+    return undefined;
+  }
+}
+
+const extraOutputs = async (o: ObtainOptions, leafPem: string, chainPem: string): Promise<ExtraOutputs> => ({ caBundle: await trustBundle(o, leafPem, chainPem), p12: p12Output(o) });
+
+/** The outputs the extra outputs leave out: their files keep older content, or none. */
+const unwritten = (o: ObtainOptions, extra: ExtraOutputs) =>
+  new Set<'ca' | 'p12'>([...(extra.caBundle === undefined ? ['ca' as const] : []), ...(o.p12 && !extra.p12 ? ['p12' as const] : [])]);
+
+/**
+ * Writes the derived outputs of the certificate in place that are missing or stale (an agent
+ * started with --p12 for the first time; a trust bundle refused or unreachable, or a PKCS#12
+ * passphrase unreadable, at the last renewal). True when every output is in place afterwards.
+ * Errors are logged, never thrown: the certificate in place stays usable.
+ */
+export async function completeOutputs(o: ObtainOptions, state: AgentState, current: CurrentCertificate): Promise<boolean> {
+  const missing = missingOutputs(o.out, current, o.p12?.path);
+  for (const s of state.stale ?? []) missing.add(s);
+  if (missing.size === 0) return true;
+  const extra: ExtraOutputs = {
+    caBundle: missing.has('ca') ? await trustBundle(o, current.certificatePem, current.chainPem) : undefined,
+    p12: missing.has('p12') ? p12Output(o) : undefined,
+  };
+  try {
+    writeMissing(o.out, current, extra, missing);
+  } catch (err) {
+    o.logger.error({ err: (err as Error).message }, 'could not write the outputs of the certificate in place');
+    return false;
+  }
+  const failed = unwritten(o, extra);
+  state.stale = new Set([...(state.stale ?? [])].filter((s) => failed.has(s)));
+  const still = missingOutputs(o.out, current, o.p12?.path);
+  for (const s of state.stale) still.add(s);
+  const wrote = [...missing].filter((m) => !still.has(m));
+  if (wrote.length > 0) o.logger.info({ serial: current.serial, outputs: wrote }, 'wrote the missing outputs of the certificate in place');
+  return still.size === 0;
 }

@@ -1,5 +1,5 @@
 /**
- * The rotation agent when an answer is lost (API.md "Certificate holder", "Retries"), beside
+ * The rotation agent when an answer is lost (docs/api.md "Certificate holder", "Retries"), beside
  * agent.test.ts (whose run already takes most of a file's 180 s budget): the real `service-ca
  * agent` as a child process against the real app over TLS, through a TCP proxy
  * (test/setup/tcp-proxy.ts). Once the app has logged a POST's answer, and before node writes its
@@ -142,7 +142,7 @@ describe('service-ca agent when an answer is lost or a renewal is refused as a r
     await until('the pending key removed once the certificate is written', () => !existsSync(`${renewerPrefix()}.pending.key`), 5000);
     const logs = logLines(renewer);
     assert.ok(logs.some((l) => l.msg === 'retrying the unanswered request with the same key and CSR' && l.replaces === c0.serial), renewer.output().slice(-4000));
-    // The CA's side (API.md "Certificate holder"): one renewal, and the retry answered 200 with it.
+    // The CA's side (docs/api.md "Certificate holder"): one renewal, and the retry answered 200 with it.
     assert.deepEqual(renewals.map((r) => r.serial), [c1.serial], 'one renewal, not two');
     assert.deepEqual(answers('/v1/certificates/renew'), [201, 200]);
   });

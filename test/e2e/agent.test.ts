@@ -1,5 +1,5 @@
 /**
- * The rotation agent end to end (API.md "Renewal window", "Certificate holder"): the real
+ * The rotation agent end to end (docs/api.md "Renewal window", "Certificate holder"): the real
  * `service-ca agent` as a child process against the real app speaking TLS, with 30-second
  * certificates. It renews inside each certificate's window with a new key and runs its hook,
  * renews with its current certificate when the token file is gone, replaces a revoked

@@ -1,6 +1,6 @@
 /**
  * The agent's pending request (src/cli/cert-files.ts, PREFIX.pending.key): written 0600 and read
- * back byte for byte (a retry must send the same CSR, API.md "Retries"), and discarded, with the
+ * back byte for byte (a retry must send the same CSR, docs/api.md "Retries"), and discarded, with the
  * reason, when it is no longer the request to retry: for other names or another key type, a key
  * that does not match its CSR, a certificate in place newer than the one it was made to replace,
  * or a certificate in place that already carries its key.
@@ -18,7 +18,7 @@ const dir = mkdtempSync(join(tmpdir(), 'service-ca-pending-'));
 let n = 0;
 const prefix = () => join(dir, `p${++n}`);
 /** A certificate in place, as readCurrent gives it; only its key and serial matter here. */
-const inPlace = (serial: string, keyPem: string): CurrentCertificate => ({ certificatePem: '', keyPem, serial, notBefore: new Date(0), notAfter: new Date(0) });
+const inPlace = (serial: string, keyPem: string): CurrentCertificate => ({ certificatePem: '', chainPem: '', keyPem, serial, notBefore: new Date(0), notAfter: new Date(0) });
 
 describe('the agent pending request file', () => {
   after(() => rmSync(dir, { recursive: true, force: true }));
