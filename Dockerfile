@@ -1,6 +1,7 @@
 # syntax=docker/dockerfile:1
+# Node 24, the active LTS (maintained until April 2028); the code keeps running on Node 20 (engines).
 # Build stage: compile TypeScript to dist/.
-FROM node:20-bookworm-slim AS build
+FROM node:24-bookworm-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund
@@ -10,8 +11,11 @@ COPY db ./db
 RUN npm run build
 
 # Runtime stage: production dependencies and the compiled code only, as a non-root user.
-FROM node:20-bookworm-slim
+FROM node:24-bookworm-slim
 ENV NODE_ENV=production
+# The configuration file that both `serve` and the HEALTHCHECK read: to use another file, set
+# SERVICE_CA_CONFIG (rather than passing serve --config), and the HEALTHCHECK follows it.
+ENV SERVICE_CA_CONFIG=/etc/service-ca/config.yaml
 WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
@@ -19,7 +23,11 @@ COPY --from=build /app/dist ./dist
 # The node image's "node" user, by number, so that Kubernetes can check runAsNonRoot.
 USER 1000:1000
 EXPOSE 8443 8080
+# GET /healthz on the public listener that the configuration names (public.host, public.port),
+# with the same loader serve uses. healthcheck.js runs on its own, without the rest of the CLI.
+# A container that runs this image as the rotation agent instead (`agent …`) has no CA to ask:
+# disable the check there (compose: healthcheck: { disable: true }; Kubernetes ignores it).
 HEALTHCHECK --interval=10s --timeout=3s --start-period=20s --retries=3 \
-  CMD node -e "fetch('http://127.0.0.1:' + (process.env.PUBLIC_PORT || 8080) + '/healthz').then(r => process.exit(r.ok ? 0 : 1), () => process.exit(1))"
+  CMD ["node", "dist/src/cli/healthcheck.js"]
 ENTRYPOINT ["node", "dist/src/cli/index.js"]
-CMD ["serve", "--config", "/etc/service-ca/config.yaml"]
+CMD ["serve"]

@@ -5,6 +5,7 @@ import { auditCommand } from './audit.js';
 import { bootstrapCommand } from './bootstrap.js';
 import type { Command } from './command.js';
 import { configCommand } from './config.js';
+import { healthcheckCommand } from './healthcheck.js';
 import { initCommand } from './init.js';
 import { inspectCommand } from './inspect.js';
 import { requestCommand } from './request.js';
@@ -15,6 +16,7 @@ export const commands: Command[] = [
   serveCommand,
   initCommand,
   configCommand,
+  healthcheckCommand,
   tokenCommand,
   requestCommand,
   statusCommand,

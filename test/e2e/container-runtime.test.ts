@@ -1,10 +1,12 @@
 /**
  * What the container image runs, without a container (no image registry here): the build the
- * Dockerfile makes, started with the Dockerfile's own command line on the compose configuration
- * (deploy/compose/config.yaml, only its ports moved to free ones), with the environment
- * docker-compose.yml gives it and CA files from `service-ca init`. Checked: it becomes ready, the
- * Dockerfile's HEALTHCHECK command passes, the Kubernetes probes' paths answer, a workload gets a
- * certificate over the API's TLS, and SIGTERM ends it inside compose's stop_grace_period.
+ * Dockerfile makes, started with the Dockerfile's own ENTRYPOINT and CMD on the compose
+ * configuration (deploy/compose/config.yaml, only its ports moved to free ones), with the
+ * Dockerfile's ENV and the environment docker-compose.yml gives it, /etc/service-ca being a
+ * scratch folder with CA files from `service-ca init`. Checked: it becomes ready, the
+ * Dockerfile's HEALTHCHECK command passes (and fails on a configuration whose public.port nothing
+ * listens on), the Kubernetes probes' paths answer, a workload gets a certificate over the API's
+ * TLS, and SIGTERM ends it inside compose's stop_grace_period.
  * Postgres only (the compose and Kubernetes layouts use it).
  */
 import assert from 'node:assert/strict';
@@ -65,17 +67,31 @@ describe('the container\'s runtime, without a container', { skip: testDatabaseUr
     config.dataDir = join(etc, 'data');
     writeFileSync(join(etc, 'config.yaml'), stringify(config));
 
-    // The Dockerfile's ENTRYPOINT and CMD, with compose's environment.
-    const env = cleanEnv({ DATABASE_URL: database.url!, CA_KEY_PASSPHRASE: passphrase, OIDC_ISSUER: issuer.issuer, NODE_ENV: 'production' });
-    const service = spawnService(process.execPath, [join(build, 'src/cli/index.js'), 'serve', '--config', join(etc, 'config.yaml')], { cwd: build, env });
+    // The Dockerfile's ENTRYPOINT, CMD, HEALTHCHECK and ENV: /app/dist is the build, /etc/service-ca is etc.
+    const dockerfile = readFileSync(join(ROOT, 'Dockerfile'), 'utf8').replace(/\\\r?\n/g, ' ');
+    const execForm = (pattern: RegExp) => {
+      const json = pattern.exec(dockerfile)?.[1];
+      assert.ok(json, `the Dockerfile has ${pattern.source} in exec form`);
+      return (JSON.parse(json) as string[]).map((a) => (a === 'node' ? process.execPath : a.startsWith('dist/') ? join(build, a.slice('dist/'.length)) : a));
+    };
+    const entrypoint = execForm(/^ENTRYPOINT\s+(\[.*\])\s*$/m);
+    const cmd = execForm(/^CMD\s+(\[.*\])\s*$/m);
+    const healthcheck = execForm(/^HEALTHCHECK\s.*?\bCMD\s+(\[.*\])\s*$/m);
+    const compose = parse(readFileSync(join(ROOT, 'docker-compose.yml'), 'utf8')) as { services: Record<string, { build?: unknown; environment?: Record<string, string> }> };
+    const composeEnv = Object.values(compose.services).find((s) => s.build !== undefined)?.environment ?? {};
+    const imageConfig = composeEnv.SERVICE_CA_CONFIG ?? /^ENV\s+SERVICE_CA_CONFIG=(\S+)\s*$/m.exec(dockerfile)?.[1];
+    assert.equal(imageConfig, '/etc/service-ca/config.yaml', 'the image and compose read /etc/service-ca/config.yaml');
+    const env = cleanEnv({ DATABASE_URL: database.url!, CA_KEY_PASSPHRASE: passphrase, OIDC_ISSUER: issuer.issuer, NODE_ENV: 'production', SERVICE_CA_CONFIG: join(etc, 'config.yaml') });
+    const service = spawnService(entrypoint[0]!, [...entrypoint.slice(1), ...cmd], { cwd: build, env });
     await waitForStatus(`http://127.0.0.1:${publicPort}/readyz`, 200, service, 90_000);
 
-    // The image's HEALTHCHECK, verbatim from the Dockerfile.
-    const dockerfile = readFileSync(join(ROOT, 'Dockerfile'), 'utf8');
-    const healthcheck = /CMD node -e "([^"]+)"/.exec(dockerfile)?.[1];
-    assert.ok(healthcheck, 'the Dockerfile has a node healthcheck');
-    assert.equal((await run(process.execPath, ['-e', healthcheck], { ...process.env, PUBLIC_PORT: String(publicPort) })).code, 0, 'the HEALTHCHECK passes');
-    assert.equal((await run(process.execPath, ['-e', healthcheck], { ...process.env, PUBLIC_PORT: String(await freePort()) })).code, 1, 'and fails where nothing listens');
+    // The image's HEALTHCHECK, verbatim: it follows the configuration's public.port.
+    const check = await run(healthcheck[0]!, healthcheck.slice(1), env);
+    assert.equal(check.code, 0, `the HEALTHCHECK passes: ${check.out}`);
+    assert.match(check.out, new RegExp(`http://127\\.0\\.0\\.1:${publicPort}/healthz answered 200`));
+    writeFileSync(join(etc, 'elsewhere.yaml'), stringify({ ...config, public: { ...config.public, port: await freePort() } }));
+    const elsewhere = await run(healthcheck[0]!, healthcheck.slice(1), { ...env, SERVICE_CA_CONFIG: join(etc, 'elsewhere.yaml') });
+    assert.equal(elsewhere.code, 1, `and fails on a configuration whose public.port nothing listens on: ${elsewhere.out}`);
 
     // The Kubernetes probes' paths, read from the Deployment.
     const deployment = parse(readFileSync(join(ROOT, 'deploy/kubernetes/deployment.yaml'), 'utf8')) as { spec: { template: { spec: { containers: Record<string, { httpGet?: { path: string } }>[] } } } };

@@ -1,20 +1,33 @@
 /**
- * The deployment files (docker-compose.yml, deploy/compose/, deploy/kubernetes/) checked
- * statically: the configurations they carry pass the real schema with the environment the
- * manifests supply, the ports and hosts agree between configuration, containers, Service and
- * compose mappings, the pod runs hardened with the key from a Secret and the configuration from
- * the ConfigMap, and no key or passphrase is written in any file. Every check is a function that
- * lists problems; the last part mutates the real files' objects and expects each check to object,
- * so that none of them can pass vacuously.
+ * The deployment files (Dockerfile, docker-compose.yml, deploy/compose/, deploy/kubernetes/ and
+ * its examples/workload/) checked statically: the configurations they carry pass the real schema
+ * with the environment the manifests supply, the ports and hosts agree between configuration,
+ * containers, Service and compose mappings, the pod runs hardened with the key from a Secret and
+ * the configuration from the ConfigMap, the image runs on a maintained Node LTS line with a
+ * HEALTHCHECK that reads the configuration serve reads, the example workload agrees with the CA
+ * (token, URL, files, PID file, names the policy grants) and the NetworkPolicy lets it in, and no
+ * key or passphrase is written in any file. Two things are run rather than read: the compose
+ * commands of README.md and deploy/README.md (with bash, in a scratch copy of the repository,
+ * docker stubbed), which must leave every file the compose configuration needs; and the agent's
+ * own option parsing of the workload's arguments. Every check is a function that lists
+ * problems; the last part mutates the real files' objects and expects each check to object, so
+ * that none of them can pass vacuously.
  */
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
-import { join, posix, resolve } from 'node:path';
-import { describe, it } from 'node:test';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, posix, resolve } from 'node:path';
+import { after, describe, it } from 'node:test';
 import { parse as parseYaml, parseAllDocuments } from 'yaml';
+import { renderIdentity } from '../../src/auth/identity-template.js';
 import { ConfigError, parseConfig, type Config } from '../../src/config.js';
-import { compilePolicies } from '../../src/policy/names.js';
+import { ensureDevCa } from '../../src/dev-ca.js';
+import { CaError } from '../../src/errors.js';
+import type { SubjectAltNames } from '../../src/model.js';
+import { authorizeNames, compilePolicies } from '../../src/policy/names.js';
+import { runCli } from '../setup/cli-run.js';
+import { CLI, TSX_LOADER, cleanEnv } from '../setup/processes.js';
 
 const ROOT = resolve(import.meta.dirname, '../..');
 const KUBE_DIR = 'deploy/kubernetes';
@@ -30,6 +43,7 @@ interface Mount { name: string; mountPath: string; readOnly?: boolean }
 interface SecurityContext {
   runAsNonRoot?: boolean;
   runAsUser?: number;
+  runAsGroup?: number;
   allowPrivilegeEscalation?: boolean;
   readOnlyRootFilesystem?: boolean;
   capabilities?: { drop?: string[] };
@@ -37,6 +51,7 @@ interface SecurityContext {
 interface Resources { requests?: Record<string, string | number>; limits?: Record<string, string | number> }
 interface Container {
   name: string;
+  image?: string;
   args?: string[];
   command?: string[];
   ports?: { name?: string; containerPort: number }[];
@@ -48,15 +63,21 @@ interface Container {
   securityContext?: SecurityContext;
   volumeMounts?: Mount[];
 }
+interface ServiceAccountTokenProjection { audience?: string; expirationSeconds?: number; path: string }
 interface Volume {
   name: string;
   secret?: { secretName: string; items?: { key: string; path: string }[] };
   configMap?: { name: string; items?: { key: string; path: string }[] };
   emptyDir?: object;
+  projected?: { sources: { serviceAccountToken?: ServiceAccountTokenProjection }[] };
 }
 interface PodSpec {
   containers: Container[];
+  initContainers?: Container[];
   volumes?: Volume[];
+  serviceAccountName?: string;
+  automountServiceAccountToken?: boolean;
+  shareProcessNamespace?: boolean;
   securityContext?: SecurityContext;
   terminationGracePeriodSeconds?: number;
 }
@@ -69,12 +90,21 @@ interface Service extends Doc {
 interface ConfigMapDoc extends Doc { data?: Record<string, string> }
 interface SecretDoc extends Doc { stringData?: Record<string, string>; data?: Record<string, string> }
 interface Pdb extends Doc { spec: { minAvailable?: number; maxUnavailable?: number; selector: { matchLabels: Record<string, string> } } }
-interface Kustomization { namespace?: string; resources?: string[] }
+interface Kustomization { namespace?: string; resources?: string[]; images?: { name: string; newName?: string; newTag?: string }[] }
+interface PolicyPeer { namespaceSelector?: { matchLabels?: Record<string, string> }; podSelector?: { matchLabels?: Record<string, string> } }
+interface NetworkPolicyDoc extends Doc {
+  spec: {
+    podSelector: { matchLabels?: Record<string, string> };
+    policyTypes?: string[];
+    ingress?: { from?: PolicyPeer[]; ports?: { port?: string | number; protocol?: string }[] }[];
+  };
+}
 
 interface ComposeService {
   image?: string;
   build?: string | { context?: string };
   command?: string[] | string;
+  user?: string;
   environment?: Record<string, string> | string[];
   volumes?: string[];
   ports?: string[];
@@ -107,27 +137,34 @@ interface Kube {
   deployment: Deployment;
   service: Service;
   pdb: Pdb;
+  networkPolicy: NetworkPolicyDoc;
   secrets: SecretDoc[];
 }
 
-function only<T extends Doc>(docs: Doc[], kind: string): T {
+function only<T extends Doc>(docs: Doc[], kind: string, dir = KUBE_DIR): T {
   const found = docs.filter((d) => d.kind === kind);
-  assert.equal(found.length, 1, `exactly one ${kind} under ${KUBE_DIR}`);
+  assert.equal(found.length, 1, `exactly one ${kind} under ${dir}`);
   return found[0] as T;
 }
 
+/** The YAML files of a kustomization folder (not its subfolders), by name, and its kustomization. */
+function readKustomized(dir: string): { files: Record<string, Doc[]>; all: Doc[]; kustomization: Kustomization } {
+  const names = readdirSync(join(ROOT, dir)).filter((n) => /\.ya?ml$/.test(n) && n !== 'kustomization.yaml');
+  const files = Object.fromEntries(names.map((n) => [n, readDocs(`${dir}/${n}`)]));
+  return { files, all: Object.values(files).flat(), kustomization: parseYaml(readText(`${dir}/kustomization.yaml`)) as Kustomization };
+}
+
 function readKube(): Kube {
-  const names = readdirSync(join(ROOT, KUBE_DIR)).filter((n) => /\.ya?ml$/.test(n) && n !== 'kustomization.yaml');
-  const files = Object.fromEntries(names.map((n) => [n, readDocs(`${KUBE_DIR}/${n}`)]));
-  const all = Object.values(files).flat();
+  const { files, all, kustomization } = readKustomized(KUBE_DIR);
   return {
     files,
-    kustomization: parseYaml(readText(`${KUBE_DIR}/kustomization.yaml`)) as Kustomization,
+    kustomization,
     namespace: only(all, 'Namespace'),
     configMap: all.find((d) => d.kind === 'ConfigMap' && (d as ConfigMapDoc).data?.['config.yaml'] !== undefined) as ConfigMapDoc,
     deployment: only(all, 'Deployment'),
     service: only(all, 'Service'),
     pdb: only(all, 'PodDisruptionBudget'),
+    networkPolicy: only(all, 'NetworkPolicy'),
     secrets: all.filter((d) => d.kind === 'Secret'),
   };
 }
@@ -156,8 +193,11 @@ function configArg(args: string[] | undefined): string | undefined {
   return i >= 0 ? args?.[i + 1] : undefined;
 }
 
-/** The mount (and volume) that holds a file path inside the container, and the item key it is. */
-function fileSource(pod: PodSpec, container: Container, file: string): { volume: Volume; key: string | undefined } | undefined {
+/**
+ * The mount (and volume) that holds a file path inside the container, the path inside the
+ * volume, and the item key it is (for a projected volume, the path of the projection).
+ */
+function fileSource(pod: PodSpec, container: Container, file: string): { volume: Volume; mount: Mount; inside: string; key: string | undefined } | undefined {
   const mount = (container.volumeMounts ?? [])
     .filter((m) => file.startsWith(`${m.mountPath.replace(/\/+$/, '')}/`))
     .sort((a, b) => b.mountPath.length - a.mountPath.length)[0];
@@ -165,7 +205,8 @@ function fileSource(pod: PodSpec, container: Container, file: string): { volume:
   if (!mount || !volume) return undefined;
   const inside = posix.relative(mount.mountPath, file);
   const items = volume.secret?.items ?? volume.configMap?.items;
-  return { volume, key: items ? items.find((i) => i.path === inside)?.key : inside };
+  if (volume.projected) return { volume, mount, inside, key: volume.projected.sources.find((s) => s.serviceAccountToken?.path === inside)?.serviceAccountToken?.path };
+  return { volume, mount, inside, key: items ? items.find((i) => i.path === inside)?.key : inside };
 }
 
 /** Compose interpolation (`${X}`, `${X:-d}`, `${X:?msg}`) with a stand-in value for each variable. */
@@ -197,7 +238,7 @@ function tryConfig(raw: unknown, baseDir: string, env: NodeJS.ProcessEnv): { con
   }
 }
 
-/** Admins bound to an issuer (API.md "Identity and policy"): no other issuer's template can mint them. */
+/** Admins bound to an issuer (docs/api.md "Identity and policy"): no other issuer's template can mint them. */
 function adminProblems(config: Config): string[] {
   return config.auth.admins.identities.flatMap((a) =>
     typeof a === 'string' ? [`auth.admins.identities: "${a}" is not bound to an issuer ({ issuer, identity })`] : [],
@@ -335,7 +376,7 @@ function kubernetesProblems(k: Kube): string[] {
   }
   const ns = k.namespace.metadata?.name;
   if (k.kustomization.namespace !== ns) p(`kustomization namespace ${k.kustomization.namespace} is not the Namespace ${ns}`);
-  for (const d of [k.configMap, dep, k.service, k.pdb, ...k.secrets]) {
+  for (const d of [k.configMap, dep, k.service, k.pdb, k.networkPolicy, ...k.secrets]) {
     if (d?.metadata?.namespace !== ns) p(`${d?.kind} ${d?.metadata?.name} is not in namespace ${ns}`);
   }
   const listed = k.kustomization.resources ?? [];
@@ -374,8 +415,8 @@ function composeProblems(compose: Compose, configText: (hostPath: string) => str
   }
 
   // Configuration: mounted read-only from a local folder, parsed with compose's environment.
-  const command = Array.isArray(ca.command) ? ca.command : String(ca.command ?? '').split(/\s+/);
-  const configPath = configArg(command) ?? '/etc/service-ca/config.yaml';
+  const configPath = composeConfigPath(ca);
+  if (!configPath) return [...problems, 'serve is given no configuration file (--config or SERVICE_CA_CONFIG): it would make a development CA'];
   const mount = (ca.volumes ?? []).map((v) => v.split(':')).find(([, dst]) => dst && configPath.startsWith(`${dst.replace(/\/+$/, '')}/`));
   if (!mount) return [...problems, `${configPath} is not in a mounted folder`];
   const [src = '', dst = '', mode] = mount;
@@ -413,6 +454,555 @@ function composeProblems(compose: Compose, configText: (hostPath: string) => str
   }
   adminProblems(config).forEach(p);
   return problems;
+}
+
+// ---------------------------------------------------------------- the image (Dockerfile)
+
+/** The Node.js LTS lines the image may use, and the day each one's maintenance ends (the Node.js release schedule). */
+const NODE_END_OF_LIFE: Record<number, string> = { 20: '2026-04-30', 22: '2027-04-30', 24: '2028-04-30' };
+
+interface Image {
+  /** The FROM image of every stage, in order. */
+  from: string[];
+  /** ENV of the last stage. */
+  env: Record<string, string>;
+  /** HEALTHCHECK's command: its exec form (undefined for the shell form) and its text. */
+  healthcheck: { exec: string[] | undefined; text: string } | undefined;
+  cmd: string[];
+}
+
+/** The Dockerfile's instructions as docker reads them: continuations joined, comments dropped. */
+function readImage(text: string): Image {
+  const image: Image = { from: [], env: {}, healthcheck: undefined, cmd: [] };
+  const execForm = (s: string): string[] | undefined => {
+    try {
+      const v = JSON.parse(s) as unknown;
+      return Array.isArray(v) && v.every((x) => typeof x === 'string') ? v : undefined;
+    } catch {
+      return undefined;
+    }
+  };
+  const lines = text.replace(/\\\r?\n/g, ' ').split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('#'));
+  for (const line of lines) {
+    const [, word = '', rest = ''] = /^(\S+)\s*(.*)$/.exec(line) ?? [];
+    switch (word.toUpperCase()) {
+      case 'FROM':
+        image.from.push(rest.split(/\s+/)[0]!);
+        image.env = {};
+        break;
+      case 'ENV':
+        for (const m of rest.matchAll(/([A-Za-z_][A-Za-z0-9_]*)=("[^"]*"|\S+)/g)) image.env[m[1]!] = m[2]!.replace(/^"|"$/g, '');
+        break;
+      case 'HEALTHCHECK': {
+        const command = /\bCMD\s+(.*)$/.exec(rest)?.[1];
+        image.healthcheck = command === undefined ? undefined : { exec: execForm(command), text: command };
+        break;
+      }
+      case 'CMD':
+        image.cmd = execForm(rest) ?? ['/bin/sh', '-c', rest];
+        break;
+    }
+  }
+  return image;
+}
+
+const commandOf = (s: ComposeService | undefined): string[] | undefined =>
+  s?.command === undefined ? undefined : Array.isArray(s.command) ? s.command : String(s.command).split(/\s+/);
+
+/** The configuration file `serve` reads in the image (its --config, else SERVICE_CA_CONFIG), under compose when a service is given. */
+function serveConfigPath(image: Image, service?: ComposeService): string | undefined {
+  return configArg(commandOf(service) ?? image.cmd) ?? (service && composeEnv(service).SERVICE_CA_CONFIG) ?? image.env.SERVICE_CA_CONFIG;
+}
+
+/** The configuration file the image's HEALTHCHECK reads, likewise. */
+function healthcheckConfigPath(image: Image, service?: ComposeService): string | undefined {
+  return configArg(image.healthcheck?.exec) ?? (service && composeEnv(service).SERVICE_CA_CONFIG) ?? image.env.SERVICE_CA_CONFIG;
+}
+
+/** The compose service's configuration file, as the image runs it. */
+const composeConfigPath = (ca: ComposeService): string | undefined => serveConfigPath(readImage(readText('Dockerfile')), ca);
+
+/**
+ * The image: both stages on one maintained Node LTS line, and a HEALTHCHECK that runs the
+ * healthcheck command on the configuration file serve reads (in the image, and under compose).
+ */
+function imageProblems(image: Image, compose: Compose, today: Date): string[] {
+  const problems: string[] = [];
+  const p = (s: string) => problems.push(s);
+  const lines = image.from.map((f) => /^node:(\d+)-bookworm-slim$/.exec(f)?.[1]);
+  if (lines.length === 0 || lines.some((l) => l === undefined)) p(`the stages are not all node:<version>-bookworm-slim: ${image.from.join(', ')}`);
+  else if (new Set(lines).size !== 1) p(`the stages build and run on different Node lines: ${image.from.join(', ')}`);
+  else {
+    const major = Number(lines[0]);
+    const end = NODE_END_OF_LIFE[major];
+    if (!end) p(`node ${major} is not an LTS line this test knows (add it to NODE_END_OF_LIFE)`);
+    else if (Date.parse(end) <= today.getTime()) p(`node ${major} reached its end of life on ${end}: move the image to a maintained LTS line`);
+  }
+
+  const hc = image.healthcheck?.exec;
+  const runsHealthcheck =
+    hc?.[0] === 'node' && (hc[1] === 'dist/src/cli/healthcheck.js' || (hc[1] === 'dist/src/cli/index.js' && hc[2] === 'healthcheck')) && existsSync(join(ROOT, 'src/cli/healthcheck.ts'));
+  if (!runsHealthcheck) p(`the HEALTHCHECK does not run the healthcheck command (node dist/src/cli/healthcheck.js): ${image.healthcheck?.text ?? 'none'}`);
+  if (image.cmd[0] !== 'serve') p(`the image's CMD is not serve: ${image.cmd.join(' ')}`);
+  const serves = serveConfigPath(image);
+  const checks = healthcheckConfigPath(image);
+  if (!serves) p('the image\'s serve is given no configuration file (it would make a development CA)');
+  else if (checks !== serves) p(`the HEALTHCHECK reads ${checks}, serve reads ${serves}`);
+  const ca = Object.values(compose.services ?? {}).find((s) => s.build !== undefined);
+  if (ca && healthcheckConfigPath(image, ca) !== serveConfigPath(image, ca)) {
+    p(`under compose the HEALTHCHECK reads ${healthcheckConfigPath(image, ca)}, serve reads ${serveConfigPath(image, ca)}`);
+  }
+  return problems;
+}
+
+// ---------------------------------------------------------------- the compose commands of the READMEs
+
+/** Where the READMEs give the compose commands: the file and the section. */
+const COMPOSE_DOCS: [string, string][] = [['README.md', '## Deployment'], ['deploy/README.md', '## Docker Compose']];
+
+/** The fenced sh blocks of a Markdown section (from its heading to the next heading of that level or above). */
+function sectionShBlocks(markdown: string, heading: string): string[] {
+  const level = heading.indexOf(' ');
+  const blocks: string[] = [];
+  let inSection = false;
+  let fence: { sh: boolean; lines: string[] } | undefined;
+  for (const line of markdown.split('\n')) {
+    if (fence) {
+      if (/^```\s*$/.test(line)) {
+        if (inSection && fence.sh) blocks.push(fence.lines.join('\n'));
+        fence = undefined;
+      } else fence.lines.push(line);
+      continue;
+    }
+    if (line.startsWith('```')) fence = { sh: /^```(sh|bash|shell)\s*$/.test(line), lines: [] };
+    else if (line.trim() === heading) inSection = true;
+    else if ((/^(#+) /.exec(line)?.[1]?.length ?? Infinity) <= level) inSection = false;
+  }
+  return blocks;
+}
+
+/** The one sh block of a README's section that runs `docker compose up`. */
+function composeCommands(file: string, heading: string): string {
+  const found = sectionShBlocks(readText(file), heading).filter((b) => /^\s*docker compose up\b/m.test(b));
+  assert.equal(found.length, 1, `one sh block with docker compose up under "${heading}" in ${file}`);
+  return found[0]!;
+}
+
+interface CommandsRun {
+  scratch: string;
+  /** The scratch copy of the repository the commands ran in. */
+  repo: string;
+  code: number | null;
+  output: string;
+  /** The environment after the last command (what the commands exported). */
+  env: Record<string, string>;
+  /** The arguments of every `docker` command. */
+  docker: string[];
+}
+
+/**
+ * Runs a README's compose commands as written, with bash, in a scratch copy of the files that a
+ * clone has under docker-compose.yml and deploy/compose/, to which the quick start's `npm start`
+ * has added the development CA under data/ (`devData`: what dev-ca.ts makes before the server
+ * listens). `npm run -s service-ca -- ARGS` runs this checkout's command line, `docker` only
+ * records its arguments, and the variables the CA needs come from the commands alone.
+ */
+function runComposeCommands(commands: string, devData: string): CommandsRun {
+  const scratch = mkdtempSync(join(tmpdir(), 'service-ca-compose-commands-'));
+  const repo = join(scratch, 'repo');
+  for (const f of committableFiles([COMPOSE_FILE, 'deploy/compose'])) {
+    mkdirSync(dirname(join(repo, f)), { recursive: true });
+    cpSync(join(ROOT, f), join(repo, f));
+  }
+  cpSync(devData, join(repo, 'data'), { recursive: true });
+  const calls = join(scratch, 'docker-calls');
+  const envAfter = join(scratch, 'env-after');
+  const script = [
+    'set -eu',
+    'npm() { if [ "$#" -gt 4 ] && [ "$1 $2 $3 $4" = "run -s service-ca --" ]; then shift 4; node --import "$TSX_LOADER" "$SERVICE_CA_CLI" "$@"; else echo "not a command these steps may run: npm $*" >&2; return 97; fi; }',
+    'docker() { printf "%s\\n" "$*" >> "$DOCKER_CALLS"; }',
+    commands,
+    'env -0 > "$ENV_AFTER"',
+  ].join('\n');
+  // HOME in the scratch folder: the commands keep the root key under ~, outside the clone.
+  const env = cleanEnv({ TSX_LOADER, SERVICE_CA_CLI: CLI, DOCKER_CALLS: calls, ENV_AFTER: envAfter, HOME: join(scratch, 'home') });
+  for (const k of ['CA_KEY_PASSPHRASE', 'POSTGRES_PASSWORD', 'SERVICE_CA_UID', 'SERVICE_CA_GID', 'OIDC_ISSUER']) delete env[k];
+  const r = spawnSync('bash', ['-c', script], { cwd: repo, env, encoding: 'utf8', timeout: 90_000 });
+  const pairs = existsSync(envAfter) ? readFileSync(envAfter, 'utf8').split('\0').filter(Boolean).map((kv) => kv.split(/=(.*)/s).slice(0, 2) as [string, string]) : [];
+  return {
+    scratch,
+    repo,
+    code: r.status,
+    output: `${r.stdout ?? ''}${r.stderr ?? ''}${r.error ? String(r.error) : ''}`,
+    env: Object.fromEntries(pairs),
+    docker: existsSync(calls) ? readFileSync(calls, 'utf8').split('\n').filter(Boolean) : [],
+  };
+}
+
+/** Compose's interpolation with real values; `${X:?…}` and `${X?…}` without a value add X to `missing`. */
+function interpolate(value: string, env: Record<string, string>, missing: Set<string>): string {
+  return value.replace(/\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?)([-?])([^}]*))?\}/g, (_m, name: string, colon: string | undefined, op: string | undefined, arg: string | undefined) => {
+    const v = env[name];
+    if (v !== undefined && !(colon === ':' && v === '')) return v;
+    if (op === '-') return arg ?? '';
+    if (op === '?') missing.add(name);
+    return '';
+  });
+}
+
+/** Whether uid:gid may read file, and search every folder from `top` down to it (by mode bits; uid 0 may). */
+function readableBy(file: string, top: string, uid: number, gid: number): boolean {
+  if (uid === 0) return true;
+  const may = (path: string, bit: number) => {
+    const s = statSync(path);
+    const shift = s.uid === uid ? 6 : s.gid === gid ? 3 : 0;
+    return ((s.mode >> shift) & bit) !== 0;
+  };
+  if (!may(file, 4)) return false;
+  for (let d = dirname(file); d.startsWith(top); d = dirname(d)) {
+    if (!may(d, 1)) return false;
+    if (d === top) break;
+  }
+  return true;
+}
+
+/**
+ * What `docker compose up` would miss after the commands: a variable it requires, the
+ * configuration file, or a file the configuration names under the mounted folder (CA files,
+ * JWKS files, TLS files), each present and readable by the user the container runs as; a JWKS
+ * file must hold keys.
+ */
+function composeCommandProblems(run: CommandsRun): string[] {
+  if (run.code !== 0) return [`the commands failed (exit ${run.code}):\n${run.output}`];
+  const problems: string[] = [];
+  const p = (s: string) => problems.push(s);
+  if (!run.docker.some((c) => /^compose up\b/.test(c))) p('the commands never run docker compose up');
+  const compose = parseYaml(readFileSync(join(run.repo, COMPOSE_FILE), 'utf8')) as Compose;
+  const ca = Object.values(compose.services ?? {}).find((s) => s.build !== undefined);
+  if (!ca) return ['no service is built from the Dockerfile'];
+  const missing = new Set<string>();
+  const env = Object.fromEntries(Object.entries(composeEnv(ca)).map(([k, v]) => [k, interpolate(v, run.env, missing)]));
+  const [uid = NaN, gid = NaN] = interpolate(ca.user ?? '', run.env, missing).split(':').map(Number);
+  for (const name of missing) p(`docker compose needs ${name}, which the commands do not set`);
+  const configPath = composeConfigPath(ca);
+  const mount = (ca.volumes ?? []).map((v) => v.split(':')).find(([, dst]) => dst && configPath?.startsWith(`${dst.replace(/\/+$/, '')}/`));
+  if (!configPath || !mount) return [...problems, `the configuration ${configPath} is not in a mounted folder`];
+  const [src = '', dst = ''] = mount;
+  const onHost = (file: string) => posix.join(src, posix.relative(dst, file));
+  const configOnHost = join(run.repo, onHost(configPath));
+  if (!existsSync(configOnHost)) return [...problems, `${onHost(configPath)} (the configuration) is not there`];
+  const { config, problem } = tryConfig(parseYaml(readFileSync(configOnHost, 'utf8')), posix.dirname(configPath), env);
+  if (!config) return [...problems, problem ?? 'the configuration does not parse'];
+  const jwksFiles = config.auth.issuers.flatMap((i) => (i.jwks && 'file' in i.jwks ? [[`auth.issuers ${i.name} jwks`, i.jwks.file] as [string, string]] : []));
+  const tls = config.server.tls.mode === 'files' ? [['server.tls.certificate', config.server.tls.certificate], ['server.tls.key', config.server.tls.key]] as [string, string][] : [];
+  const needed: [string, string | undefined][] = [['the configuration', configPath], ['ca.certificate', config.ca.certificate], ['ca.key', config.ca.key], ['ca.chain', config.ca.chain], ...tls, ...jwksFiles];
+  for (const [what, file] of needed) {
+    if (file === undefined) continue;
+    if (!file.startsWith(`${dst}/`)) {
+      p(`${what} ${file} is not in the mounted folder ${dst}`);
+      continue;
+    }
+    const rel = onHost(file);
+    const host = join(run.repo, rel);
+    if (!existsSync(host)) p(`${rel} (${what}) is neither committed nor made by the commands`);
+    else if (!Number.isInteger(uid) || !Number.isInteger(gid) || !readableBy(host, join(run.repo, src), uid, gid)) {
+      p(`${rel} (${what}) is not readable by uid ${uid}, gid ${gid}, the user the container runs as`);
+    }
+  }
+  for (const [what, file] of jwksFiles) {
+    const host = join(run.repo, onHost(file));
+    if (!existsSync(host)) continue;
+    try {
+      const keys = (JSON.parse(readFileSync(host, 'utf8')) as { keys?: unknown[] }).keys;
+      if (!Array.isArray(keys) || keys.length === 0) p(`${onHost(file)} (${what}) holds no keys`);
+    } catch {
+      p(`${onHost(file)} (${what}) is not JSON`);
+    }
+  }
+  return problems;
+}
+
+// ---------------------------------------------------------------- the example workload
+
+const WORKLOAD_DIR = `${KUBE_DIR}/examples/workload`;
+
+interface Workload {
+  files: Record<string, Doc[]>;
+  kustomization: Kustomization;
+  namespace: Doc;
+  serviceAccount: Doc;
+  deployment: Deployment;
+  services: Service[];
+  configMaps: ConfigMapDoc[];
+}
+
+function readWorkload(): Workload {
+  const { files, all, kustomization } = readKustomized(WORKLOAD_DIR);
+  return {
+    files,
+    kustomization,
+    namespace: only(all, 'Namespace', WORKLOAD_DIR),
+    serviceAccount: only(all, 'ServiceAccount', WORKLOAD_DIR),
+    deployment: only(all, 'Deployment', WORKLOAD_DIR),
+    services: all.filter((d): d is Service => d.kind === 'Service'),
+    configMaps: all.filter((d): d is ConfigMapDoc => d.kind === 'ConfigMap'),
+  };
+}
+
+/** Every value of a flag (`--name VALUE` or `--name=VALUE`). */
+function flagValues(args: string[] | undefined, name: string): string[] {
+  const list = args ?? [];
+  return list.flatMap((a, i) => (a === `--${name}` && list[i + 1] !== undefined ? [list[i + 1]!] : a.startsWith(`--${name}=`) ? [a.slice(name.length + 3)] : []));
+}
+const flagValue = (args: string[] | undefined, name: string) => flagValues(args, name).at(-1);
+const hasFlag = (args: string[] | undefined, name: string) => (args ?? []).includes(`--${name}`);
+
+/** A container's literal environment values. */
+const literalEnv = (c: Container): Record<string, string> => Object.fromEntries((c.env ?? []).flatMap((e) => (e.value === undefined ? [] : [[e.name, e.value]])));
+
+/** Where an agent finds the CA: its flags first, then SERVICE_CA_URL, SERVICE_CA_ROOT, SERVICE_CA_TOKEN_FILE (src/cli/context.ts). */
+function agentConnection(c: Container): { server?: string; root?: string; tokenFile?: string } {
+  const env = literalEnv(c);
+  return {
+    server: flagValue(c.args, 'server') ?? env.SERVICE_CA_URL,
+    root: flagValue(c.args, 'ca') ?? env.SERVICE_CA_ROOT,
+    tokenFile: flagValue(c.args, 'token-file') ?? env.SERVICE_CA_TOKEN_FILE,
+  };
+}
+
+const requestedNames = (c: Container): SubjectAltNames => ({
+  dns: flagValues(c.args, 'dns'),
+  ip: flagValues(c.args, 'ip'),
+  uri: flagValues(c.args, 'uri'),
+  email: flagValues(c.args, 'email'),
+});
+
+const isAgent = (c: Container) => c.args?.[0] === 'agent';
+
+/** The CA container's port number for a port name or number (undefined when it has no such port). */
+function caPort(k: Kube, port: string | number | undefined): number | undefined {
+  const ports = k.deployment.spec.template.spec.containers[0]?.ports ?? [];
+  return ports.find((x) => x.name === port || x.containerPort === port)?.containerPort;
+}
+
+/** nginx's directives (`name value;`), first value of each, comments dropped. */
+function nginxDirectives(text: string): Map<string, string> {
+  const statements = text.replace(/#[^\n]*/g, '').split(/[;{}]/).map((s) => s.trim().split(/\s+/));
+  return new Map(statements.filter((w) => w.length >= 2 && w[0]).map((w) => [w[0]!, w[1]!]));
+}
+
+/** The agent's outputs nginx may read, per directive: its full chain, its key, the CA's root, the intermediates. */
+const NGINX_FILES: [string, string[]][] = [
+  ['ssl_certificate', ['.fullchain.pem']],
+  ['ssl_certificate_key', ['.key']],
+  ['ssl_client_certificate', ['.ca.pem']],
+  ['ssl_trusted_certificate', ['.chain.pem', '.ca.pem']],
+];
+
+/**
+ * The example workload against the CA's manifests: an init container running `agent --once`
+ * and a sidecar running `agent` from the CA's image; a projected token for the CA's Kubernetes
+ * issuer (its audience, at most its maxTokenAge) mounted in both; the CA's URL its Service's API
+ * port under a name its TLS certificate carries; both writing the same files into one emptyDir
+ * that nginx reads; the sidecar signalling the PID nginx writes into a shared emptyDir, in one
+ * process namespace and as one uid; names the CA's policy grants the service account's identity.
+ */
+function workloadProblems(k: Kube, w: Workload): string[] {
+  const problems: string[] = [];
+  const p = (s: string) => problems.push(s);
+  const { config } = kubeConfig(k);
+  if (!config) return ['the CA\'s configuration does not parse'];
+  const pod = w.deployment.spec.template.spec;
+  const ns = w.namespace.metadata?.name ?? '';
+
+  if (w.kustomization.namespace !== ns) p(`the example's kustomization namespace ${w.kustomization.namespace} is not the Namespace ${ns}`);
+  for (const d of Object.values(w.files).flat()) {
+    if (d.kind !== 'Namespace' && d.metadata?.namespace !== ns) p(`${d.kind} ${d.metadata?.name} is not in namespace ${ns}`);
+  }
+  const listed = [...(w.kustomization.resources ?? [])].sort().join(', ');
+  if (listed !== Object.keys(w.files).sort().join(', ')) p(`the example's kustomization resources ${listed} are not its files ${Object.keys(w.files).sort().join(', ')}`);
+  const image = (kz: Kustomization) => JSON.stringify(kz.images?.find((i) => i.name === 'service-ca') ?? null);
+  if (image(w.kustomization) !== image(k.kustomization)) p(`the example's kustomization sets the service-ca image to ${image(w.kustomization)}, the CA's to ${image(k.kustomization)}`);
+
+  if (pod.serviceAccountName !== w.serviceAccount.metadata?.name) p(`the pods run as service account ${pod.serviceAccountName}, not ${w.serviceAccount.metadata?.name}`);
+  if (pod.automountServiceAccountToken !== false) p('the pods mount the Kubernetes API token (automountServiceAccountToken is not false)');
+  if (pod.shareProcessNamespace !== true) p('shareProcessNamespace is not true: the sidecar cannot signal nginx');
+
+  const init = (pod.initContainers ?? []).filter(isAgent);
+  const sidecar = pod.containers.filter(isAgent);
+  if (init.length !== 1 || !hasFlag(init[0]!.args, 'once')) p('no init container runs service-ca agent --once');
+  if (sidecar.length !== 1 || hasFlag(sidecar[0]!.args, 'once')) p('no sidecar runs service-ca agent (without --once)');
+  if (init.length !== 1 || sidecar.length !== 1) return problems;
+  const agents = [init[0]!, sidecar[0]!] as const;
+  const caImage = k.deployment.spec.template.spec.containers[0]?.image;
+  for (const c of agents) {
+    if (c.image !== caImage) p(`${c.name} runs ${c.image}, not the CA's image ${caImage}`);
+    if (c.command) p(`${c.name} replaces the image's entrypoint`);
+  }
+
+  // Identity: a projected token for the CA's Kubernetes issuer.
+  const issuer = config.auth.issuers.find((i) => i.issuer.startsWith('https://kubernetes.default.svc'));
+  if (!issuer) return [...problems, 'the CA has no Kubernetes service-account issuer'];
+  const maxAge = Math.min(3600, issuer.maxTokenAge ?? 3600);
+  const apiPort = k.service.spec.ports.find((sp) => caPort(k, sp.targetPort ?? sp.port) === config.server.port)?.port;
+  const svcHost = `${k.service.metadata?.name}.${k.service.metadata?.namespace}.svc`;
+  for (const c of agents) {
+    const { server, root, tokenFile } = agentConnection(c);
+    const token = tokenFile === undefined ? undefined : fileSource(pod, c, tokenFile);
+    const projection = token?.volume.projected?.sources.find((s) => s.serviceAccountToken?.path === token.inside)?.serviceAccountToken;
+    if (!projection) p(`${c.name}: the token file ${tokenFile} is not a projected service-account token`);
+    else {
+      if (![issuer.audience].flat().includes(projection.audience ?? '')) p(`${c.name}: the token's audience ${projection.audience} is not the CA issuer's (${[issuer.audience].flat().join(', ')})`);
+      const seconds = projection.expirationSeconds ?? 3600;
+      if (seconds < 600 || seconds > maxAge) p(`${c.name}: the token's expirationSeconds ${seconds} is not between 600 (Kubernetes' least) and ${maxAge} (the CA issuer's maxTokenAge)`);
+    }
+    const r = root === undefined ? undefined : fileSource(pod, c, root);
+    if (!r || !(r.volume.configMap || r.volume.secret) || r.key === undefined) p(`${c.name}: the root ${root} is not a file of a mounted ConfigMap or Secret`);
+    let url: URL | undefined;
+    try {
+      url = new URL(server ?? '');
+    } catch {
+      url = undefined;
+    }
+    if (!url || url.protocol !== 'https:' || ![svcHost, `${svcHost}.cluster.local`].includes(url.hostname) || Number(url.port || 443) !== apiPort) {
+      p(`${c.name}: the CA's URL ${server} is not https://${svcHost}:${apiPort}, the CA Service's API port`);
+    } else if (config.server.tls.mode === 'auto' && !config.server.tls.names.includes(url.hostname)) p(`${c.name}: ${url.hostname} is not in the CA's server.tls.names`);
+  }
+
+  // One set of files, in one emptyDir.
+  const outs = agents.map((c) => flagValue(c.args, 'out'));
+  const outSources = agents.map((c, i) => (outs[i] === undefined ? undefined : fileSource(pod, c, outs[i]!)));
+  agents.forEach((c, i) => {
+    if (!outSources[i]?.volume.emptyDir || outSources[i]?.mount.readOnly) p(`${c.name}: --out ${outs[i]} is not in a writable emptyDir`);
+  });
+  if (outSources[0]?.volume.name !== outSources[1]?.volume.name || outSources[0]?.inside !== outSources[1]?.inside) {
+    p('the init container and the sidecar do not write the same files (not the same volume and path)');
+  }
+
+  // The names: the same in both, and granted to the service account's identity by the CA's policy.
+  const names = requestedNames(agents[0]);
+  const sorted = (n: SubjectAltNames) => JSON.stringify(Object.values(n).map((v: string[]) => [...v].sort()));
+  if (sorted(names) !== sorted(requestedNames(agents[1]))) p('the init container and the sidecar ask for different names (the sidecar would replace the first certificate at once)');
+  try {
+    const identity = renderIdentity(issuer.identity, { 'kubernetes.io': { namespace: ns, serviceaccount: { name: pod.serviceAccountName } } });
+    try {
+      const reservedNames = config.server.tls.mode === 'auto' ? config.server.tls.names : [];
+      authorizeNames(compilePolicies(config.policies, { reservedNames }), identity, undefined, names, issuer.name);
+    } catch (err) {
+      p(`the names ${Object.values(names).flat().join(', ')} are not granted to ${identity}: ${err instanceof CaError ? err.detail : String(err)}`);
+    }
+  } catch (err) {
+    p(`no identity for service account ${pod.serviceAccountName}: ${err instanceof CaError ? err.detail : String(err)}`);
+  }
+  for (const dns of names.dns) {
+    const service = w.services.find((s) => [`${s.metadata?.name}.${ns}.svc`, `${s.metadata?.name}.${ns}.svc.cluster.local`].includes(dns));
+    if (!service || !matches(service.spec.selector, w.deployment.spec.template.metadata.labels)) p(`${dns} is not the name of a Service of these pods`);
+  }
+
+  // nginx: its files from the agent's volume, its PID file the sidecar's --pid-file, one uid.
+  const nginx = pod.containers.find((c) => [...(c.command ?? []), ...(c.args ?? [])].includes('-c'));
+  const argv = [...(nginx?.command ?? []), ...(nginx?.args ?? [])];
+  const confSource = nginx && fileSource(pod, nginx, argv[argv.indexOf('-c') + 1] ?? '');
+  const conf = confSource?.key && w.configMaps.find((m) => m.metadata?.name === confSource.volume.configMap?.name)?.data?.[confSource.key];
+  if (!nginx || !conf) return [...problems, 'no nginx container reads its -c configuration from a ConfigMap of the example'];
+  const directives = nginxDirectives(conf);
+  const pidFile = flagValue(agents[1].args, 'pid-file');
+  const agentPid = pidFile === undefined ? undefined : fileSource(pod, agents[1], pidFile);
+  const nginxPid = fileSource(pod, nginx, directives.get('pid') ?? '');
+  if (!agentPid?.volume.emptyDir || agentPid.volume.name !== nginxPid?.volume.name || agentPid.inside !== nginxPid.inside) {
+    p(`the sidecar's --pid-file ${pidFile} is not the file nginx writes its PID to (pid ${directives.get('pid')}) in an emptyDir both mount`);
+  }
+  if (flagValue(agents[1].args, 'signal') !== 'SIGHUP') p('the sidecar does not send SIGHUP (nginx reloads on SIGHUP)');
+  if (directives.get('ssl_verify_client') !== 'on') p('nginx does not require client certificates (ssl_verify_client on)');
+  const out = outSources[1];
+  for (const [directive, suffixes] of NGINX_FILES) {
+    const file = directives.get(directive);
+    if (file === undefined) {
+      if (directive !== 'ssl_trusted_certificate') p(`nginx has no ${directive}`);
+      continue;
+    }
+    const s = fileSource(pod, nginx, file);
+    if (!s || !out || s.volume.name !== out.volume.name || !suffixes.some((x) => s.inside === `${out.inside}${x}`)) {
+      p(`nginx's ${directive} ${file} is not the agent's PREFIX${suffixes.join(' or PREFIX')} (PREFIX ${outs[1]})`);
+    }
+  }
+  const uidOf = (c: Container) => c.securityContext?.runAsUser ?? pod.securityContext?.runAsUser;
+  const uids = new Set([...agents, nginx].map(uidOf));
+  if (uids.size !== 1 || uids.has(undefined) || uids.has(0)) {
+    p(`the agents and nginx do not run as one non-root uid (${[...uids].join(', ')}): the agent could not signal nginx, nor nginx read the 0600 key`);
+  }
+  return problems;
+}
+
+/** Whether an ingress rule's peers admit pods of a namespace with these labels (`own`: the policy's namespace). */
+function admits(from: PolicyPeer[] | undefined, namespaceLabels: Record<string, string>, own: boolean): boolean {
+  const selects = (sel: Record<string, string> | undefined) => Object.entries(sel ?? {}).every(([key, v]) => namespaceLabels[key] === v);
+  const anyPod = (peer: PolicyPeer) => Object.keys(peer.podSelector?.matchLabels ?? {}).length === 0;
+  if (!from || from.length === 0) return true;
+  return from.some((peer) => (peer.namespaceSelector ? selects(peer.namespaceSelector.matchLabels) && anyPod(peer) : own && peer.podSelector !== undefined && anyPod(peer)));
+}
+
+/** Whether the CA's NetworkPolicy lets pods of such a namespace reach the CA's port. */
+function portOpen(k: Kube, port: number, namespaceLabels: Record<string, string>, own: boolean): boolean {
+  return (k.networkPolicy.spec.ingress ?? []).some(
+    (rule) => (!rule.ports || rule.ports.some((x) => x.port === undefined || caPort(k, x.port) === port)) && admits(rule.from, namespaceLabels, own),
+  );
+}
+
+/**
+ * The CA's NetworkPolicy: it selects the CA's pods; the API port is open to the example
+ * workload's namespace (by its labels) and the CA's own, not to every namespace; the public port
+ * (CRL, CA certificates) to every namespace; every port it names is the CA container's.
+ */
+function networkPolicyProblems(k: Kube, w: Workload): string[] {
+  const problems: string[] = [];
+  const p = (s: string) => problems.push(s);
+  const np = k.networkPolicy;
+  const { config } = kubeConfig(k);
+  if (!config) return ['the CA\'s configuration does not parse'];
+  if (!matches(np.spec.podSelector.matchLabels ?? {}, k.deployment.spec.template.metadata.labels)) p('the NetworkPolicy does not select the CA pods');
+  if (!(np.spec.policyTypes ?? ['Ingress']).includes('Ingress')) p('the NetworkPolicy does not govern ingress');
+  for (const rule of np.spec.ingress ?? []) {
+    for (const x of rule.ports ?? []) if (x.port !== undefined && caPort(k, x.port) === undefined) p(`the NetworkPolicy names port ${x.port}, which the CA container does not have`);
+  }
+  const named = (d: Doc) => ({ 'kubernetes.io/metadata.name': d.metadata?.name ?? '', ...d.metadata?.labels });
+  const elsewhere = { 'kubernetes.io/metadata.name': 'elsewhere' };
+  const api = config.server.port;
+  if (!portOpen(k, api, named(w.namespace), false)) p(`the API port ${api} is closed to the example's namespace ${w.namespace.metadata?.name}`);
+  if (!portOpen(k, api, named(k.namespace), true)) p(`the API port ${api} is closed to the CA's own namespace (admin tools)`);
+  if (portOpen(k, api, elsewhere, false)) p(`the API port ${api} is open to every namespace, not only to those labelled for it`);
+  if (!portOpen(k, config.public.port, elsewhere, false)) p(`the public port ${config.public.port} (CRL, CA certificates) is closed to other namespaces`);
+  return problems;
+}
+
+/**
+ * In-cluster paths moved under `scratch`: a path inside a container's mount becomes the same
+ * path inside scratch/<volume name> (created), the way the kubelet puts volumes there.
+ */
+function localPaths(c: Container, scratch: string): (value: string) => string {
+  const mounts = [...(c.volumeMounts ?? [])].sort((a, b) => b.mountPath.length - a.mountPath.length);
+  for (const m of mounts) mkdirSync(join(scratch, m.name), { recursive: true });
+  return (value) => {
+    const m = mounts.find((x) => value === x.mountPath || value.startsWith(`${x.mountPath.replace(/\/+$/, '')}/`));
+    return m ? join(scratch, m.name, posix.relative(m.mountPath, value)) : value;
+  };
+}
+
+/**
+ * The agent's own reading of a container's arguments and environment: run with --once (added
+ * when absent) against a port where nothing listens, with in-cluster paths under scratch (the
+ * root file holding rootPem, the token file a stand-in), it gets past its usage checks and
+ * fails to reach the CA (exit 1), never exit 2 (bad usage).
+ */
+async function agentArgumentProblems(c: Container, scratch: string, rootPem: string): Promise<string[]> {
+  const local = localPaths(c, scratch);
+  const env = Object.fromEntries(Object.entries(literalEnv(c)).map(([key, v]) => [key, key === 'SERVICE_CA_URL' ? 'https://127.0.0.1:1' : local(v)]));
+  const args = (c.args ?? []).map(local);
+  const { root, tokenFile } = agentConnection({ ...c, args, env: Object.entries(env).map(([name, value]) => ({ name, value })) });
+  if (root !== undefined) writeFileSync(root, rootPem);
+  if (tokenFile !== undefined) writeFileSync(tokenFile, 'stand-in\n');
+  const r = await runCli(hasFlag(args, 'once') ? args : [...args, '--once'], { env, cwd: scratch, timeoutMs: 60_000 });
+  return r.code === 1 && !r.stderr.includes('Usage:') ? [] : [`${c.name}: the agent refuses its arguments (exit ${r.code}): ${r.stderr.trim().split('\n')[0]}`];
 }
 
 // ---------------------------------------------------------------- secrets in files
@@ -469,19 +1059,22 @@ function secretProblems(files: Record<string, string>): string[] {
   return problems;
 }
 
-/** The deployment files that would be committed: tracked or not ignored (never deploy/compose/ca). */
-function committableFiles(): string[] {
+/**
+ * The files under these paths that would be committed: tracked or not ignored (never
+ * deploy/compose/ca, deploy/compose/jwks.json or keys).
+ */
+function committableFiles(paths = [COMPOSE_FILE, 'deploy']): string[] {
   try {
-    const out = execFileSync('git', ['ls-files', '--cached', '--others', '--exclude-standard', '--', COMPOSE_FILE, 'deploy'], { cwd: ROOT, encoding: 'utf8' });
+    const out = execFileSync('git', ['ls-files', '--cached', '--others', '--exclude-standard', '--', ...paths], { cwd: ROOT, encoding: 'utf8' });
     return out.split('\n').filter((f) => f && existsSync(join(ROOT, f)));
   } catch {
-    const walk = (d: string): string[] =>
-      readdirSync(join(ROOT, d)).flatMap((n) => {
-        const rel = `${d}/${n}`;
-        if (rel === 'deploy/compose/ca') return [];
-        return statSync(join(ROOT, rel)).isDirectory() ? walk(rel) : [rel];
-      });
-    return [COMPOSE_FILE, ...walk('deploy')];
+    const ignored = (rel: string) => rel === 'deploy/compose/ca' || rel === 'deploy/compose/jwks.json' || rel.endsWith('.key');
+    const walk = (rel: string): string[] => {
+      if (ignored(rel)) return [];
+      if (!statSync(join(ROOT, rel)).isDirectory()) return [rel];
+      return readdirSync(join(ROOT, rel)).flatMap((n) => walk(`${rel}/${n}`));
+    };
+    return paths.flatMap(walk);
   }
 }
 
@@ -503,6 +1096,66 @@ describe('docker compose (docker-compose.yml, deploy/compose)', () => {
   it('runs Postgres with a healthcheck and service-ca after it, with a read-only configuration that passes the schema', () => {
     const { compose, configText } = readCompose();
     assert.deepEqual(composeProblems(compose, configText), []);
+  });
+});
+
+describe('the image (Dockerfile)', () => {
+  it('builds and runs on one maintained Node LTS line, and its HEALTHCHECK runs the healthcheck command on the file serve reads', () => {
+    assert.deepEqual(imageProblems(readImage(readText('Dockerfile')), readCompose().compose, new Date()), []);
+  });
+});
+
+/** The development CA that the quick start's `npm start` makes under data/ (dev-ca.ts), made once for this file. */
+let devData: Promise<string> | undefined;
+const scratchFolders: string[] = [];
+const developmentCa = () => {
+  devData ??= (async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'service-ca-quickstart-data-'));
+    scratchFolders.push(dir);
+    await ensureDevCa(join(dir, 'data'));
+    return join(dir, 'data');
+  })();
+  return devData;
+};
+after(() => {
+  for (const d of scratchFolders) rmSync(d, { recursive: true, force: true });
+});
+const runCommands = async (commands: string) => {
+  const run = runComposeCommands(commands, await developmentCa());
+  scratchFolders.push(run.scratch);
+  return run;
+};
+
+describe('the compose commands of README.md and deploy/README.md', () => {
+  it('come after the quick start, whose npm start makes the development CA they copy from data/', () => {
+    const quickStart = sectionShBlocks(readText('README.md'), '## Quick start').join('\n');
+    assert.match(quickStart, /\bnpm start\b/);
+  });
+  for (const [file, heading] of COMPOSE_DOCS) {
+    it(`${file}: run as written, they leave every file the compose configuration needs, readable by the container's user`, async () => {
+      const run = await runCommands(composeCommands(file, heading));
+      assert.deepEqual(composeCommandProblems(run), []);
+    });
+  }
+});
+
+describe('the example workload (deploy/kubernetes/examples/workload) and the CA\'s NetworkPolicy', () => {
+  it('agrees with the CA: token, URL, root, image, shared files and PID file, names the policy grants its identity', () => {
+    assert.deepEqual(workloadProblems(readKube(), readWorkload()), []);
+  });
+
+  it('the NetworkPolicy selects the CA pods and lets the example\'s namespace reach the API port', () => {
+    assert.deepEqual(networkPolicyProblems(readKube(), readWorkload()), []);
+  });
+
+  it('the init container\'s and the sidecar\'s arguments are the agent\'s', async () => {
+    const pod = readWorkload().deployment.spec.template.spec;
+    const scratch = mkdtempSync(join(tmpdir(), 'service-ca-workload-args-'));
+    scratchFolders.push(scratch);
+    const agents = [...(pod.initContainers ?? []), ...pod.containers].filter(isAgent);
+    assert.equal(agents.length, 2, 'an init container and a sidecar run the agent');
+    const rootPem = readFileSync(join(await developmentCa(), 'ca', 'root.pem'), 'utf8');
+    for (const c of agents) assert.deepEqual(await agentArgumentProblems(c, join(scratch, c.name), rootPem), []);
   });
 });
 
@@ -643,6 +1296,122 @@ describe('the checks fail on broken manifests', () => {
   for (const [name, mutate, expected, edit] of composeCases) {
     it(`compose: ${name}`, () => assert.match(compose(mutate, edit), expected));
   }
+
+  const images = (mutate: (i: Image, c: Compose) => void) => {
+    const image = structuredClone(readImage(readText('Dockerfile')));
+    const compose = structuredClone(readCompose().compose);
+    mutate(image, compose);
+    return imageProblems(image, compose, new Date('2026-12-04T00:00:00Z')).join('\n');
+  };
+  const imageCases: [string, (i: Image, c: Compose) => void, RegExp][] = [
+    ['Node 20, past its end of life', (i) => (i.from = i.from.map(() => 'node:20-bookworm-slim')), /node 20 reached its end of life on 2026-04-30/],
+    ['stages on two Node lines', (i) => (i.from[0] = 'node:22-bookworm-slim'), /different Node lines/],
+    ['a base that is not slim Debian', (i) => (i.from[1] = 'node:24-alpine'), /not all node:<version>-bookworm-slim/],
+    ['the PUBLIC_PORT healthcheck', (i) => (i.healthcheck = { exec: undefined, text: 'node -e "fetch(\'http://127.0.0.1:\' + (process.env.PUBLIC_PORT || 8080) + \'/healthz\')"' }), /HEALTHCHECK does not run the healthcheck command/],
+    ['serve given another file in the image', (i) => (i.cmd = ['serve', '--config', '/etc/service-ca/other.yaml']), /HEALTHCHECK reads \/etc\/service-ca\/config\.yaml, serve reads \/etc\/service-ca\/other\.yaml/],
+    ['serve given another file under compose', (_i, c) => {
+      Object.values(c.services).find((s) => s.build !== undefined)!.command = ['serve', '--config', '/etc/service-ca/other.yaml'];
+    }, /under compose the HEALTHCHECK reads \/etc\/service-ca\/config\.yaml, serve reads \/etc\/service-ca\/other\.yaml/],
+    ['no configuration for serve', (i) => delete i.env.SERVICE_CA_CONFIG, /given no configuration file/],
+  ];
+  for (const [name, mutate, expected] of imageCases) {
+    it(`image: ${name}`, () => assert.match(images(mutate), expected));
+  }
+
+  it('compose commands: README.md\'s without copying the JWKS and without the uid (the README before issue 15)', async () => {
+    const lines = composeCommands('README.md', '## Deployment').split('\n');
+    const kept = lines.filter((l) => !/^cp .*jwks\.json|SERVICE_CA_UID/.test(l));
+    assert.equal(kept.length, lines.length - 2, 'the cp and the uid lines were there to remove');
+    const problems = composeCommandProblems(await runCommands(kept.join('\n'))).join('\n');
+    assert.match(problems, /deploy\/compose\/jwks\.json \(auth\.issuers oidc jwks\) is neither committed nor made by the commands/);
+    if (process.getuid?.() !== 1000) assert.match(problems, /deploy\/compose\/ca\/intermediate\.key \(ca\.key\) is not readable by uid 1000, gid 1000/);
+  });
+
+  it('compose commands: a passphrase never exported', async () => {
+    const commands = composeCommands('deploy/README.md', '## Docker Compose').replace(/CA_KEY_PASSPHRASE="[^"]*" /, '');
+    const problems = composeCommandProblems(await runCommands(commands)).join('\n');
+    assert.match(problems, /the commands failed|docker compose needs CA_KEY_PASSPHRASE/);
+  });
+
+  const workload = (mutate: (w: Workload, k: Kube) => void) => {
+    const k = structuredClone(readKube());
+    const w = structuredClone(readWorkload());
+    mutate(w, k);
+    return [...workloadProblems(k, w), ...networkPolicyProblems(k, w)].join('\n');
+  };
+  const wpod = (w: Workload) => w.deployment.spec.template.spec;
+  const wc = (w: Workload, name: string) => [...(wpod(w).initContainers ?? []), ...wpod(w).containers].find((c) => c.name === name)!;
+  const agentNames = (w: Workload) => [...(wpod(w).initContainers ?? []), ...wpod(w).containers].filter(isAgent).map((c) => c.name);
+  const projection = (w: Workload) => wpod(w).volumes!.flatMap((v) => v.projected?.sources ?? []).find((s) => s.serviceAccountToken)!.serviceAccountToken!;
+  const setArg = (c: Container, flag: string, value: string) => {
+    const i = c.args!.indexOf(flag);
+    assert.ok(i >= 0, `${c.name} has ${flag}`);
+    c.args![i + 1] = value;
+  };
+  const setEnv = (c: Container, name: string, value: string) => {
+    const e = c.env!.find((x) => x.name === name);
+    assert.ok(e, `${c.name} has ${name}`);
+    e.value = value;
+  };
+  const editNginx = (w: Workload, from: string, to: string) => {
+    const m = w.configMaps.find((x) => x.data?.['nginx.conf'])!;
+    const next = m.data!['nginx.conf']!.replace(from, to);
+    assert.notEqual(next, m.data!['nginx.conf'], `nginx.conf contains ${from}`);
+    m.data!['nginx.conf'] = next;
+  };
+  const sidecar = (w: Workload) => wpod(w).containers.find(isAgent)!;
+  const initAgent = (w: Workload) => (wpod(w).initContainers ?? []).find(isAgent)!;
+  const workloadCases: [string, (w: Workload, k: Kube) => void, RegExp][] = [
+    ['a token for another audience', (w) => (projection(w).audience = 'kubernetes'), /token's audience kubernetes is not the CA issuer's \(service-ca\)/],
+    ['a token valid for two hours', (w) => (projection(w).expirationSeconds = 7200), /expirationSeconds 7200 is not between 600 .* and 3600/],
+    ['no token in the sidecar', (w) => (sidecar(w).volumeMounts = sidecar(w).volumeMounts!.filter((m) => !wpod(w).volumes!.find((v) => v.name === m.name)?.projected)), /certificate-agent: the token file .* is not a projected service-account token/],
+    ['the Kubernetes API token mounted', (w) => delete wpod(w).automountServiceAccountToken, /automountServiceAccountToken is not false/],
+    ['the sidecar on another image', (w) => (sidecar(w).image = 'service-ca:0.0.9'), /certificate-agent runs service-ca:0\.0\.9, not the CA's image/],
+    ['another image in the kustomization', (w) => (w.kustomization.images![0]!.newTag = '0.0.9'), /sets the service-ca image to .*0\.0\.9/],
+    ['a file left out of the kustomization', (w) => (w.kustomization.resources = w.kustomization.resources!.filter((r) => r !== 'service.yaml')), /kustomization resources/],
+    ['the sidecar writes into an emptyDir of its own', (w) => {
+      const mount = sidecar(w).volumeMounts!.find((m) => wpod(w).volumes!.find((v) => v.name === m.name)?.emptyDir && !m.readOnly)!;
+      wpod(w).volumes!.push({ name: 'elsewhere', emptyDir: {} });
+      mount.name = 'elsewhere';
+    }, /do not write the same files/],
+    ['names of another namespace', (w) => {
+      for (const name of agentNames(w)) setArg(wc(w, name), '--dns', 'web.other.svc');
+    }, /are not granted to spiffe:\/\/cluster\.local\/ns\/shop\/sa\/web: outside the policy for this identity: web\.other\.svc/],
+    ['another service account', (w) => (wpod(w).serviceAccountName = 'api'), /service account api, not web[\s\S]*not granted to spiffe:\/\/cluster\.local\/ns\/shop\/sa\/api/],
+    ['the sidecar asks for one more name', (w) => sidecar(w).args!.push('--dns', 'web'), /ask for different names/],
+    ['the CA\'s URL on its public port', (w) => {
+      for (const name of agentNames(w)) setEnv(wc(w, name), 'SERVICE_CA_URL', 'https://service-ca.service-ca.svc:8080');
+    }, /the CA's URL https:\/\/service-ca\.service-ca\.svc:8080 is not https:\/\/service-ca\.service-ca\.svc:8443/],
+    ['the CA\'s URL over plain HTTP', (w) => setEnv(initAgent(w), 'SERVICE_CA_URL', 'http://service-ca.service-ca.svc:8443'), /certificate: the CA's URL http:/],
+    ['a flag that overrides the URL', (w) => sidecar(w).args!.push('--server', 'https://ca.example.org'), /certificate-agent: the CA's URL https:\/\/ca\.example\.org/],
+    ['the root not mounted', (w) => setEnv(sidecar(w), 'SERVICE_CA_ROOT', '/etc/ssl/certs/ca-certificates.crt'), /certificate-agent: the root .* is not a file of a mounted ConfigMap or Secret/],
+    ['a PID file nginx does not write', (w) => setArg(sidecar(w), '--pid-file', '/var/run/nginx/other.pid'), /--pid-file \/var\/run\/nginx\/other\.pid is not the file nginx writes its PID to/],
+    ['SIGTERM instead of SIGHUP', (w) => setArg(sidecar(w), '--signal', 'SIGTERM'), /does not send SIGHUP/],
+    ['no shared process namespace', (w) => (wpod(w).shareProcessNamespace = false), /shareProcessNamespace is not true/],
+    ['nginx serves the leaf without its chain', (w) => editNginx(w, 'web.fullchain.pem;', 'web.pem;'), /nginx's ssl_certificate \S+web\.pem is not the agent's PREFIX\.fullchain\.pem/],
+    ['nginx trusts no client', (w) => editNginx(w, 'ssl_verify_client on;', 'ssl_verify_client optional;'), /does not require client certificates/],
+    ['nginx as another uid', (w) => (wc(w, 'nginx').securityContext!.runAsUser = 101), /do not run as one non-root uid/],
+    ['no init container', (w) => (wpod(w).initContainers = []), /no init container runs service-ca agent --once/],
+    ['a name with no Service', (w) => (w.services[0]!.metadata!.name = 'www'), /web\.shop\.svc is not the name of a Service of these pods/],
+    ['NetworkPolicy for other pods', (_w, k) => (k.networkPolicy.spec.podSelector.matchLabels = { app: 'other' }), /does not select the CA pods/],
+    ['the workload\'s namespace not labelled', (w) => (w.namespace.metadata!.labels = {}), /API port 8443 is closed to the example's namespace shop/],
+    ['the API port open to every namespace', (_w, k) => (k.networkPolicy.spec.ingress![0]!.from = [{ namespaceSelector: {} }]), /API port 8443 is open to every namespace/],
+    ['the CA\'s own namespace shut out', (_w, k) => (k.networkPolicy.spec.ingress![0]!.from = k.networkPolicy.spec.ingress![0]!.from!.filter((f) => f.namespaceSelector)), /closed to the CA's own namespace/],
+    ['the public port closed', (_w, k) => (k.networkPolicy.spec.ingress = k.networkPolicy.spec.ingress!.slice(0, 1)), /public port 8080 .* is closed to other namespaces/],
+    ['a port the CA does not have', (_w, k) => (k.networkPolicy.spec.ingress![0]!.ports = [{ port: 'https' }]), /names port https, which the CA container does not have/],
+  ];
+  for (const [name, mutate, expected] of workloadCases) {
+    it(`workload: ${name}`, () => assert.match(workload(mutate), expected));
+  }
+
+  it('workload: a flag the agent does not have', async () => {
+    const c = structuredClone(sidecar(readWorkload()));
+    c.args = c.args!.map((a) => (a === '--pid-file' ? '--pidfile' : a));
+    const scratch = mkdtempSync(join(tmpdir(), 'service-ca-workload-args-'));
+    scratchFolders.push(scratch);
+    const rootPem = readFileSync(join(await developmentCa(), 'ca', 'root.pem'), 'utf8');
+    assert.match((await agentArgumentProblems(c, scratch, rootPem)).join('\n'), /certificate-agent: the agent refuses its arguments \(exit 2\): service-ca: Unknown option '--pidfile'/);
+  });
 
   it('secrets: a PEM private key, a literal passphrase, a literal Secret value and a URL password are found', () => {
     const pem = ['-----BEGIN', 'ENCRYPTED PRIVATE KEY-----'].join(' ');
