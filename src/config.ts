@@ -1,7 +1,8 @@
 /**
  * The one configuration schema (docs/configuration.md and docs/config.schema.json are generated
- * from it by config-reference.ts) and the only reader of process.env. A bad file stops start-up
- * with the key's path and the problem in the message.
+ * from it by config-reference.ts) and the service's only reader of process.env (the command
+ * line reads its own client variables in cli/context.ts). A bad file stops start-up with the
+ * key's path and the problem in the message.
  * The schema checks shapes and cross-field rules; what a policy's patterns mean is checked by the
  * policy compiler (policy/policy-compiler.ts) at start-up, with the same kind of message.
  */

@@ -9,8 +9,9 @@
  * count exactly. Hand-written: the npm duration parsers either read English (`1 hour`) or do
  * not refuse what we must refuse (fractions of a second, unknown units, trailing text).
  */
-const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
-const TERM = /(\d+(?:\.\d+)?|\.\d+)(ms|s|m|h|d)/y;
+const UNIT_MS: Record<string, bigint> = { ms: 1n, s: 1000n, m: 60_000n, h: 3_600_000n, d: 86_400_000n };
+const TERM = /(\d+)?(?:\.(\d+))?(ms|s|m|h|d)/y;
+const MAX_SECONDS = BigInt(Number.MAX_SAFE_INTEGER);
 
 export function parseDuration(value: unknown): number | undefined {
   if (typeof value === 'number') {
@@ -20,19 +21,27 @@ export function parseDuration(value: unknown): number | undefined {
   const text = value.trim();
   if (/^\d{1,15}$/.test(text)) return Number(text);
   if (text.length === 0 || text.length > 64) return undefined;
-  let ms = 0;
+  // Counted exactly, in units of 10^-k ms for a fraction of k digits: 1.5h and 0.1s0.9s add up
+  // to whole seconds where floating point would not.
+  let total = 0n;
+  let scale = 1n;
   TERM.lastIndex = 0;
   while (TERM.lastIndex < text.length) {
     const m = TERM.exec(text);
-    if (!m) return undefined;
-    // Fractions are counted in thousandths so that 1.5h or 0.25s add up exactly.
-    const [whole, fraction = ''] = m[1]!.split('.');
-    const thousandths = Number(whole || '0') * 1000 + Number(fraction.slice(0, 3).padEnd(3, '0'));
-    if (fraction.length > 3 && /[1-9]/.test(fraction.slice(3))) return undefined;
-    ms += (thousandths * UNIT_MS[m[2]!]!) / 1000;
+    if (!m || (m[1] === undefined && m[2] === undefined)) return undefined;
+    const fraction = m[2] ?? '';
+    const termScale = 10n ** BigInt(fraction.length);
+    const term = (BigInt(m[1] ?? '0') * termScale + BigInt(fraction || '0')) * UNIT_MS[m[3]!]!;
+    // total/scale + term/termScale, over the larger scale.
+    if (termScale > scale) {
+      total *= termScale / scale;
+      scale = termScale;
+    }
+    total += term * (scale / termScale);
   }
-  if (!Number.isSafeInteger(ms) || ms % 1000 !== 0) return undefined;
-  return ms / 1000;
+  const perSecond = 1000n * scale;
+  if (total % perSecond !== 0n || total / perSecond > MAX_SECONDS) return undefined;
+  return Number(total / perSecond);
 }
 
 /** Seconds written the way parseDuration reads them, largest units first (`1h30m`, `45s`, `0s`). */

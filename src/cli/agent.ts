@@ -31,6 +31,7 @@ import type { ClientKeyType, Names } from './keys.js';
 import { createAgentLogger, isLogFormat } from './log.js';
 import { RenewalReused, completeOutputs, obtain, type AgentState, type ObtainOptions } from './obtain.js';
 import { isPid, runHook, sendReloadSignal, sleeper, supervise, type SignalTarget, type Sleeper } from './supervise.js';
+import { constants as osConstants } from 'node:os';
 
 const USAGE = `Usage: service-ca agent --out PREFIX [names] [options]
 
@@ -255,6 +256,7 @@ export const agentCommand: Command = {
     }
     const names: Names = { dns: v.dns ?? [], ip: v.ip ?? [], uri: v.uri ?? [], email: v.email ?? [] };
     const maxBackoff = parseDuration(v['max-backoff']);
+    const ttl = v.ttl === undefined ? undefined : parseDuration(v.ttl);
     const pid = v['signal-pid'] === undefined ? undefined : Number(v['signal-pid']);
     const metricsAddress = v['metrics-addr'] === undefined ? undefined : parseListenAddress(v['metrics-addr']);
     const passphraseSources = [v['p12-passphrase-file'], v['p12-passphrase-env']].filter((x) => x !== undefined).length;
@@ -271,10 +273,11 @@ export const agentCommand: Command = {
       names.dns!.length + names.ip!.length + names.uri!.length + names.email!.length === 0 && 'at least one name is required',
       !KEY_TYPES.includes(v['key-type']!) && '--key-type must be p256, p384, rsa or ed25519',
       !maxBackoff && '--max-backoff is not a duration',
+      v.ttl !== undefined && !ttl && '--ttl is not a duration (90s, 1h30m, 2d)',
       pid !== undefined && !isPid(pid) && '--signal-pid must be a process id',
       [v['signal-pid'], v['pid-file'], v.exec].filter((x) => x !== undefined).length > 1 && '--signal-pid, --pid-file and --exec exclude each other',
       v.exec !== undefined && v.once && '--exec cannot be combined with --once',
-      !/^SIG[A-Z0-9]+$/.test(v.signal!) && '--signal must be a signal name such as SIGHUP',
+      !(/^SIG[A-Z0-9]+$/.test(v.signal!) && v.signal! in osConstants.signals) && '--signal must be a signal name such as SIGHUP',
       v.p12 !== undefined && passphraseSources !== 1 && '--p12 needs exactly one of --p12-passphrase-file and --p12-passphrase-env',
       v.p12 === undefined && passphraseSources > 0 && '--p12-passphrase-file and --p12-passphrase-env need --p12',
       passphraseProblem,
@@ -307,7 +310,7 @@ export const agentCommand: Command = {
           tokenFile: connection.tokenFile,
           pinnedRoot: connection.caPem,
           names,
-          ttl: v.ttl,
+          ttl,
           keyType: v['key-type'] as ClientKeyType,
           out: v.out!,
           p12: v.p12 !== undefined && passphrase ? { path: v.p12, passphrase } : undefined,

@@ -75,7 +75,7 @@ export function saveContext(name: string, context: SavedContext, rootPem: string
 
 /** The name of the context in use: --context, then SERVICE_CA_CONTEXT, then the current one. */
 function contextName(flag: string | undefined): string | undefined {
-  const named = flag ?? process.env.SERVICE_CA_CONTEXT;
+  const named = flag ?? (process.env.SERVICE_CA_CONTEXT || undefined);
   if (named !== undefined) return named;
   try {
     const current = readFileSync(join(configDir(), 'current-context'), 'utf8').trim();
@@ -92,7 +92,7 @@ export function loadContext(flag?: string): (SavedContext & { name: string; root
   if (!isContextName(name)) throw new Error(`"${name}" is not a context name`);
   const file = join(contextFolder(name), 'context.json');
   if (!existsSync(file)) {
-    if (flag === undefined && process.env.SERVICE_CA_CONTEXT === undefined) return undefined;
+    if (flag === undefined && !process.env.SERVICE_CA_CONTEXT) return undefined;
     throw new Error(`no saved context "${name}" (run service-ca bootstrap --context ${name} first)`);
   }
   let saved: SavedContext;
@@ -121,12 +121,21 @@ export interface Connection {
   tlsServerName: string | undefined;
 }
 
-/** Flags, then environment, then the saved context. Throws when a named context or root file is unusable. */
+/** An environment variable's value; an empty one counts as unset. */
+const fromEnv = (name: string) => process.env[name] || undefined;
+
+/**
+ * Flags, then environment, then the saved context. The context is read only for what flags and
+ * environment leave open, and its root and TLS server name go only with its own server: a server
+ * named by flag or variable is trusted through --ca or SERVICE_CA_ROOT alone. Throws when a named
+ * context or a root file is unusable.
+ */
 export function resolveConnection(v: ConnectionValues): Connection {
-  const env = process.env;
-  const context = loadContext(v.context);
-  const server = v.server ?? env.SERVICE_CA_URL ?? context?.server;
-  const caFile = v.ca ?? env.SERVICE_CA_ROOT ?? context?.rootFile;
+  const server = v.server ?? fromEnv('SERVICE_CA_URL');
+  const named = v.context ?? fromEnv('SERVICE_CA_CONTEXT');
+  const context = server === undefined || named !== undefined ? loadContext(named) : undefined;
+  const fromContext = server === undefined && context?.server !== undefined;
+  const caFile = v.ca ?? fromEnv('SERVICE_CA_ROOT') ?? (fromContext || server === undefined ? context?.rootFile : undefined);
   let caPem: string | undefined;
   if (caFile !== undefined) {
     try {
@@ -136,11 +145,11 @@ export function resolveConnection(v: ConnectionValues): Connection {
     }
   }
   return {
-    server,
+    server: server ?? context?.server,
     caFile,
     caPem,
-    tokenFile: v['token-file'] ?? env.SERVICE_CA_TOKEN_FILE,
-    tlsServerName: v['tls-server-name'] ?? env.SERVICE_CA_TLS_SERVER_NAME ?? context?.tlsServerName,
+    tokenFile: v['token-file'] ?? fromEnv('SERVICE_CA_TOKEN_FILE'),
+    tlsServerName: v['tls-server-name'] ?? fromEnv('SERVICE_CA_TLS_SERVER_NAME') ?? (fromContext ? context?.tlsServerName : undefined),
   };
 }
 

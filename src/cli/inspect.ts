@@ -13,6 +13,7 @@ import { renderText } from '../inspect/render.js';
 import { parseTarget } from '../inspect/target.js';
 import { readToken, type Command } from './command.js';
 import { CONNECTION_OPTIONS, resolveConnection } from './context.js';
+import { parseDuration } from '../duration.js';
 
 const USAGE = `Usage: service-ca inspect TARGET [options]
 
@@ -34,7 +35,7 @@ Options:
                         (env SERVICE_CA_TOKEN_FILE)
   --tls-server-name NAME  the name the API listener's certificate holds (env SERVICE_CA_TLS_SERVER_NAME)
   --context NAME        a context saved by bootstrap (env SERVICE_CA_CONTEXT; default: the current)
-  --timeout SECONDS     for each connection and download (default 10)
+  --timeout DURATION    for each connection and download (default 10s)
   --json                the report as JSON
   --help                this text`;
 
@@ -84,8 +85,8 @@ export const inspectCommand: Command = {
     if (parsed.positionals.length !== 1) return usage('give exactly one TARGET');
     const target = parseTarget(parsed.positionals[0]!, existsSync);
     if ('error' in target) return usage(target.error);
-    const timeout = v.timeout === undefined ? 10 : Number(v.timeout);
-    if (!Number.isFinite(timeout) || timeout <= 0) return usage('--timeout takes a number of seconds above 0');
+    const timeout = v.timeout === undefined ? 10 : parseDuration(v.timeout);
+    if (!timeout) return usage('--timeout takes a duration above 0 (10s, 1m)');
     const alpn = v.alpn === undefined ? ['h2', 'http/1.1'] : v.alpn.split(',').map((p) => p.trim()).filter(Boolean);
     if (alpn.some((p) => p.length > 255)) return usage('an ALPN protocol name is at most 255 bytes');
 

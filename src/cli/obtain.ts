@@ -34,7 +34,8 @@ export interface ObtainOptions {
   client: ServiceCaClient;
   tokenFile: string | undefined;
   names: Names;
-  ttl: string | undefined;
+  /** The requested lifetime in seconds (the command line reads 1h30m; the API takes seconds). */
+  ttl: number | undefined;
   keyType: ClientKeyType;
   out: string;
   logger: Logger;

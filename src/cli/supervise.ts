@@ -42,6 +42,11 @@ export function readPidFile(file: string): { pid: number } | { problem: string }
 }
 
 function signalPid(pid: number, signal: NodeJS.Signals, logger: Logger, via: Record<string, unknown> = {}): void {
+  // 0 and negative numbers name process groups (-1: every process of this user): never those.
+  if (!isPid(pid)) {
+    logger.error({ pid, signal, ...via }, 'could not signal: not a process id');
+    return;
+  }
   try {
     process.kill(pid, signal);
     logger.info({ pid, signal, ...via }, 'signalled');

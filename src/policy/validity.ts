@@ -4,7 +4,6 @@
  * policy's and the issuance maxTtl, and never past the intermediate's notAfter (RFC 5280
  * §4.1.2.5: a certificate must not outlive its issuer).
  */
-import { parseDuration } from '../duration.js';
 import { CaError } from '../errors.js';
 
 export interface ValidityRules {
@@ -13,12 +12,26 @@ export interface ValidityRules {
   backdate: number;
 }
 
-/** Reads a requested ttl (`Ns`, `Nm`, `Nh` or seconds); absent gives undefined. */
+/**
+ * A request's ttl, in the forms docs/api.md "POST /v1/certificates" gives (`Ns`, `Nm`, `Nh`, `Nd`
+ * or a number of seconds); absent gives undefined. Narrower than the configuration's durations
+ * (src/duration.ts: `1h30m`, `1.5h`) on purpose: what an API accepts is a contract every
+ * replica and client must keep; the command line sends seconds.
+ */
 export function parseTtl(ttl: unknown): number | undefined {
   if (ttl === undefined || ttl === null) return undefined;
-  const s = parseDuration(ttl);
+  const s = requestSeconds(ttl);
   if (s === undefined || s <= 0) throw new CaError('malformed', 'ttl must be a positive duration such as "24h", "90m", "3600s" or a number of seconds');
   return s;
+}
+
+function requestSeconds(value: unknown): number | undefined {
+  if (typeof value === 'number') return Number.isSafeInteger(value) && value >= 0 ? value : undefined;
+  if (typeof value !== 'string') return undefined;
+  const m = /^(\d{1,10})(s|m|h|d)?$/.exec(value.trim());
+  if (!m) return undefined;
+  const seconds = Number(m[1]) * { s: 1, m: 60, h: 3600, d: 86_400 }[m[2] ?? 's']!;
+  return Number.isSafeInteger(seconds) ? seconds : undefined;
 }
 
 export function computeValidity(

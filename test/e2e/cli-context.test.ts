@@ -10,7 +10,7 @@
  */
 import assert from 'node:assert/strict';
 import { X509Certificate, createHash } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -140,6 +140,23 @@ describe('the command line finds the CA through flags, environment and a saved c
     assertExit(byEnv!, 0);
     assertExit(missing!, 1);
     assert.ok(missing!.stderr.includes('no saved context "nope"'), missing!.describe);
+  });
+
+  it('flags alone need no context (a broken one is not read), and an empty variable counts as unset', async () => {
+    const broken = configDir('broken');
+    mkdirSync(join(broken, 'contexts', 'default'), { recursive: true });
+    writeFileSync(join(broken, 'contexts', 'default', 'context.json'), '{not json');
+    writeFileSync(join(broken, 'current-context'), 'default\n');
+    const flags = ['status', '--serial', serial, '--server', app.api, '--ca', rootFile, '--tls-server-name', 'ca.internal', '--token-file', adminToken];
+    const [allFlags, emptyVars, needsContext] = await inParallel([
+      () => runCli(flags, { env: { SERVICE_CA_CONFIG_DIR: broken } }),
+      () => runCli(flags, { env: { SERVICE_CA_CONFIG_DIR: broken, SERVICE_CA_ROOT: '', SERVICE_CA_URL: '', SERVICE_CA_TLS_SERVER_NAME: '' } }),
+      () => runCli(['status', '--serial', serial, '--token-file', adminToken], { env: { SERVICE_CA_CONFIG_DIR: broken } }),
+    ]);
+    assertExit(allFlags!, 0);
+    assertExit(emptyVars!, 0);
+    assertExit(needsContext!, 1);
+    assert.ok(needsContext!.stderr.includes('the saved context "default" cannot be read'), needsContext!.describe);
   });
 
   it('bootstrap saves nothing when the fingerprint does not match', async () => {

@@ -12,7 +12,8 @@ describe('parseDuration', () => {
   it('reads single and compound terms, fractions and bare seconds', () => {
     const cases: [unknown, number][] = [
       ['90s', 90], ['5m', 300], ['24h', 86_400], ['7d', 604_800], ['1h30m', 5400], ['2d12h', 216_000],
-      ['1h0m30s', 3630], ['1.5h', 5400], ['.5m', 30], ['0.25m', 15], ['1500ms500ms', 2], ['2000ms', 2],
+      ['1h0m30s', 3630], ['1.5h', 5400], ['.5m', 30], ['0.25m', 15], ['1500ms500ms', 2], ['2000ms', 2], ['0.1s0.9s', 1],
+      ['104249992d', 9_007_199_308_800],
       ['3600', 3600], [3600, 3600], ['0', 0], ['0s', 0], ['  5m ', 300],
     ];
     for (const [text, seconds] of cases) assert.equal(parseDuration(text), seconds, JSON.stringify(text));
