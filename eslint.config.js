@@ -45,6 +45,20 @@ export default tseslint.config(
       }],
     },
   },
+  // Each folder of the console, with how many levels up lead out of src/ui/.
+  ...[['src/ui/*.ts', 1], ['src/ui/components/**/*.ts', 2]].map(([files, depth]) => ({
+    // The admin console: browser code bundled by Vite (src/ui/vite.config.mjs). It speaks to the CA
+    // only through the HTTP API (src/ui/api.ts), never through server modules or node built-ins,
+    // and keeps the admin token in memory only (src/ui/session.ts).
+    files: [files],
+    rules: {
+      'no-restricted-imports': ['error', {
+        patterns: [{ group: ['node:*', ...['*', '**'].map((tail) => [...Array(depth).fill('..'), tail].join('/'))], message: 'The console runs in the browser: it reaches the CA through src/ui/api.ts only.' }],
+      }],
+      'no-restricted-globals': ['error', ...['localStorage', 'sessionStorage', 'indexedDB'].map((name) => ({ name, message: 'The admin token stays in memory (src/ui/session.ts).' }))],
+      'no-restricted-properties': ['error', ...[['document', 'cookie'], ['window', 'localStorage'], ['window', 'sessionStorage']].map(([object, property]) => ({ object, property, message: 'The admin token stays in memory (src/ui/session.ts).' }))],
+    },
+  })),
   {
     // Neutral PKI primitives that policy/ and signer/ both import: node:crypto, errors, ip, model types.
     files: ['src/x509/**/*.ts'],

@@ -224,8 +224,22 @@ export const CROSS_KEY_RULES: readonly string[] = [
   'Each `auth.issuers[].name` is used once, and is not `renewal`.',
   'An issuer has either `jwks` or `secret`, not both and not neither; with `secret`, `algorithms` lists HMAC algorithms only, and only then may it list them.',
   '`auth.admins.identities[].issuer` and `policies[].issuers[]` name issuers of `auth.issuers`.',
+  '`monitor.warningAt` is at most `monitor.criticalAt`.',
   'In `policies` (checked by the policy compiler, at start-up and by `service-ca config check`): a capture name in `identity` starts with a letter or `_`, holds letters, digits and `_`, is not `identity`, and appears once; every `{name}` in `dns`, `uri` and `email` is `{identity}` or a capture of `identity`; two placeholders are joined by a character neither value may hold (`{sa}.{ns}.svc`, not `{sa}-{ns}.svc`); each `ip` entry is an IP address or a CIDR range.',
 ];
+
+/**
+ * The fleet's severities when the configuration names none (docs/api.md "Fleet"): a warning from
+ * ⅚ of the lifetime (the end of the renewal window), critical from 95 % of it or with less than
+ * 15 minutes left.
+ */
+export const MONITOR_DEFAULTS = { warningAt: 5 / 6, criticalAt: 0.95, criticalRemaining: 15 * 60, refresh: 30 } as const;
+
+/** A share of a certificate's lifetime, above 0 and at most 1. */
+const lifetimeShare = () =>
+  z
+    .preprocess(fromText, z.number().gt(0).max(1))
+    .register(writtenAs, { writtenAs: 'text' });
 
 /** Group commit of issuances when the configuration names none (database.groupCommit); measured in docs/performance.md. */
 export const GROUP_COMMIT_DEFAULTS = { maxRows: 64, maxDelayMs: 0, maxInFlight: 1 } as const;
@@ -419,6 +433,25 @@ export const configSchema = z
       .strict()
       .prefault({})
       .describe('Request limits.'),
+    monitor: z
+      .object({
+        warningAt: lifetimeShare()
+          .default(MONITOR_DEFAULTS.warningAt)
+          .describe('Share of its lifetime after which an identity\'s certificate is a `warning` in the fleet view, above 0 and at most 1. Default ⅚ (0.8333…): the end of its renewal window.'),
+        criticalAt: lifetimeShare()
+          .default(MONITOR_DEFAULTS.criticalAt)
+          .describe('Share of its lifetime after which an identity\'s certificate is `critical`, above 0 and at most 1. At least `warningAt`.'),
+        criticalRemaining: nonNegativeDuration
+          .default(MONITOR_DEFAULTS.criticalRemaining)
+          .describe('A certificate with less time than this left is `critical`, whatever its lifetime. 0: only `criticalAt` counts.'),
+        refresh: duration
+          .pipe(z.number().min(1).max(3600))
+          .default(MONITOR_DEFAULTS.refresh)
+          .describe('How often the fleet gauges (`service_ca_identities`, `service_ca_certificates_expiring`) are recomputed, 1 s to 1 h: once per period for all replicas and workers on the database, which then all report the same counts.'),
+      })
+      .strict()
+      .prefault({})
+      .describe('The fleet view (GET /v1/fleet) and its gauges: when an identity\'s certificate counts as a warning or critical.'),
   })
   .strict()
   .superRefine((c, ctx) => {
@@ -427,6 +460,9 @@ export const configSchema = z
     }
     if (!c.database.url && typeof c.server.workers === 'number' && c.server.workers > 1) {
       ctx.addIssue({ code: 'custom', path: ['server', 'workers'], message: 'must be 1 (or auto) with the embedded database: only Postgres is shared by several processes' });
+    }
+    if (c.monitor.warningAt > c.monitor.criticalAt) {
+      ctx.addIssue({ code: 'custom', path: ['monitor', 'warningAt'], message: 'is above monitor.criticalAt' });
     }
     if (c.crl.refresh >= c.crl.validity) {
       ctx.addIssue({ code: 'custom', path: ['crl', 'refresh'], message: 'must be shorter than crl.validity' });

@@ -18,7 +18,8 @@ import { createCrlPublisher, type CrlPublisher } from './crl/publisher.js';
 import { createMetrics, type Metrics } from './metrics.js';
 import { createAuditLog } from './policy/audit.js';
 import { createLister } from './policy/listing.js';
-import { createRenewalInfo } from './policy/renewal-info.js';
+import { createFleet, createFleetMonitor, type FleetMonitor } from './policy/fleet.js';
+import { createPollRecorder, createRenewalInfo, type PollRecorder } from './policy/renewal-info.js';
 import { createIssuanceLimiter, type IssuanceLimiter } from './policy/rate-limits.js';
 import { createRevoker } from './policy/revocations.js';
 import { createCertificateAuthority } from './policy/certificates.js';
@@ -37,6 +38,10 @@ export interface Deps {
   /** Links the audit rows into their hash chain, about once a second. */
   auditSealer: ReturnType<typeof createAuditSealer>;
   limiter: IssuanceLimiter;
+  /** Renewal-info polls waiting to be written (every 5 s; `start` starts the timer, close writes the rest). */
+  polls: PollRecorder;
+  /** The fleet gauges' counts, refreshed every monitor.refresh once started. */
+  fleetMonitor: FleetMonitor;
   /**
    * Deletes what no request can use any more: used token ids whose tokens can no longer be
    * accepted, and past rate-limit windows. Run every 10 minutes by `start`.
@@ -122,8 +127,27 @@ export async function createDeps(config: Config, options: { clock: Clock; logger
   });
   const health = createHealthCheck({ store, signer, clock, onCheck: (r) => metrics.readinessChecks.inc({ result: r.database && r.signer ? 'ready' : 'unready' }) });
   readiness.health = health;
+  const polls = createPollRecorder({
+    store,
+    onError: (err, kept) => logger.warn({ err: (err as Error).message, kept }, 'could not write renewal-info polls; kept for the next batch'),
+  });
   // Held at most half of crl.maxDelay (and 2 s): another replica's revocation opens the window well within it.
-  const renewalInfo = createRenewalInfo({ store, clock, ttlMs: Math.min(2000, (config.crl.maxDelay * 1000) / 2), onLookup: (result) => metrics.renewalInfoLookups.inc({ result }) });
+  const renewalInfo = createRenewalInfo({
+    store,
+    clock,
+    ttlMs: Math.min(2000, (config.crl.maxDelay * 1000) / 2),
+    onLookup: (result) => metrics.renewalInfoLookups.inc({ result }),
+    polls,
+  });
+  const severityRules = { warningAt: config.monitor.warningAt, criticalAt: config.monitor.criticalAt, criticalRemainingMs: config.monitor.criticalRemaining * 1000 };
+  const fleetMonitor = createFleetMonitor({
+    store,
+    clock,
+    rules: severityRules,
+    refreshSeconds: config.monitor.refresh,
+    report: (counts) => metrics.setFleet(counts),
+    onError: (err) => logger.warn({ err: (err as Error).message }, 'could not refresh the fleet gauges'),
+  });
   const certificates = createCertificateAuthority({
     store,
     signer,
@@ -170,6 +194,7 @@ export async function createDeps(config: Config, options: { clock: Clock; logger
       // Refusals of these count against the caller's issuance budget too (policy/refusals.ts).
       lister: createLister({ store, clock, limiter }),
       audit: createAuditLog({ store, clock, limiter }),
+      fleet: createFleet({ store, clock, limiter, rules: severityRules }),
       renewalInfo,
       crl,
       crlMaxAge: config.crl.maxDelay,
@@ -184,6 +209,8 @@ export async function createDeps(config: Config, options: { clock: Clock; logger
     crl,
     auditSealer,
     limiter,
+    polls,
+    fleetMonitor,
     async prune() {
       // A token is accepted until exp + clockTolerance: its id must be kept until then, or a
       // replay inside that window would find it gone.
@@ -193,6 +220,9 @@ export async function createDeps(config: Config, options: { clock: Clock; logger
     close: async () => {
       await crl.stop();
       await auditSealer.stop();
+      await fleetMonitor.stop();
+      // The polls noted since the last batch, before the database goes.
+      await polls.stop();
       await store.close();
     },
   };

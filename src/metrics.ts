@@ -36,6 +36,14 @@ export interface Metrics {
   /** Group commit (store/group-commit.ts): batches of issuances written, and the issuances in them. */
   issuanceBatches: Counter;
   issuancesBatched: Counter;
+  /** Identities by fleet state (docs/api.md "Fleet"), from the shared counts (setFleet). */
+  identities: Gauge<'state'>;
+  /** Identities by the severity of their certificate's expiry, likewise. */
+  certificatesExpiring: Gauge<'severity'>;
+  /** The active intermediate's notAfter, Unix seconds. */
+  intermediateExpiration: Gauge;
+  /** Sets the two fleet gauges from one set of counts. */
+  setFleet(counts: { states: Record<string, number>; severities: Record<string, number> }): void;
 }
 
 export function createMetrics(options: {
@@ -53,6 +61,23 @@ export function createMetrics(options: {
 }): Metrics {
   const registry = new Registry();
   if (options.defaults !== false) collectDefaultMetrics({ register: registry });
+  // Every process of an instance reads the same counts, computed once for the whole database
+  // (policy/fleet.ts createFleetMonitor), so the instance reports one worker's values ('first'),
+  // all labels from the same worker: summing would count the fleet once per worker.
+  const identities = new Gauge({
+    name: 'service_ca_identities',
+    help: 'Identities by fleet state: healthy, renewalDue, missedRenewal, expired, revoked (recomputed every monitor.refresh)',
+    labelNames: ['state'],
+    aggregator: 'first',
+    registers: [registry],
+  });
+  const certificatesExpiring = new Gauge({
+    name: 'service_ca_certificates_expiring',
+    help: 'Identities by the severity of their certificate\'s expiry: none, warning (past monitor.warningAt of its lifetime), critical (past monitor.criticalAt, or less than monitor.criticalRemaining left, or expired)',
+    labelNames: ['severity'],
+    aggregator: 'first',
+    registers: [registry],
+  });
   return {
     registry,
     exposition: metricsSource(registry),
@@ -133,6 +158,21 @@ export function createMetrics(options: {
     }),
     issuanceBatches: totalOf(registry, 'service_ca_issuance_batches_total', 'Transactions that recorded issuances (group commit): the mean batch is service_ca_issuances_batched_total over this', () => options.groupCommitStats?.().batches),
     issuancesBatched: totalOf(registry, 'service_ca_issuances_batched_total', 'Issuances written in those transactions, refused rows (a replayed token) included', () => options.groupCommitStats?.().items),
+    identities,
+    certificatesExpiring,
+    intermediateExpiration: new Gauge({
+      name: 'service_ca_intermediate_expiration_timestamp_seconds',
+      help: 'When the active intermediate CA certificate expires (its notAfter), Unix seconds',
+      aggregator: 'max',
+      registers: [registry],
+      collect() {
+        this.set(options.intermediateNotAfter().getTime() / 1000);
+      },
+    }),
+    setFleet(counts) {
+      for (const [state, n] of Object.entries(counts.states)) identities.set({ state }, n);
+      for (const [severity, n] of Object.entries(counts.severities)) certificatesExpiring.set({ severity }, n);
+    },
     renewalInfoCacheEntries: new Gauge({
       name: 'service_ca_renewal_info_cache_entries',
       help: 'Certificates held in the renewal-info cache',

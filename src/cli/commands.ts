@@ -5,6 +5,7 @@ import { auditCommand } from './audit.js';
 import { bootstrapCommand } from './bootstrap.js';
 import type { Command } from './command.js';
 import { configCommand } from './config.js';
+import { fleetCommand } from './fleet.js';
 import { healthcheckCommand } from './healthcheck.js';
 import { initCommand } from './init.js';
 import { inspectCommand } from './inspect.js';
@@ -22,6 +23,7 @@ export const commands: Command[] = [
   statusCommand,
   revokeCommand,
   listCommand,
+  fleetCommand,
   inspectCommand,
   auditCommand,
   agentCommand,

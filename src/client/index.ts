@@ -67,6 +67,32 @@ export interface ListQuery {
   cursor?: string;
 }
 
+/** An identity's state in the fleet view (docs/api.md "Fleet"). */
+export type FleetState = 'healthy' | 'renewalDue' | 'missedRenewal' | 'expired' | 'revoked';
+export type FleetSeverity = 'none' | 'warning' | 'critical';
+
+export interface FleetItem {
+  identity: string;
+  state: FleetState;
+  severity: FleetSeverity;
+  certificate: { serial: string; notBefore: string; notAfter: string; renewalInfo: { start: string; end: string } } | null;
+  lastPoll: { at: string; address: string | null } | null;
+  lastRefusal: { at: string; code: string } | null;
+}
+
+export interface FleetQuery {
+  state?: FleetState;
+  severity?: FleetSeverity;
+  identityPrefix?: string;
+  limit?: number;
+  cursor?: string;
+}
+
+export interface FleetSummary {
+  states: Record<FleetState, number>;
+  severities: Record<FleetSeverity, number>;
+}
+
 export interface ClientOptions {
   /** The API listener, e.g. https://ca.example:8443. */
   baseUrl: string;
@@ -174,10 +200,17 @@ export class ServiceCaClient {
   }
 
   list(token: string, query: ListQuery = {}): Promise<{ items: CertificateRecord[]; nextCursor: string | null }> {
-    const params = new URLSearchParams();
-    for (const [k, v] of Object.entries(query)) if (v !== undefined && v !== null) params.set(k, String(v));
-    const qs = params.toString();
-    return this.json('GET', `/v1/certificates${qs ? `?${qs}` : ''}`, token);
+    return this.json('GET', `/v1/certificates${queryString(query)}`, token);
+  }
+
+  /** One page of the fleet, identities needing attention first (admin). */
+  fleet(token: string, query: FleetQuery = {}): Promise<{ items: FleetItem[]; nextCursor: string | null }> {
+    return this.json('GET', `/v1/fleet${queryString(query)}`, token);
+  }
+
+  /** How many identities are in each state and of each severity (admin). */
+  fleetSummary(token: string): Promise<FleetSummary> {
+    return this.json('GET', '/v1/fleet/summary', token);
   }
 
   /** The renewal window and how long to wait before asking again (seconds, from Retry-After). */
@@ -226,6 +259,14 @@ export async function holderToken(certificatePem: string, privateKeyPem: string)
  */
 export function isRenewalReuse(err: unknown): boolean {
   return err instanceof ServiceCaError && err.status === 401 && /already (been )?renewed/i.test(err.problem?.detail ?? '');
+}
+
+/** `?k=v&…` of the query's defined values, or nothing. */
+function queryString(query: object): string {
+  const params = new URLSearchParams();
+  for (const [k, v] of Object.entries(query)) if (v !== undefined && v !== null) params.set(k, String(v));
+  const qs = params.toString();
+  return qs ? `?${qs}` : '';
 }
 
 function errorOf(res: RawResponse): ServiceCaError {

@@ -15,10 +15,12 @@ import { certificateRoutes } from './routes/certificates.js';
 import { configSchemaRoutes } from './routes/config-schema.js';
 import { crlRoutes } from './routes/crl.js';
 import { docsRoutes } from './routes/docs.js';
+import { fleetRoutes } from './routes/fleet.js';
 import { healthRoutes } from './routes/health.js';
 import { listingRoutes } from './routes/listing.js';
 import { renewalInfoRoutes } from './routes/renewal-info.js';
 import { revocationRoutes } from './routes/revocations.js';
+import { uiRoutes } from './routes/ui.js';
 import { annotateOpenApi } from './openapi-operations.js';
 
 export type Listener = 'api' | 'public';
@@ -56,6 +58,7 @@ function registerRoutes(app: OpenAPIHono<AppEnv>, listener: Listener): void {
     certificateRoutes(app);
     revocationRoutes(app);
     auditRoutes(app);
+    fleetRoutes(app);
   }
 }
 
@@ -98,6 +101,7 @@ export function createApp(deps: AppDeps, listener: Listener): OpenAPIHono<AppEnv
   registerRoutes(app, listener);
   app.get('/openapi.json', (c) => c.json(openApiDocument() as object));
   docsRoutes(app);
+  if (listener === 'api') uiRoutes(app);
   app.notFound(notFound);
   app.onError(onError);
   return app;

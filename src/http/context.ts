@@ -14,9 +14,12 @@ import type { PublishedCrl } from '../crl/publisher.js';
 import type { PublishedCertificates } from '../policy/published.js';
 import type { HealthCheck } from '../policy/health.js';
 import type { Metrics } from '../metrics.js';
+import type { FleetService } from '../policy/fleet.js';
 
 export interface AppDeps {
   authenticator: Authenticator;
+  /** The fleet view (policy/fleet.ts). */
+  fleet: FleetService;
   holderAuthenticator: Authenticator;
   certificates: CertificateAuthority;
   revoker: Revoker;

@@ -25,6 +25,8 @@ export const OPERATION_IDS: Readonly<Record<string, string>> = {
   'POST /v1/certificates/{serial}/revoke': 'revokeCertificate',
   'POST /v1/revocations': 'revokeIdentity',
   'GET /v1/audit': 'listAuditEvents',
+  'GET /v1/fleet': 'listFleet',
+  'GET /v1/fleet/summary': 'getFleetSummary',
 };
 
 const IDENTITY_TOKEN =

@@ -14,6 +14,7 @@ import { GROUP_COMMIT_DEFAULTS } from '../config.js';
 import { createGroupCommit, type GroupCommitOptions } from './group-commit.js';
 import { databaseError, openDatabase, type Database, type DatabaseConfig, type PoolStats } from './database.js';
 import { listCertificates, type ListFilter } from './listing.js';
+import { countFleet, listFleet, recordPolls, sharedFleetCounts, type FleetCounts, type FleetQuery, type FleetRow, type Poll, type SeverityRules, type StoredFleetCounts } from './fleet.js';
 import { revokeIdentity, revokeOne, type Revocation, type RevokedCertificate } from './revocations.js';
 import { CaError } from '../errors.js';
 import { asDate, fromRawRow, RAW_CERTIFICATE_COLUMNS, type RawCertificateRow } from './rows.js';
@@ -21,6 +22,8 @@ import { listenForCrls, type CrlListenerHandlers, type CrlNotice, type Subscript
 
 export type { CrlListenerHandlers, CrlNotice, Subscription };
 export type { GroupCommitOptions };
+export { FLEET_SEVERITIES, FLEET_STATES, type FleetPosition, type FleetSeverity, type FleetState } from './fleet.js';
+export type { FleetCounts, FleetQuery, FleetRow, Poll, SeverityRules, StoredFleetCounts };
 export type { AuditFilter, BuiltCrl, CrlBuild, CrlStatus, IssuanceAudit, IssuanceOutcome, ListFilter, PoolStats, Revocation, RevokedCertificate, StoredAuditEvent, StoredCrl };
 
 export interface NewCertificate {
@@ -75,6 +78,17 @@ export interface Store {
   /** Revokes every valid certificate of an identity in one transaction, with audit rows; their serials. */
   revokeIdentity(identity: string, revocation: Revocation): Promise<string[]>;
   listCertificates(filter: ListFilter, now: Date): Promise<CertificateRecord[]>;
+  /** A page of the fleet: every identity's state at query.now, needing attention first (store/fleet.ts). */
+  listFleet(query: FleetQuery): Promise<FleetRow[]>;
+  /** Identities by state and by severity at now. */
+  countFleet(now: Date, rules: SeverityRules): Promise<FleetCounts>;
+  /**
+   * The counts behind the gauges, computed once per refreshSeconds by whichever process on the
+   * database claims it first, and read by all (undefined before the first computation ends).
+   */
+  sharedFleetCounts(now: Date, rules: SeverityRules, refreshSeconds: number): Promise<StoredFleetCounts | undefined>;
+  /** Writes renewal-info polls (one per serial), never moving a serial's last poll back in time; rows written. */
+  recordPolls(polls: Poll[]): Promise<number>;
   /** The revocation revision, and the newest CRL of the intermediate with this key id (hex). */
   crlStatus(issuerKeyId: string): Promise<CrlStatus>;
   latestCrl(issuerKeyId: string): Promise<StoredCrl | undefined>;
@@ -189,6 +203,10 @@ export function storeOn(database: Database, listenUrl?: string, groupCommit: Gro
     revoke: (serial, revocation) => guarded(() => revokeOne(database, serial, revocation)),
     revokeIdentity: (identity, revocation) => guarded(() => revokeIdentity(database, identity, revocation)),
     listCertificates: (filter, now) => guarded(() => listCertificates(db, filter, now)),
+    listFleet: (query) => guarded(() => listFleet(db, query)),
+    countFleet: (now, rules) => guarded(() => countFleet(db, now, rules)),
+    sharedFleetCounts: (now, rules, refreshSeconds) => guarded(() => sharedFleetCounts(database, now, rules, refreshSeconds)),
+    recordPolls: (polls) => guarded(() => recordPolls(db, polls)),
     crlStatus: (issuerKeyId) => guarded(() => crlStatus(db, issuerKeyId)),
     latestCrl: (issuerKeyId) => guarded(() => latestCrl(database, issuerKeyId)),
     generateCrl: (issuerKeyId, now, build) => guarded(() => generateCrl(database, issuerKeyId, now, build)),

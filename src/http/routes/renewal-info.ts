@@ -22,7 +22,8 @@ const route = createRoute({
 
 export function renewalInfoRoutes(app: OpenAPIHono<AppEnv>): void {
   app.openapi(route, async (c) => {
-    const info = await c.var.deps.renewalInfo.get(c.req.valid('param').serial);
+    // The poll is noted with the address of the connection's peer: the client, or the proxy in front.
+    const info = await c.var.deps.renewalInfo.get(c.req.valid('param').serial, c.env?.incoming?.socket.remoteAddress);
     c.header('Retry-After', String(info.retryAfter));
     c.header('Cache-Control', 'no-store');
     return c.json({ suggestedWindow: { start: rfc3339(info.window.start), end: rfc3339(info.window.end) } }, 200);
