@@ -234,3 +234,46 @@ export const fleetSummary = pgTable(
   },
   (t) => [check('fleet_summary_single_row', sql`${t.id} = 1`)],
 );
+
+/**
+ * The fleet's alerts (monitor.webhook, src/policy/fleet-alerts.ts): one row per time an identity
+ * entered `missedRenewal` state or `critical` severity (`alert`), resolved when it left. At most
+ * one open row per identity and alert (a partial unique index). The webhook's firing and resolved
+ * notifications are marked sent only after a 2xx, with updates guarded on the column being null.
+ */
+export const fleetAlerts = pgTable(
+  'fleet_alerts',
+  {
+    identity: text('identity').notNull(),
+    /** `missedRenewal` or `critical`. */
+    alert: text('alert').notNull(),
+    startedAt: tstz('started_at').notNull(),
+    resolvedAt: tstz('resolved_at'),
+    firedSentAt: tstz('fired_sent_at'),
+    resolvedSentAt: tstz('resolved_sent_at'),
+  },
+  (t) => [
+    primaryKey({ columns: [t.identity, t.alert, t.startedAt] }),
+    check('fleet_alerts_alert', sql`${t.alert} in ('missedRenewal', 'critical')`),
+    uniqueIndex('fleet_alerts_open_idx').on(t.identity, t.alert).where(sql`${t.resolvedAt} is null`),
+    index('fleet_alerts_pending_idx')
+      .on(t.startedAt)
+      .where(sql`(${t.resolvedAt} is null and ${t.firedSentAt} is null) or (${t.resolvedAt} is not null and ${t.firedSentAt} is not null and ${t.resolvedSentAt} is null)`),
+  ],
+);
+
+/**
+ * Who checks the fleet's alerts (one row): a process claims the check with an update guarded on
+ * `claimedUntil` having passed, extends its claim before each delivery, and leaves it at the next
+ * check's due time when done. A process that dies mid-check loses the claim when it lapses.
+ */
+export const fleetAlertChecks = pgTable(
+  'fleet_alert_checks',
+  {
+    id: integer('id').primaryKey().default(1),
+    claimedUntil: tstz('claimed_until').notNull(),
+    /** The claiming check's random token: only it extends or releases the claim. */
+    holder: text('holder').notNull(),
+  },
+  (t) => [check('fleet_alert_checks_single_row', sql`${t.id} = 1`)],
+);

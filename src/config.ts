@@ -448,6 +448,32 @@ export const configSchema = z
           .pipe(z.number().min(1).max(3600))
           .default(MONITOR_DEFAULTS.refresh)
           .describe('How often the fleet gauges (`service_ca_identities`, `service_ca_certificates_expiring`) are recomputed, 1 s to 1 h: once per period for all replicas and workers on the database, which then all report the same counts.'),
+        webhook: z
+          .object({
+            url: z
+              .url({ protocol: /^https?$/ })
+              .describe('Where alerts are POSTed (http or https), as a JSON array of Alertmanager v2 alerts: for Alertmanager, `http://host:9093/api/v2/alerts`.'),
+            timeout: duration.default(5).describe('Longest wait for one POST\'s answer.'),
+            maxAttempts: z
+              .preprocess(fromText, z.number().int().min(1).max(20))
+              .default(5)
+              .register(writtenAs, { writtenAs: 'text' })
+              .describe('Attempts per POST, 1 to 20, with exponential backoff between them (0.5 s, 1 s, 2 s… at most 30 s). A POST that fails them all is tried again at the next check.'),
+            interval: duration
+              .pipe(z.number().min(1).max(3600))
+              .default(30)
+              .describe('How often the fleet is checked for identities entering or leaving `missedRenewal` or `critical`, 1 s to 1 h: by one process of all replicas and workers on the database at a time.'),
+            headers: z
+              .record(
+                z.string().regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, 'must be an HTTP header name'),
+                z.string().regex(/^[\t\x20-\x7e]*$/, 'must be printable ASCII (the value is not shown)'),
+              )
+              .optional()
+              .describe('Extra request headers (an `Authorization` header, say), their values typically given as `${VAR}`. Values are never logged.'),
+          })
+          .strict()
+          .optional()
+          .describe('An Alertmanager-compatible POST when an identity enters `missedRenewal` state or `critical` severity (firing), and when it leaves it (resolved, `endsAt` set): once per change, retried until answered with a 2xx. Absent: no webhook.'),
       })
       .strict()
       .prefault({})

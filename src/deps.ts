@@ -19,6 +19,7 @@ import { createMetrics, type Metrics } from './metrics.js';
 import { createAuditLog } from './policy/audit.js';
 import { createLister } from './policy/listing.js';
 import { createFleet, createFleetMonitor, type FleetMonitor } from './policy/fleet.js';
+import { createFleetAlerts, type FleetAlerts } from './policy/fleet-alerts.js';
 import { createPollRecorder, createRenewalInfo, type PollRecorder } from './policy/renewal-info.js';
 import { createIssuanceLimiter, type IssuanceLimiter } from './policy/rate-limits.js';
 import { createRevoker } from './policy/revocations.js';
@@ -42,6 +43,8 @@ export interface Deps {
   polls: PollRecorder;
   /** The fleet gauges' counts, refreshed every monitor.refresh once started. */
   fleetMonitor: FleetMonitor;
+  /** The fleet webhook (monitor.webhook), checking every interval once started; undefined without one. */
+  fleetAlerts: FleetAlerts | undefined;
   /**
    * Deletes what no request can use any more: used token ids whose tokens can no longer be
    * accepted, and past rate-limit windows. Run every 10 minutes by `start`.
@@ -148,6 +151,18 @@ export async function createDeps(config: Config, options: { clock: Clock; logger
     report: (counts) => metrics.setFleet(counts),
     onError: (err) => logger.warn({ err: (err as Error).message }, 'could not refresh the fleet gauges'),
   });
+  const webhook = config.monitor.webhook;
+  const fleetAlerts = webhook
+    ? createFleetAlerts({
+        store,
+        clock,
+        rules: severityRules,
+        webhook,
+        onResult: (result) => metrics.webhookNotifications.inc({ result }),
+        // The detail names the URL without credentials or query, and never a header value.
+        onError: (detail) => logger.warn(detail, 'could not deliver the fleet alerts to monitor.webhook'),
+      })
+    : undefined;
   const certificates = createCertificateAuthority({
     store,
     signer,
@@ -167,10 +182,11 @@ export async function createDeps(config: Config, options: { clock: Clock; logger
     settings: config.crl,
     metrics: {
       generated: (seconds) => metrics.crlGenerationSeconds.observe(seconds),
-      serving({ number, entries, bytes }) {
+      serving({ number, entries, bytes, thisUpdate }) {
         metrics.crlEntries.set(entries);
         metrics.crlBytes.set(bytes);
         metrics.crlNumber.set(number);
+        metrics.crlLastGenerated.set(thisUpdate.getTime() / 1000);
       },
       checked: () => metrics.crlChecks.inc(),
     },
@@ -211,6 +227,7 @@ export async function createDeps(config: Config, options: { clock: Clock; logger
     limiter,
     polls,
     fleetMonitor,
+    fleetAlerts,
     async prune() {
       // A token is accepted until exp + clockTolerance: its id must be kept until then, or a
       // replay inside that window would find it gone.
@@ -221,6 +238,7 @@ export async function createDeps(config: Config, options: { clock: Clock; logger
       await crl.stop();
       await auditSealer.stop();
       await fleetMonitor.stop();
+      await fleetAlerts?.stop();
       // The polls noted since the last batch, before the database goes.
       await polls.stop();
       await store.close();

@@ -79,6 +79,7 @@ export async function start(config: Config, options: { logger: Logger; clock?: C
     deps.auditSealer.start();
     deps.polls.start();
     deps.fleetMonitor.start();
+    deps.fleetAlerts?.start();
     // autoCleanupIncoming off: the adapter's clean-up closes a keep-alive connection when a body
     // answered early (401, 415) has not been read within 500 ms of the answer, so a held-up
     // event loop (a long GC, CRL encoding) dropped the client's next request on it (found by the

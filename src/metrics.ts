@@ -16,6 +16,8 @@ export interface Metrics {
   revocations: Counter<'reason'>;
   /** Renewals refused because the presented certificate had already been renewed with another key. */
   renewalReuses: Counter;
+  /** POSTs of the fleet webhook (monitor.webhook), by outcome: sent, retried, failed. */
+  webhookNotifications: Counter<'result'>;
   /** 1 while an issuer's tokens are verified with a key set past its jwksCacheMaxAge (its refetch fails). */
   jwksStale: Gauge<'issuer'>;
   jwksFetchFailures: Counter<'issuer'>;
@@ -23,6 +25,8 @@ export interface Metrics {
   crlEntries: Gauge;
   crlBytes: Gauge;
   crlNumber: Gauge;
+  /** thisUpdate of the CRL being served, Unix seconds: its age is time() minus this. */
+  crlLastGenerated: Gauge;
   /** Database checks for a newer CRL (polls, notifications, requests naming a newer ETag), coalesced. */
   crlChecks: Counter;
   intermediateExpiry: Gauge;
@@ -95,6 +99,12 @@ export function createMetrics(options: {
       registers: [registry],
     }),
     revocations: new Counter({ name: 'service_ca_revocations_total', help: 'Certificates revoked, by reason', labelNames: ['reason'], registers: [registry] }),
+    webhookNotifications: new Counter({
+      name: 'service_ca_webhook_notifications_total',
+      help: 'Attempts to POST fleet alerts to monitor.webhook, by result: sent (answered 2xx), retried (failed, another attempt follows), failed (the last attempt failed; tried again at the next check)',
+      labelNames: ['result'],
+      registers: [registry],
+    }),
     renewalReuses: new Counter({
       name: 'service_ca_renewal_reuse_total',
       help: 'Renewals refused because the presented certificate was already renewed with another key (its key may be compromised: alert on any)',
@@ -123,6 +133,12 @@ export function createMetrics(options: {
     crlEntries: new Gauge({ name: 'service_ca_crl_entries', help: 'Entries in the CRL being served', aggregator: 'max', registers: [registry] }),
     crlBytes: new Gauge({ name: 'service_ca_crl_bytes', help: 'Size of the CRL being served (DER bytes)', aggregator: 'max', registers: [registry] }),
     crlNumber: new Gauge({ name: 'service_ca_crl_number', help: 'Number of the CRL being served', aggregator: 'max', registers: [registry] }),
+    crlLastGenerated: new Gauge({
+      name: 'service_ca_crl_last_generated_timestamp_seconds',
+      help: 'thisUpdate of the CRL being served, Unix seconds (every worker serves the same CRL)',
+      aggregator: 'max',
+      registers: [registry],
+    }),
     crlChecks: new Counter({
       name: 'service_ca_crl_checks_total',
       help: 'Database checks for a CRL newer than the one held (polls, notifications, conditional requests naming a newer ETag; shared and spaced)',

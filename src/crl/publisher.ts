@@ -57,7 +57,7 @@ export interface CrlMetrics {
   /** This process generated a CRL in `seconds`. */
   generated(seconds: number): void;
   /** This process now serves this CRL (generated here or read from the database). */
-  serving(crl: { number: number; entries: number; bytes: number }): void;
+  serving(crl: { number: number; entries: number; bytes: number; thisUpdate: Date }): void;
   /** This process asked the database whether a newer CRL exists. */
   checked?(): void;
 }
@@ -115,7 +115,7 @@ export function createCrlPublisher(deps: {
   const snapshots = createSnapshots({
     now: () => clock.now().getTime(),
     onServe(crl) {
-      deps.metrics?.serving({ number: crl.number, entries: crl.entries, bytes: crl.der.length });
+      deps.metrics?.serving({ number: crl.number, entries: crl.entries, bytes: crl.der.length, thisUpdate: crl.thisUpdate });
       logger.debug({ number: crl.number }, 'serving a new CRL');
     },
   });

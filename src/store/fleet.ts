@@ -109,7 +109,7 @@ function prefixFilter(prefix: string | undefined): SQL {
  * `judged`: one row per identity (identity, serial, not_before, not_after, revoked_at,
  * state_rank, severity_rank, distance), at `now`.
  */
-function judged(now: Date, rules: SeverityRules, identityPrefix: string | undefined): SQL {
+export function judged(now: Date, rules: SeverityRules, identityPrefix: string | undefined): SQL {
   const nowMs = now.getTime();
   return sql`newest as (
       select distinct on (c.identity collate "C") c.identity, c.serial, c.not_before, c.not_after, c.revoked_at

@@ -14,6 +14,7 @@ import { GROUP_COMMIT_DEFAULTS } from '../config.js';
 import { createGroupCommit, type GroupCommitOptions } from './group-commit.js';
 import { databaseError, openDatabase, type Database, type DatabaseConfig, type PoolStats } from './database.js';
 import { listCertificates, type ListFilter } from './listing.js';
+import { claimFleetAlertCheck, extendFleetAlertCheck, markFleetAlertsSent, pendingFleetAlerts, syncFleetAlerts, type FleetAlertChanges, type FleetAlertKind, type PendingFleetAlert } from './fleet-alerts.js';
 import { countFleet, listFleet, recordPolls, sharedFleetCounts, type FleetCounts, type FleetQuery, type FleetRow, type Poll, type SeverityRules, type StoredFleetCounts } from './fleet.js';
 import { revokeIdentity, revokeOne, type Revocation, type RevokedCertificate } from './revocations.js';
 import { CaError } from '../errors.js';
@@ -23,6 +24,7 @@ import { listenForCrls, type CrlListenerHandlers, type CrlNotice, type Subscript
 export type { CrlListenerHandlers, CrlNotice, Subscription };
 export type { GroupCommitOptions };
 export { FLEET_SEVERITIES, FLEET_STATES, type FleetPosition, type FleetSeverity, type FleetState } from './fleet.js';
+export type { FleetAlertChanges, FleetAlertKind, PendingFleetAlert };
 export type { FleetCounts, FleetQuery, FleetRow, Poll, SeverityRules, StoredFleetCounts };
 export type { AuditFilter, BuiltCrl, CrlBuild, CrlStatus, IssuanceAudit, IssuanceOutcome, ListFilter, PoolStats, Revocation, RevokedCertificate, StoredAuditEvent, StoredCrl };
 
@@ -87,6 +89,16 @@ export interface Store {
    * database claims it first, and read by all (undefined before the first computation ends).
    */
   sharedFleetCounts(now: Date, rules: SeverityRules, refreshSeconds: number): Promise<StoredFleetCounts | undefined>;
+  /** Claims the fleet alerts' check for holder (store/fleet-alerts.ts) when the last claim lapsed; true when claimed. */
+  claimFleetAlertCheck(holder: string, leaseSeconds: number): Promise<boolean>;
+  /** Moves holder's claim to leaseSeconds from now; false when another process holds it now. */
+  extendFleetAlertCheck(holder: string, leaseSeconds: number): Promise<boolean>;
+  /** Opens alert rows for identities now missedRenewal or critical, resolves those that left. */
+  syncFleetAlerts(now: Date, rules: SeverityRules): Promise<FleetAlertChanges>;
+  /** Alert rows whose firing or resolution is still to be delivered, oldest first. */
+  pendingFleetAlerts(limit: number): Promise<PendingFleetAlert[]>;
+  /** Marks deliveries done, each only once; the rows this call marked. */
+  markFleetAlertsSent(alerts: PendingFleetAlert[], sentAt: Date): Promise<number>;
   /** Writes renewal-info polls (one per serial), never moving a serial's last poll back in time; rows written. */
   recordPolls(polls: Poll[]): Promise<number>;
   /** The revocation revision, and the newest CRL of the intermediate with this key id (hex). */
@@ -207,6 +219,11 @@ export function storeOn(database: Database, listenUrl?: string, groupCommit: Gro
     countFleet: (now, rules) => guarded(() => countFleet(db, now, rules)),
     sharedFleetCounts: (now, rules, refreshSeconds) => guarded(() => sharedFleetCounts(database, now, rules, refreshSeconds)),
     recordPolls: (polls) => guarded(() => recordPolls(db, polls)),
+    claimFleetAlertCheck: (holder, leaseSeconds) => guarded(() => claimFleetAlertCheck(db, holder, leaseSeconds)),
+    extendFleetAlertCheck: (holder, leaseSeconds) => guarded(() => extendFleetAlertCheck(db, holder, leaseSeconds)),
+    syncFleetAlerts: (now, rules) => guarded(() => syncFleetAlerts(database, now, rules)),
+    pendingFleetAlerts: (limit) => guarded(() => pendingFleetAlerts(db, limit)),
+    markFleetAlertsSent: (alerts, sentAt) => guarded(() => markFleetAlertsSent(db, alerts, sentAt)),
     crlStatus: (issuerKeyId) => guarded(() => crlStatus(db, issuerKeyId)),
     latestCrl: (issuerKeyId) => guarded(() => latestCrl(database, issuerKeyId)),
     generateCrl: (issuerKeyId, now, build) => guarded(() => generateCrl(database, issuerKeyId, now, build)),

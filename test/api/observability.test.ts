@@ -5,6 +5,7 @@
  * number, seconds until the intermediate expires, database pool use (Postgres), process defaults.
  */
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { Writable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import { ADMIN, startTestApp, workload, type TestApp } from '../setup/app.js';
@@ -87,6 +88,9 @@ describe('request ids and metrics', () => {
     assert.ok(value(/^service_ca_crl_number /) >= 1);
     assert.equal(value(/^service_ca_crl_entries /), 1);
     assert.ok(value(/^service_ca_crl_bytes /) > 100);
+    // The served CRL's thisUpdate, as an independent reader of the DER (openssl) prints it.
+    const crlText = execFileSync('openssl', ['crl', '-inform', 'DER', '-noout', '-lastupdate'], { input: Buffer.from(await (await fetch(`${app.public}/v1/crl`)).arrayBuffer()) }).toString();
+    assert.equal(value(/^service_ca_crl_last_generated_timestamp_seconds /), Date.parse(crlText.replace(/^lastUpdate=/, '').trim()) / 1000);
     const expiry = value(/^service_ca_intermediate_expiry_seconds /);
     assert.ok(expiry > 0 && expiry < 20 * 365 * 86400, `intermediate expiry ${expiry}`);
     assert.ok(value(/^process_cpu_seconds_total /) > 0);
