@@ -1,8 +1,8 @@
 /** `service-ca status`, `revoke` and `list`: the API's certificate records from the command line. */
 import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { ServiceCaError, type CertificateRecord, type ServiceCaClient } from '../client/index.js';
-import { connect, parseOptions, type Command } from './command.js';
+import type { CertificateRecord, ServiceCaClient } from '../client/index.js';
+import { callApi, collectPages, connect, parseOptions, type Command } from './command.js';
 import { CONNECTION_OPTIONS, CONNECTION_USAGE } from './context.js';
 
 const COMMON = `${CONNECTION_USAGE}
@@ -12,20 +12,6 @@ const COMMON = `${CONNECTION_USAGE}
 The token is the certificate's owner's identity token, or an admin's.`;
 
 const common = { ...CONNECTION_OPTIONS, json: { type: 'boolean', default: false } } as const;
-
-/** Runs an API call, printing a problem document's message and returning 1 on an API error. */
-async function call<T>(work: () => Promise<T>, print: (result: T) => void): Promise<number> {
-  try {
-    print(await work());
-    return 0;
-  } catch (err) {
-    if (err instanceof ServiceCaError) {
-      console.error(`service-ca: ${err.message}`);
-      return 1;
-    }
-    throw err;
-  }
-}
 
 const line = (r: CertificateRecord) =>
   `${r.serial}  ${r.status.padEnd(7)}  ${r.notAfter}  ${r.identity}  ${[...r.sans.dns, ...r.sans.ip, ...r.sans.uri, ...r.sans.email].join(',')}`;
@@ -67,7 +53,7 @@ export const statusCommand: Command = {
     const c = connect(v, STATUS_USAGE);
     if (typeof c === 'number') return c;
     const serial = v.serial ?? serialOfFile(v.cert!);
-    return call(
+    return callApi(
       () => c.client.getCertificate(c.token, serial),
       (r) => console.log(v.json ? JSON.stringify(r, null, 2) : `${line(r)}${r.revokedAt ? `\nrevoked ${r.revokedAt} (${r.revocationReason})` : ''}`),
     );
@@ -99,9 +85,9 @@ export const revokeCommand: Command = {
     const c = connect(v, REVOKE_USAGE);
     if (typeof c === 'number') return c;
     if (v.serial) {
-      return call(() => c.client.revoke(c.token, v.serial!, v.reason!), (r) => console.log(v.json ? JSON.stringify(r, null, 2) : `revoked ${r.serial} at ${r.revokedAt} (${r.revocationReason})`));
+      return callApi(() => c.client.revoke(c.token, v.serial!, v.reason!), (r) => console.log(v.json ? JSON.stringify(r, null, 2) : `revoked ${r.serial} at ${r.revokedAt} (${r.revocationReason})`));
     }
-    return call(
+    return callApi(
       () => c.client.revokeIdentity(c.token, v.identity!, v.reason!),
       (r) => console.log(v.json ? JSON.stringify(r, null, 2) : r.revoked.length ? r.revoked.map((s) => `revoked ${s}`).join('\n') : 'nothing to revoke'),
     );
@@ -139,17 +125,8 @@ export const listCommand: Command = {
       expiresBefore: v['expires-before'],
       limit: v.limit === undefined ? undefined : Number(v.limit),
     };
-    return call(
-      async () => {
-        const items: CertificateRecord[] = [];
-        let cursor: string | undefined;
-        do {
-          const page = await c.client.list(c.token, { ...query, ...(cursor ? { cursor } : {}) } as Parameters<ServiceCaClient['list']>[1]);
-          items.push(...page.items);
-          cursor = v.limit === undefined ? page.nextCursor ?? undefined : undefined;
-        } while (cursor);
-        return items;
-      },
+    return callApi(
+      () => collectPages((cursor) => c.client.list(c.token, { ...query, ...(cursor ? { cursor } : {}) } as Parameters<ServiceCaClient['list']>[1]), v.limit !== undefined),
       (items) => console.log(v.json ? JSON.stringify(items, null, 2) : items.map(line).join('\n')),
     );
   },

@@ -2,7 +2,7 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { ConfigError, loadConfigFile, type Config } from '../config.js';
 import { readFileSync } from 'node:fs';
-import type { ServiceCaClient } from '../client/index.js';
+import { ServiceCaError, type ServiceCaClient } from '../client/index.js';
 import { CONNECTION_OPTIONS, clientOf, resolveConnection, type ConnectionValues } from './context.js';
 
 export interface Command {
@@ -78,4 +78,30 @@ export function readToken(file: string): string {
   } catch {
     throw new Error(`the token file ${file} cannot be read`);
   }
+}
+
+/** Runs an API call, printing a problem document's message and returning 1 on an API error. */
+export async function callApi<T>(work: () => Promise<T>, print: (result: T) => void): Promise<number> {
+  try {
+    print(await work());
+    return 0;
+  } catch (err) {
+    if (err instanceof ServiceCaError) {
+      console.error(`service-ca: ${err.message}`);
+      return 1;
+    }
+    throw err;
+  }
+}
+
+/** The items of a paged listing: every page, or only the first when `firstOnly` (a --limit was given). */
+export async function collectPages<T>(page: (cursor: string | undefined) => Promise<{ items: T[]; nextCursor?: string | null }>, firstOnly: boolean): Promise<T[]> {
+  const items: T[] = [];
+  let cursor: string | undefined;
+  do {
+    const p = await page(cursor);
+    items.push(...p.items);
+    cursor = firstOnly ? undefined : (p.nextCursor ?? undefined);
+  } while (cursor);
+  return items;
 }

@@ -3,8 +3,8 @@
  * and severity, needing attention first, as a table (severity written out, never shown by colour
  * alone) or JSON; `--summary` for the counts. Admin only.
  */
-import { ServiceCaError, type FleetItem, type FleetQuery, type FleetSeverity, type FleetState, type FleetSummary } from '../client/index.js';
-import { connect, parseOptions, type Command } from './command.js';
+import type { FleetItem, FleetQuery, FleetSeverity, FleetState, FleetSummary } from '../client/index.js';
+import { callApi, collectPages, connect, parseOptions, type Command } from './command.js';
 import { CONNECTION_OPTIONS, CONNECTION_USAGE } from './context.js';
 
 const STATES: readonly FleetState[] = ['healthy', 'renewalDue', 'missedRenewal', 'expired', 'revoked'];
@@ -99,33 +99,21 @@ export const fleetCommand: Command = {
     if (v.summary && (v.state || v.severity || v['identity-prefix'] || v.limit)) return bad('--summary takes no filter');
     const c = connect(v, USAGE);
     if (typeof c === 'number') return c;
-    try {
-      if (v.summary) {
-        const summary = await c.client.fleetSummary(c.token);
-        console.log(v.json ? JSON.stringify(summary, null, 2) : summaryText(summary));
-        return 0;
-      }
-      const query: FleetQuery = {
-        ...(v.state ? { state: v.state as FleetState } : {}),
-        ...(v.severity ? { severity: v.severity as FleetSeverity } : {}),
-        ...(v['identity-prefix'] ? { identityPrefix: v['identity-prefix'] } : {}),
-        ...(v.limit !== undefined ? { limit: Number(v.limit) } : {}),
-      };
-      const items: FleetItem[] = [];
-      let cursor: string | undefined;
-      do {
-        const page = await c.client.fleet(c.token, { ...query, ...(cursor ? { cursor } : {}) });
-        items.push(...page.items);
-        cursor = v.limit === undefined ? (page.nextCursor ?? undefined) : undefined;
-      } while (cursor);
-      console.log(v.json ? JSON.stringify(items, null, 2) : items.length ? fleetTable(items, new Date()) : 'no identity matches');
-      return 0;
-    } catch (err) {
-      if (err instanceof ServiceCaError) {
-        console.error(`service-ca: ${err.message}`);
-        return 1;
-      }
-      throw err;
+    if (v.summary) {
+      return callApi(
+        () => c.client.fleetSummary(c.token),
+        (summary) => console.log(v.json ? JSON.stringify(summary, null, 2) : summaryText(summary)),
+      );
     }
+    const query: FleetQuery = {
+      ...(v.state ? { state: v.state as FleetState } : {}),
+      ...(v.severity ? { severity: v.severity as FleetSeverity } : {}),
+      ...(v['identity-prefix'] ? { identityPrefix: v['identity-prefix'] } : {}),
+      ...(v.limit !== undefined ? { limit: Number(v.limit) } : {}),
+    };
+    return callApi(
+      () => collectPages((cursor) => c.client.fleet(c.token, { ...query, ...(cursor ? { cursor } : {}) }), v.limit !== undefined),
+      (items: FleetItem[]) => console.log(v.json ? JSON.stringify(items, null, 2) : items.length ? fleetTable(items, new Date()) : 'no identity matches'),
+    );
   },
 };

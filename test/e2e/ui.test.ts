@@ -17,20 +17,20 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { createAuthority } from '../../src/signer/bootstrap.js';
 import { ADMIN, startTestApp, workload, type TestApp } from '../setup/app.js';
 import { removeAtExit } from '../setup/cleanup.js';
 import type { TestPki } from '../setup/pki.js';
 import { getRecord, issueFor } from '../setup/revoking.js';
+import { chromiumSkip, launchChromium } from '../setup/browser.js';
 
 const ROOT = new URL('../../', import.meta.url).pathname;
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
-const skip = existsSync(CHROMIUM) ? false : `no chromium at ${CHROMIUM} (apt-get install chromium, or set CHROMIUM_PATH)`;
+const skip = chromiumSkip;
 const SHOTS = join(ROOT, 'test-results', 'ui-e2e');
 
 const HEALTHY = workload('shop', 'web');
@@ -133,10 +133,7 @@ describe('the admin console in a headless browser, by keyboard alone', { skip },
     await issueFor(app, HEALTHY, ['web.shop.svc'], '24h');
     await issueFor(app, DUE, ['cart.shop.svc'], '150m');
     missedSerial = (await issueFor(app, MISSED, ['ledger.billing.svc'], '2h')).serial;
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-    });
+    browser = await launchChromium();
   });
 
   after(async () => {
