@@ -21,6 +21,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Clock } from '../clock.js';
 import type { PendingFleetAlert, SeverityRules, Store } from '../store/store.js';
+import { periodic } from './periodic.js';
 
 export interface WebhookSettings {
   url: string;
@@ -107,8 +108,6 @@ export function createFleetAlerts(deps: FleetAlertsDeps) {
   for (let a = 1; a < webhook.maxAttempts; a++) backoffTotal += backoffMs(a);
   const postLeaseSeconds = webhook.maxAttempts * webhook.timeout + backoffTotal / 1000 + 10;
   const stopping = new AbortController();
-  let timer: NodeJS.Timeout | undefined;
-  let running: Promise<void> | undefined;
 
   const pause = (ms: number) =>
     new Promise<void>((resolve) => {
@@ -170,30 +169,21 @@ export function createFleetAlerts(deps: FleetAlertsDeps) {
     }
   }
 
-  const once = () => {
-    running ??= check()
-      .catch((err: unknown) => deps.onError?.({ message: `could not check the fleet's alerts: ${(err as Error).message}`, url }))
-      .finally(() => {
-        running = undefined;
-      });
-    return running;
-  };
+  const loop = periodic(
+    () => check().catch((err: unknown) => deps.onError?.({ message: `could not check the fleet's alerts: ${(err as Error).message}`, url })),
+    webhook.interval * 1000,
+  );
 
   return {
     /** Checks now (tests; the timer does it every interval). */
-    check: once,
+    check: loop.run,
     start() {
-      if (timer || stopping.signal.aborted) return;
-      void once();
-      timer = setInterval(() => void once(), webhook.interval * 1000);
-      timer.unref();
+      if (!stopping.signal.aborted) loop.start();
     },
     /** Stops the timer and any POST under way (its rows stay pending), and waits for the check to end. */
     async stop() {
-      if (timer) clearInterval(timer);
-      timer = undefined;
       stopping.abort();
-      await running;
+      await loop.stop();
     },
   };
 }

@@ -19,6 +19,7 @@ import { pageLimit, usedFilters } from './queries.js';
 import type { IssuanceLimiter } from './rate-limits.js';
 import { auditingRefusals } from './refusals.js';
 import { renewalWindow, type RenewalWindow } from './renewal.js';
+import { periodic } from './periodic.js';
 
 export type { FleetCounts, FleetSeverity, FleetState, SeverityRules };
 export { FLEET_SEVERITIES, FLEET_STATES };
@@ -153,8 +154,6 @@ export function createFleetMonitor(deps: {
   report: (counts: FleetCounts) => void;
   onError?: (err: unknown) => void;
 }) {
-  let timer: NodeJS.Timeout | undefined;
-  let running: Promise<void> | undefined;
   const tick = async (): Promise<void> => {
     try {
       const stored = await deps.store.sharedFleetCounts(deps.clock.now(), deps.rules, deps.refreshSeconds);
@@ -163,26 +162,12 @@ export function createFleetMonitor(deps: {
       deps.onError?.(err);
     }
   };
-  const once = () => {
-    running ??= tick().finally(() => {
-      running = undefined;
-    });
-    return running;
-  };
+  const loop = periodic(tick, deps.refreshSeconds * 1000);
   return {
     /** Refreshes now (tests; the timer does it every refreshSeconds). */
-    refresh: once,
-    start() {
-      if (timer) return;
-      void once();
-      timer = setInterval(() => void once(), deps.refreshSeconds * 1000);
-      timer.unref();
-    },
-    async stop() {
-      if (timer) clearInterval(timer);
-      timer = undefined;
-      await running;
-    },
+    refresh: loop.run,
+    start: loop.start,
+    stop: loop.stop,
   };
 }
 
