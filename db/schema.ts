@@ -4,7 +4,7 @@
  * Serials are lower-case hex text, DER is bytea, times are timestamptz.
  */
 import { sql } from 'drizzle-orm';
-import { bigint, check, customType, foreignKey, index, integer, jsonb, pgTable, primaryKey, text, timestamp, uniqueIndex } from 'drizzle-orm/pg-core';
+import { bigint, boolean, check, customType, foreignKey, index, integer, jsonb, pgTable, primaryKey, text, timestamp, uniqueIndex } from 'drizzle-orm/pg-core';
 
 const bytea = customType<{ data: Uint8Array; driverData: Uint8Array }>({
   dataType: () => 'bytea',
@@ -276,4 +276,157 @@ export const fleetAlertChecks = pgTable(
     holder: text('holder').notNull(),
   },
   (t) => [check('fleet_alert_checks_single_row', sql`${t.id} = 1`)],
+);
+
+/**
+ * ACME (docs/api.md "ACME"): external account bindings issued by POST /v1/acme/eab. A binding
+ * names the identity an account created with it acts as; it creates one account, once, before
+ * `expiresAt` (`accountId` is set, guarded on being null, in the transaction that creates the
+ * account). Its HMAC key is not stored: it is derived from the kid by the signer
+ * (src/signer/signer.ts, deriveSecret), so the database holds nothing that would let a reader bind an account.
+ */
+export const acmeBindings = pgTable(
+  'acme_bindings',
+  {
+    kid: text('kid').primaryKey(),
+    identity: text('identity').notNull(),
+    /** The configured issuer whose token asked for it (a policy's `issuers`); null when an admin named the identity without one. */
+    issuer: text('issuer'),
+    /** The token's `sans` claim, when it had one: the account is limited to those names too. */
+    tokenSans: jsonb('token_sans').$type<string[]>(),
+    createdBy: text('created_by').notNull(),
+    createdAt: tstz('created_at').notNull(),
+    expiresAt: tstz('expires_at').notNull(),
+    accountId: text('account_id'),
+  },
+  (t) => [index('acme_bindings_expires_idx').on(t.expiresAt)],
+);
+
+/** ACME accounts (RFC 8555 §7.1.2), each bound to one identity by its binding. */
+export const acmeAccounts = pgTable(
+  'acme_accounts',
+  {
+    id: text('id').primaryKey(),
+    /** RFC 7638 thumbprint (SHA-256, base64url) of the account key: one account per key. */
+    thumbprint: text('thumbprint').notNull(),
+    /** The account's public key as a JWK. */
+    jwk: jsonb('jwk').$type<Record<string, unknown>>().notNull(),
+    status: text('status').notNull(),
+    contact: jsonb('contact').$type<string[]>().notNull(),
+    identity: text('identity').notNull(),
+    issuer: text('issuer'),
+    tokenSans: jsonb('token_sans').$type<string[]>(),
+    bindingKid: text('binding_kid').notNull(),
+    createdAt: tstz('created_at').notNull(),
+  },
+  (t) => [
+    uniqueIndex('acme_accounts_thumbprint_idx').on(t.thumbprint),
+    uniqueIndex('acme_accounts_binding_idx').on(t.bindingKid),
+    check('acme_accounts_status', sql`${t.status} in ('valid', 'deactivated', 'revoked')`),
+  ],
+);
+
+/**
+ * ACME orders (RFC 8555 §7.1.3). `status` holds what cannot be derived: `processing`, `valid`,
+ * `invalid`, or `pending` (ready or not is read from its authorizations).
+ */
+export const acmeOrders = pgTable(
+  'acme_orders',
+  {
+    id: text('id').primaryKey(),
+    accountId: text('account_id')
+      .notNull()
+      .references(() => acmeAccounts.id, { onDelete: 'cascade' }),
+    status: text('status').notNull(),
+    /** `[{type, value}]` in the order asked. */
+    identifiers: jsonb('identifiers').$type<{ type: string; value: string }[]>().notNull(),
+    notBefore: tstz('not_before'),
+    notAfter: tstz('not_after'),
+    expiresAt: tstz('expires_at').notNull(),
+    /** The problem document of a failed order. */
+    error: jsonb('error').$type<Record<string, unknown>>(),
+    certificateSerial: text('certificate_serial'),
+    createdAt: tstz('created_at').notNull(),
+  },
+  (t) => [
+    index('acme_orders_account_idx').on(t.accountId),
+    index('acme_orders_expires_idx').on(t.expiresAt),
+    check('acme_orders_status', sql`${t.status} in ('pending', 'processing', 'valid', 'invalid')`),
+  ],
+);
+
+/** ACME authorizations (RFC 8555 §7.1.4): one identifier of one account. */
+export const acmeAuthorizations = pgTable(
+  'acme_authorizations',
+  {
+    id: text('id').primaryKey(),
+    accountId: text('account_id')
+      .notNull()
+      .references(() => acmeAccounts.id, { onDelete: 'cascade' }),
+    identifierType: text('identifier_type').notNull(),
+    identifierValue: text('identifier_value').notNull(),
+    wildcard: boolean('wildcard').notNull(),
+    status: text('status').notNull(),
+    expiresAt: tstz('expires_at').notNull(),
+    createdAt: tstz('created_at').notNull(),
+  },
+  (t) => [
+    index('acme_authorizations_reuse_idx').on(t.accountId, t.identifierType, t.identifierValue, t.expiresAt),
+    index('acme_authorizations_expires_idx').on(t.expiresAt),
+    check('acme_authorizations_status', sql`${t.status} in ('pending', 'valid', 'invalid', 'deactivated', 'revoked')`),
+  ],
+);
+
+/** Which authorizations an order needs, in the order of its identifiers. */
+export const acmeOrderAuthorizations = pgTable(
+  'acme_order_authorizations',
+  {
+    orderId: text('order_id')
+      .notNull()
+      .references(() => acmeOrders.id, { onDelete: 'cascade' }),
+    authorizationId: text('authorization_id')
+      .notNull()
+      .references(() => acmeAuthorizations.id, { onDelete: 'cascade' }),
+    position: integer('position').notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.orderId, t.authorizationId] }), index('acme_order_authorizations_authz_idx').on(t.authorizationId)],
+);
+
+/**
+ * ACME challenges (RFC 8555 §7.1.5). A validation claims its challenge with an update guarded
+ * on `status` (`pending`, or `processing` whose `processingUntil` passed: the process validating
+ * it died), so that one process validates it at a time.
+ */
+export const acmeChallenges = pgTable(
+  'acme_challenges',
+  {
+    id: text('id').primaryKey(),
+    authorizationId: text('authorization_id')
+      .notNull()
+      .references(() => acmeAuthorizations.id, { onDelete: 'cascade' }),
+    type: text('type').notNull(),
+    token: text('token').notNull(),
+    status: text('status').notNull(),
+    validatedAt: tstz('validated_at'),
+    processingUntil: tstz('processing_until'),
+    error: jsonb('error').$type<Record<string, unknown>>(),
+  },
+  (t) => [
+    index('acme_challenges_authz_idx').on(t.authorizationId),
+    check('acme_challenges_status', sql`${t.status} in ('pending', 'processing', 'valid', 'invalid')`),
+  ],
+);
+
+/**
+ * ACME nonces already used (RFC 8555 §6.5): a nonce is minted without a write (it carries its
+ * own time and a MAC, src/policy/acme/nonces.ts) and consumed by an insert that conflicts on a
+ * second use, on every replica alike. Rows go once the nonce would be refused as too old anyway.
+ */
+export const acmeUsedNonces = pgTable(
+  'acme_used_nonces',
+  {
+    nonce: bytea('nonce').primaryKey(),
+    expiresAt: tstz('expires_at').notNull(),
+  },
+  (t) => [index('acme_used_nonces_expires_idx').on(t.expiresAt)],
 );

@@ -210,6 +210,16 @@ const policySchema = z
       .min(1)
       .optional()
       .describe('Names of issuers in `auth.issuers`: the policy matches only their tokens. Absent: tokens of any issuer.'),
+    acme: z
+      .object({
+        challenges: z
+          .enum(['required', 'none'])
+          .default('required')
+          .describe('`none`: for ACME accounts bound to an identity this policy matches, the names this policy grants are valid without a challenge (the identity token behind the binding was the proof). `required`: every name is proven by a challenge.'),
+      })
+      .strict()
+      .prefault({})
+      .describe('How ACME accounts bound to identities this policy matches prove their names.'),
   })
   .strict();
 
@@ -433,6 +443,30 @@ export const configSchema = z
       .strict()
       .prefault({})
       .describe('Request limits.'),
+    acme: z
+      .object({
+        enabled: bool().default(false).describe('Serve ACME (RFC 8555) on the API listener under `/acme/`, its directory at `/acme/directory`. Every account is bound to a service identity by external account binding.'),
+        resolver: z
+          .string()
+          .regex(/^(\[[0-9a-fA-F:.]+\]|[^:\s]+):\d{1,5}$/, 'must be host:port, an IPv6 host in brackets')
+          .optional()
+          .describe('The DNS server (`host:port`) the CA asks when it validates challenges: for split DNS and tests. Absent: the system resolver.'),
+        challengePorts: z
+          .object({
+            http01: int().pipe(z.number().min(1).max(65535)).default(80).describe('Port the CA connects to for `http-01`.'),
+            tlsalpn01: int().pipe(z.number().min(1).max(65535)).default(443).describe('Port the CA connects to for `tls-alpn-01`.'),
+          })
+          .strict()
+          .prefault({})
+          .describe('Ports the CA connects to when validating challenges.'),
+        eabTtl: duration.default(24 * 3600).describe('How long an external account binding (`POST /v1/acme/eab`) can be used, once, to create an account.'),
+        authorizationReuse: nonNegativeDuration.default(24 * 3600).describe('How long a valid authorization is reused for new orders of the same account. 0: every order proves its names again.'),
+        orderLifetime: duration.default(24 * 3600).describe('How long a pending order and its pending authorizations stay usable.'),
+        challengeTimeout: duration.pipe(z.number().min(1).max(120)).default(10).describe('Longest wait for one attempt of a challenge validation (connection, TLS handshake, answer), 1 s to 2 min.'),
+      })
+      .strict()
+      .prefault({})
+      .describe('ACME (RFC 8555) for certbot, lego, Caddy and cert-manager, with accounts bound to service identities.'),
     monitor: z
       .object({
         warningAt: lifetimeShare()

@@ -27,7 +27,8 @@ import { createCertificateAuthority } from './policy/certificates.js';
 import { createHealthCheck, type HealthCheck } from './policy/health.js';
 import { createHolderAuthenticator } from './policy/holder-renewal.js';
 import { compilePolicies } from './policy/names.js';
-import { publishedCertificates } from './policy/published.js';
+import { issuingChainPem, publishedCertificates } from './policy/published.js';
+import { createAcme } from './policy/acme/service.js';
 import { issueServerCertificate, type ServerCertificate } from './policy/server-certificate.js';
 import { createSigner } from './signer/signer.js';
 import { createStore, type Store } from './store/store.js';
@@ -174,6 +175,33 @@ export async function createDeps(config: Config, options: { clock: Clock; logger
     // Fewer serving processes than cores (always so on PGlite): a core is free for the thread pool.
     csrSignatureCheck: workerCount(config) < availableParallelism() ? 'threadPool' : 'inline',
   });
+  const revoker = createRevoker({
+    store,
+    clock,
+    limiter,
+    onRevoked: () => {
+      crl.revoked();
+      renewalInfo.revoked();
+    },
+  });
+  const acme = config.acme.enabled
+    ? createAcme({
+        settings: config.acme,
+        store,
+        clock,
+        logger,
+        policies,
+        certificates,
+        revoker,
+        renewalInfo,
+        limiter,
+        validity: config.issuance,
+        signer,
+        chain: issuingChainPem(signer.authority),
+        issuerNames: config.auth.issuers.map((i) => i.name),
+        onValidated: (type, valid) => metrics.acmeValidations.inc({ type, result: valid ? 'valid' : 'invalid' }),
+      })
+    : undefined;
   const crl = createCrlPublisher({
     store,
     signer,
@@ -198,15 +226,8 @@ export async function createDeps(config: Config, options: { clock: Clock; logger
       authenticator,
       holderAuthenticator: createHolderAuthenticator({ store, signer, clock, clockToleranceSeconds: config.auth.clockTolerance }),
       certificates,
-      revoker: createRevoker({
-        store,
-        clock,
-        limiter,
-        onRevoked: () => {
-          crl.revoked();
-          renewalInfo.revoked();
-        },
-      }),
+      revoker,
+      acme,
       // Refusals of these count against the caller's issuance budget too (policy/refusals.ts).
       lister: createLister({ store, clock, limiter }),
       audit: createAuditLog({ store, clock, limiter }),
@@ -231,10 +252,12 @@ export async function createDeps(config: Config, options: { clock: Clock; logger
     async prune() {
       // A token is accepted until exp + clockTolerance: its id must be kept until then, or a
       // replay inside that window would find it gone.
-      await Promise.all([store.pruneUsedTokens(new Date(clock.now().getTime() - config.auth.clockTolerance * 1000)), limiter.prune()]);
+      await Promise.all([store.pruneUsedTokens(new Date(clock.now().getTime() - config.auth.clockTolerance * 1000)), limiter.prune(), acme?.prune()]);
     },
     issueServerCertificate: (names, ttl) => issueServerCertificate({ signer, store, clock, validity: config.issuance }, names, ttl),
     close: async () => {
+      // Validations in flight record their outcome before the database goes.
+      await acme?.drain();
       await crl.stop();
       await auditSealer.stop();
       await fleetMonitor.stop();

@@ -18,6 +18,7 @@ export interface Metrics {
   renewalReuses: Counter;
   /** POSTs of the fleet webhook (monitor.webhook), by outcome: sent, retried, failed. */
   webhookNotifications: Counter<'result'>;
+  acmeValidations: Counter<'type' | 'result'>;
   /** 1 while an issuer's tokens are verified with a key set past its jwksCacheMaxAge (its refetch fails). */
   jwksStale: Gauge<'issuer'>;
   jwksFetchFailures: Counter<'issuer'>;
@@ -99,6 +100,12 @@ export function createMetrics(options: {
       registers: [registry],
     }),
     revocations: new Counter({ name: 'service_ca_revocations_total', help: 'Certificates revoked, by reason', labelNames: ['reason'], registers: [registry] }),
+    acmeValidations: new Counter({
+      name: 'service_ca_acme_validations_total',
+      help: 'ACME challenge validations finished by this process, by challenge type and result (valid, invalid)',
+      labelNames: ['type', 'result'],
+      registers: [registry],
+    }),
     webhookNotifications: new Counter({
       name: 'service_ca_webhook_notifications_total',
       help: 'Attempts to POST fleet alerts to monitor.webhook, by result: sent (answered 2xx), retried (failed, another attempt follows), failed (the last attempt failed; tried again at the next check)',

@@ -20,7 +20,11 @@ export type AuditAction =
   | 'certificate.revoke'
   | 'identity.revoke'
   | 'certificates.list'
-  | 'audit.read';
+  | 'audit.read'
+  /** An ACME external account binding made (POST /v1/acme/eab). */
+  | 'acme.binding'
+  /** An ACME account created, deactivated or given a new key. */
+  | 'acme.account';
 
 export interface AuditEvent {
   /** Milliseconds matter: the canonical form carries the ISO time. */

@@ -1,4 +1,5 @@
 /** The command table. */
+import { acmeCommand } from './acme.js';
 import { listCommand, revokeCommand, statusCommand } from './admin.js';
 import { agentCommand } from './agent.js';
 import { auditCommand } from './audit.js';
@@ -26,6 +27,7 @@ export const commands: Command[] = [
   fleetCommand,
   inspectCommand,
   auditCommand,
+  acmeCommand,
   agentCommand,
   bootstrapCommand,
 ];

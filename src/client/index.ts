@@ -113,6 +113,15 @@ export interface RawResponse {
   body: Buffer;
 }
 
+/** POST /v1/acme/eab's answer: what an ACME client needs to create its account. */
+export interface AcmeBinding {
+  kid: string;
+  /** base64url, no padding. */
+  hmacKey: string;
+  identity: string;
+  expires: string;
+}
+
 export class ServiceCaClient {
   constructor(private readonly options: ClientOptions) {}
 
@@ -197,6 +206,11 @@ export class ServiceCaClient {
 
   revokeIdentity(token: string, identity: string, reason: string): Promise<{ revoked: string[] }> {
     return this.json('POST', '/v1/revocations', token, { identity, reason });
+  }
+
+  /** A single-use ACME external account binding: for the token's identity, or (admin) the one named. */
+  acmeBinding(token: string, request: { identity?: string; issuer?: string } = {}): Promise<AcmeBinding> {
+    return this.json('POST', '/v1/acme/eab', token, request);
   }
 
   list(token: string, query: ListQuery = {}): Promise<{ items: CertificateRecord[]; nextCursor: string | null }> {

@@ -9,6 +9,8 @@ import { CaError } from '../errors.js';
 import type { AppDeps, AppEnv } from './context.js';
 import { limitBody } from './middleware/request-guards.js';
 import { notFound, onError, problem } from './problem.js';
+import { acmeRoutes } from './routes/acme.js';
+import { acmeBindingRoutes } from './routes/acme-eab.js';
 import { auditRoutes } from './routes/audit.js';
 import { caCertificateRoutes } from './routes/ca-certificates.js';
 import { certificateRoutes } from './routes/certificates.js';
@@ -59,6 +61,8 @@ function registerRoutes(app: OpenAPIHono<AppEnv>, listener: Listener): void {
     revocationRoutes(app);
     auditRoutes(app);
     fleetRoutes(app);
+    acmeBindingRoutes(app);
+    acmeRoutes(app);
   }
 }
 

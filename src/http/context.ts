@@ -15,9 +15,12 @@ import type { PublishedCertificates } from '../policy/published.js';
 import type { HealthCheck } from '../policy/health.js';
 import type { Metrics } from '../metrics.js';
 import type { FleetService } from '../policy/fleet.js';
+import type { AcmeService } from '../policy/acme/service.js';
 
 export interface AppDeps {
   authenticator: Authenticator;
+  /** The ACME server (policy/acme/service.ts); undefined unless acme.enabled. */
+  acme?: AcmeService | undefined;
   /** The fleet view (policy/fleet.ts). */
   fleet: FleetService;
   holderAuthenticator: Authenticator;

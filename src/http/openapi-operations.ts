@@ -27,6 +27,7 @@ export const OPERATION_IDS: Readonly<Record<string, string>> = {
   'GET /v1/audit': 'listAuditEvents',
   'GET /v1/fleet': 'listFleet',
   'GET /v1/fleet/summary': 'getFleetSummary',
+  'POST /v1/acme/eab': 'createAcmeBinding',
 };
 
 const IDENTITY_TOKEN =

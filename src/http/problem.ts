@@ -5,26 +5,10 @@
  */
 import type { Context } from 'hono';
 import { HTTPException } from 'hono/http-exception';
-import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import { CaError, type ErrorKind } from '../errors.js';
+import { acmeError } from './acme-problem.js';
+import { STATUS } from './statuses.js';
 import type { AppEnv } from './context.js';
-
-const STATUS: Record<ErrorKind, { status: ContentfulStatusCode; title: string }> = {
-  malformed: { status: 400, title: 'Malformed request' },
-  badCSR: { status: 400, title: 'Bad certificate signing request' },
-  badPublicKey: { status: 400, title: 'Unacceptable public key' },
-  badRevocationReason: { status: 400, title: 'Bad revocation reason' },
-  unauthorized: { status: 401, title: 'Unauthorized' },
-  forbidden: { status: 403, title: 'Forbidden' },
-  rejectedIdentifier: { status: 403, title: 'Name outside policy' },
-  notFound: { status: 404, title: 'Not found' },
-  alreadyRevoked: { status: 409, title: 'Already revoked' },
-  payloadTooLarge: { status: 413, title: 'Payload too large' },
-  unsupportedMediaType: { status: 415, title: 'Unsupported media type' },
-  rateLimited: { status: 429, title: 'Too many requests' },
-  serverInternal: { status: 500, title: 'Internal server error' },
-  unavailable: { status: 503, title: 'Service unavailable' },
-};
 
 export const PROBLEM_TYPE_PREFIX = 'urn:service-ca:error:';
 
@@ -43,20 +27,23 @@ export function problem(c: Context<AppEnv>, err: CaError): Response {
   return c.body(JSON.stringify(body), status, headers);
 }
 
-/** Hono's onError: everything thrown in a request ends here. */
+/** Hono's onError: everything thrown in a request ends here (ACME's routes answer ACME's problems). */
 export function onError(err: Error, c: Context<AppEnv>): Response {
+  if (c.var.deps?.acme && c.req.path.startsWith('/acme/')) return acmeError(c, err instanceof HTTPException ? httpExceptionError(err) : err);
   if (err instanceof CaError) {
     if (err.kind === 'serverInternal' || err.kind === 'unavailable') {
       c.get('logger')?.warn({ err: err.cause ?? err, kind: err.kind }, err.detail);
     }
     return problem(c, err);
   }
-  if (err instanceof HTTPException) {
-    const kind: ErrorKind = err.status === 413 ? 'payloadTooLarge' : err.status === 415 ? 'unsupportedMediaType' : err.status === 401 ? 'unauthorized' : 'malformed';
-    return problem(c, new CaError(kind, kind === 'malformed' ? 'the request body is not valid JSON' : err.message));
-  }
+  if (err instanceof HTTPException) return problem(c, httpExceptionError(err));
   c.get('logger')?.error({ err }, 'unhandled error');
   return problem(c, new CaError('serverInternal', `an internal error occurred (request ${c.get('requestId') ?? 'unknown'})`));
+}
+
+function httpExceptionError(err: HTTPException): CaError {
+  const kind: ErrorKind = err.status === 413 ? 'payloadTooLarge' : err.status === 415 ? 'unsupportedMediaType' : err.status === 401 ? 'unauthorized' : 'malformed';
+  return new CaError(kind, kind === 'malformed' ? 'the request body is not valid JSON' : err.message);
 }
 
 export function notFound(c: Context<AppEnv>): Response {

@@ -22,6 +22,8 @@ export const AUDIT_ACTIONS: readonly AuditAction[] = [
   'identity.revoke',
   'certificates.list',
   'audit.read',
+  'acme.binding',
+  'acme.account',
 ];
 
 export interface AuditQuery {

@@ -26,7 +26,7 @@ import type { IssuanceLimiter } from './rate-limits.js';
 import { auditingRefusals } from './refusals.js';
 import { renewalWindow } from './renewal.js';
 import { normalizeSerial } from './serials.js';
-import { computeValidity, parseTtl, type ValidityRules } from './validity.js';
+import { computeValidity, parseTtl, requestedValidity, type ValidityRules } from './validity.js';
 import { issuanceOf, viewOf, type CertificateView, type Issuance } from './views.js';
 
 export type { CertificateView, Issuance };
@@ -34,6 +34,10 @@ export type { CertificateView, Issuance };
 export interface IssueRequest {
   csr: string;
   ttl?: string | number | undefined;
+  /** An exact window (ACME's notBefore/notAfter), in place of `ttl`: refused when it does not fit the caps. */
+  window?: { notBefore: Date | null; notAfter: Date } | undefined;
+  /** Added to the audit row's detail (ACME: the account and order). */
+  auditDetail?: Record<string, unknown> | undefined;
 }
 
 export interface CertificateAuthority {
@@ -134,7 +138,10 @@ export function createCertificateAuthority(deps: CertificateAuthorityDeps): Cert
     const now = clock.now();
     // A renewal gets at most its parent's lifetime: a key alone never buys a longer certificate.
     const maxTtl = Math.min(grant.maxTtl ?? Infinity, renews?.lifetimeSeconds ?? Infinity);
-    const validity = computeValidity(now, ttl, deps.validity, Number.isFinite(maxTtl) ? maxTtl : undefined, authority);
+    const policyMaxTtl = Number.isFinite(maxTtl) ? maxTtl : undefined;
+    const validity = request.window
+      ? requestedValidity(now, request.window, deps.validity, policyMaxTtl, authority)
+      : computeValidity(now, ttl, deps.validity, policyMaxTtl, authority);
     const issued = signer.issueLeaf({
       spki: csr.spki,
       keyType: csr.keyType,
@@ -166,7 +173,7 @@ export function createCertificateAuthority(deps: CertificateAuthorityDeps): Cert
         at: now,
         actor: principal.identity,
         action: action(principal),
-        detail: { issuer: principal.issuer, notAfter: issued.notAfter.toISOString(), sans: csr.sans, ...(renewedFrom ? { renewedFrom } : {}) },
+        detail: { issuer: principal.issuer, notAfter: issued.notAfter.toISOString(), sans: csr.sans, ...(renewedFrom ? { renewedFrom } : {}), ...request.auditDetail },
       },
     );
     if (outcome !== 'recorded') return retried(principal, csr, digest, outcome);

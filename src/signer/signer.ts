@@ -4,7 +4,7 @@
  * kept in this closure as a node KeyObject (node:crypto signs on it directly, without the thread
  * pool round trip of WebCrypto); nothing outside this module can reach it.
  */
-import { randomBytes } from 'node:crypto';
+import { hkdfSync, randomBytes } from 'node:crypto';
 import { X509Certificate, verify as nodeVerify } from 'node:crypto';
 import type { Clock } from '../clock.js';
 import { CaError } from '../errors.js';
@@ -35,6 +35,14 @@ export interface Signer {
   signCrl(header: CrlHeader, entries: CrlEntries): Buffer;
   /** Signs and verifies a probe value: the readiness check of the key. */
   selfTest(): boolean;
+  /**
+   * A 32-byte secret for `purpose`, the same in every replica and worker that holds this CA key
+   * and different for every purpose: HKDF-SHA-256 (RFC 5869) over the key's PKCS#8 encoding.
+   * It keys the MACs of ACME nonces and external account bindings, so that neither needs a
+   * secret in the database nor in any process's memory but this module's. The key itself never
+   * leaves; a secret does not reveal it (HKDF is one-way).
+   */
+  deriveSecret(purpose: string): Buffer;
 }
 
 export interface SignerConfig {
@@ -73,6 +81,7 @@ export function createSigner(config: SignerConfig, clock: Clock): Signer {
   };
   const publicKey = new X509Certificate(authority.intermediateDer).publicKey;
   const encodeTbs = leafEncoder(issuer);
+  const secrets = new Map<string, Buffer>();
 
   return {
     authority,
@@ -103,6 +112,16 @@ export function createSigner(config: SignerConfig, clock: Clock): Signer {
       }
       const tbs = encodeCrlTbs(header, { subjectDer: authority.subjectDer, keyIdentifier: authority.keyIdentifier, signatureAlgorithm: algorithm.identifier }, entries);
       return encodeSignedCrl(tbs, algorithm.identifier, algorithm.sign(tbs));
+    },
+    deriveSecret(purpose) {
+      let secret = secrets.get(purpose);
+      if (!secret) {
+        const ikm = key.export({ format: 'der', type: 'pkcs8' });
+        secret = Buffer.from(hkdfSync('sha256', ikm, 'service-ca derived secrets v1', purpose, 32));
+        ikm.fill(0);
+        secrets.set(purpose, secret);
+      }
+      return secret;
     },
     selfTest() {
       try {

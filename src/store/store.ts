@@ -18,6 +18,8 @@ import { claimFleetAlertCheck, extendFleetAlertCheck, markFleetAlertsSent, pendi
 import { countFleet, listFleet, recordPolls, sharedFleetCounts, type FleetCounts, type FleetQuery, type FleetRow, type Poll, type SeverityRules, type StoredFleetCounts } from './fleet.js';
 import { revokeIdentity, revokeOne, type Revocation, type RevokedCertificate } from './revocations.js';
 import { CaError } from '../errors.js';
+import { acmeAccountStore, type AcmeAccountStore } from './acme-accounts.js';
+import { acmeOrderStore, type AcmeOrderStore } from './acme-orders.js';
 import { asDate, fromRawRow, RAW_CERTIFICATE_COLUMNS, type RawCertificateRow } from './rows.js';
 import { listenForCrls, type CrlListenerHandlers, type CrlNotice, type Subscription } from './notifications.js';
 
@@ -137,7 +139,20 @@ export interface Store {
   groupCommitStats(): { batches: number; items: number };
   /** The public reads' pool (Postgres only). */
   publicPoolStats(): PoolStats | undefined;
+  /** ACME accounts, bindings, nonces, orders, authorizations and challenges (store/acme-*.ts). */
+  readonly acme: AcmeStore;
   close(): Promise<void>;
+}
+
+export type AcmeStore = AcmeAccountStore & AcmeOrderStore;
+export type { AcmeAccount, AcmeBinding } from './acme-accounts.js';
+export type { AcmeAuthorization, AcmeChallenge, AcmeChallengeType, AcmeIdentifier, AcmeOrder, NewAcmeAuthorization } from './acme-orders.js';
+
+/** Every method of `methods` with its database errors mapped as guarded() maps them. */
+function allGuarded<T extends object>(methods: T): T {
+  return Object.fromEntries(
+    Object.entries(methods).map(([name, fn]) => [name, (...args: unknown[]) => guarded(() => (fn as (...a: unknown[]) => Promise<unknown>)(...args))]),
+  ) as T;
 }
 
 /** What renewal-info needs of a certificate (docs/api.md "Renewal window"). */
@@ -181,6 +196,7 @@ export function storeOn(database: Database, listenUrl?: string, groupCommit: Gro
   );
   return {
     kind: database.kind,
+    acme: allGuarded({ ...acmeAccountStore(database), ...acmeOrderStore(database) }),
     recordIssuance: (cert, tokenUse, audit) => issuances.submit({ cert, tokenUse, audit }),
     getCertificate: (serial) =>
       guarded(async () => {

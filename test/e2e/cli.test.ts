@@ -367,6 +367,7 @@ describe('--help and bad usage', () => {
     revoke: [['--serial', 'ab', '--server', 'http://127.0.0.1:9', '--token-file', 't'], ['--serial', 'ab', '--identity', 'x', '--reason', 'superseded', '--server', 'http://127.0.0.1:9', '--token-file', 't']],
     list: [['--bogus'], ['--token-file', 't']],
     audit: [[], ['check'], ['verify'], ['verify', '--bogus']],
+    acme: [[], ['frobnicate'], ['eab', '--bogus'], ['eab', '--issuer', 'k8s', '--server', 'http://127.0.0.1:9', '--token-file', 't']],
     config: [[], ['check'], ['frobnicate'], ['check', 'a.yaml', 'b.yaml']],
     healthcheck: [['--bogus']],
     inspect: [[], ['--bogus'], ['a.pem', 'b.pem']],

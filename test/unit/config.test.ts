@@ -154,6 +154,21 @@ describe('the contract example', () => {
     assert.equal(c.auth.issuers[0]!.requireJti, false);
     assert.deepEqual(c.policies, []);
     assert.equal(c.limits.bodyBytes, 64 * 1024);
+    assert.deepEqual(c.acme, { enabled: false, challengePorts: { http01: 80, tlsalpn01: 443 }, eabTtl: 86400, authorizationReuse: 86400, orderLifetime: 86400, challengeTimeout: 10 });
+  });
+
+  it('takes the acme section of docs/api.md "Configuration contract", and a policy\'s acme.challenges', () => {
+    const c = parseConfig(
+      {
+        ...minimal(),
+        acme: { enabled: true, resolver: '127.0.0.1:5353', challengePorts: { http01: 5002, tlsalpn01: 5001 }, eabTtl: '1h', authorizationReuse: 0, orderLifetime: '2h', challengeTimeout: '5s' },
+        policies: [{ identity: 'x', dns: ['x.svc'], acme: { challenges: 'none' } }, { identity: 'y' }],
+      },
+      { baseDir: '/', env: {} },
+    );
+    assert.deepEqual(c.acme, { enabled: true, resolver: '127.0.0.1:5353', challengePorts: { http01: 5002, tlsalpn01: 5001 }, eabTtl: 3600, authorizationReuse: 0, orderLifetime: 7200, challengeTimeout: 5 });
+    assert.deepEqual(c.policies.map((p) => p.acme.challenges), ['none', 'required']);
+    assert.equal(parseConfig({ ...minimal(), acme: { resolver: '[::1]:53' } }, { baseDir: '/', env: {} }).acme.resolver, '[::1]:53');
   });
 });
 
@@ -213,6 +228,10 @@ describe('errors name the key path', () => {
     ['a relative publicUrl', { ...minimal(), publicUrl: 'ca.example' }, /^config: publicUrl: /m],
     ['several workers on the embedded database', { ...minimal(), server: { workers: 2 } }, /^config: server\.workers: .*embedded database/m],
     ['zero workers', { ...minimal(), database: { url: 'postgres://h/db' }, server: { workers: 0 } }, /^config: server\.workers: /m],
+    ['an ACME resolver without a port', { ...minimal(), acme: { resolver: '10.0.0.53' } }, /^config: acme\.resolver: must be host:port/m],
+    ['an ACME challenge port of 0', { ...minimal(), acme: { challengePorts: { http01: 0 } } }, /^config: acme\.challengePorts\.http01: /m],
+    ['a challenge timeout over 2 minutes', { ...minimal(), acme: { challengeTimeout: '5m' } }, /^config: acme\.challengeTimeout: /m],
+    ['a policy\'s unknown acme.challenges', { ...minimal(), policies: [{ identity: 'x', acme: { challenges: 'sometimes' } }] }, /^config: policies\.0\.acme\.challenges: /m],
     ['a keep-alive timeout of zero', { ...minimal(), server: { keepAliveTimeout: 0 } }, /^config: server\.keepAliveTimeout: /m],
     ['a keep-alive timeout over an hour', { ...minimal(), server: { keepAliveTimeout: '2h' } }, /^config: server\.keepAliveTimeout: /m],
     ['two DNS captures joined by a hyphen', { ...minimal(), policies: [{ identity: 'spiffe://x/{ns}/{sa}', dns: ['{sa}-{ns}.svc'] }] }, /^config: policies\.0\.dns\.0: .*could be filled two ways: \{sa\} and \{ns\}/m],

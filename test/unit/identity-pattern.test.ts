@@ -12,7 +12,7 @@ import fc from 'fast-check';
 import type { PolicyConfig } from '../../src/config.js';
 import { compilePolicies } from '../../src/policy/names.js';
 
-const policy = (identity: string): PolicyConfig => ({ identity, dns: [], uri: [], ip: [], email: [], wildcards: false, extendedKeyUsage: ['serverAuth', 'clientAuth'] });
+const policy = (identity: string): PolicyConfig => ({ identity, dns: [], uri: [], ip: [], email: [], wildcards: false, extendedKeyUsage: ['serverAuth', 'clientAuth'], acme: { challenges: 'required' } });
 const matcher = (identity: string) => compilePolicies([policy(identity)])[0]!;
 
 /** The RegExp the patterns compiled to before (the oracle for small inputs only). */

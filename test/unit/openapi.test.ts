@@ -30,6 +30,7 @@ it('openapi/openapi.json matches the routes (run "npm run openapi" after changin
   const doc = JSON.parse(committed) as Document;
   assert.equal(doc.openapi, '3.1.0');
   assert.ok(doc.paths['/v1/certificates']?.post);
+  assert.ok(doc.paths['/v1/acme/eab']?.post, 'the ACME binding endpoint is documented');
   assert.ok(doc.paths['/v1/certificates/{serial}']?.get);
   assert.ok(doc.paths['/v1/config.schema.json']?.get);
   assert.deepEqual(JSON.parse(JSON.stringify(openApiDocument())), doc, '/openapi.json serves the committed document, operation ids included');
@@ -38,7 +39,7 @@ it('openapi/openapi.json matches the routes (run "npm run openapi" after changin
 it('gives every operation a distinct camelCase operationId, the one src/http/openapi-operations.ts names', () => {
   const doc = JSON.parse(readFileSync(OPENAPI_PATH, 'utf8')) as Document;
   const ops = operations(doc);
-  assert.equal(ops.length, 19);
+  assert.equal(ops.length, 20);
   for (const { key, op } of ops) {
     assert.match(op.operationId ?? '', /^[a-z][a-zA-Z0-9]*$/, `${key} has no camelCase operationId`);
     assert.equal(op.operationId, OPERATION_IDS[key], key);

@@ -1,0 +1,40 @@
+/**
+ * ACME's problem documents (RFC 8555 §6.7): the one place an error on an /acme/ route becomes an
+ * answer, with ACME's error types (`urn:ietf:params:acme:error:…`), the statuses of
+ * http/problem.ts, and the headers every ACME answer carries: a fresh Replay-Nonce (so that a
+ * client refused with badNonce retries at once, §6.5), the directory's Link and no caching.
+ * Unknown errors become serverInternal with a fixed detail; the cause is only logged.
+ */
+import type { Context } from 'hono';
+import { CaError } from '../errors.js';
+import { acmeProblem, acmeUrls } from '../policy/acme/resources.js';
+import type { AppEnv } from './context.js';
+import { STATUS } from './statuses.js';
+
+/** The base of the ACME URLs as this request reached the CA: its origin and /acme. */
+export const acmeBase = (c: Context<AppEnv>) => `${new URL(c.req.url).origin}/acme`;
+
+/** The headers of every ACME answer. */
+export function acmeHeaders(c: Context<AppEnv>): Record<string, string> {
+  const acme = c.var.deps.acme;
+  const headers: Record<string, string> = { 'Cache-Control': 'no-store', Link: `<${acmeUrls(acmeBase(c)).directory}>;rel="index"` };
+  if (acme) headers['Replay-Nonce'] = acme.nonces.mint();
+  return headers;
+}
+
+export function acmeError(c: Context<AppEnv>, thrown: unknown): Response {
+  let err: CaError;
+  if (thrown instanceof CaError) {
+    err = thrown;
+    if (err.kind === 'serverInternal' || err.kind === 'unavailable') c.get('logger')?.warn({ err: err.cause ?? err, kind: err.kind }, err.detail);
+  } else {
+    c.get('logger')?.error({ err: thrown }, 'unhandled error');
+    err = new CaError('serverInternal', `an internal error occurred (request ${c.get('requestId') ?? 'unknown'})`);
+  }
+  const { status } = STATUS[err.kind];
+  const headers: Record<string, string> = { ...acmeHeaders(c), 'Content-Type': 'application/problem+json' };
+  if (err.kind === 'rateLimited' || err.kind === 'unavailable') headers['Retry-After'] = String(err.retryAfter ?? 1);
+  if (err.location) headers.Location = err.location;
+  if (err.kind === 'payloadTooLarge') headers.Connection = 'close';
+  return c.body(JSON.stringify(acmeProblem(err, status)), status, headers);
+}

@@ -1,0 +1,126 @@
+/**
+ * ACME (RFC 8555) on the API listener under /acme/ (docs/api.md "ACME"). Every POST is a JWS
+ * (`application/jose+json`) that policy authenticates; these handlers only read the body, call
+ * one policy function, and shape the answer with ACME's headers (Replay-Nonce, Link, Location).
+ * Errors become ACME problem documents in http/acme-problem.ts. The protocol is not in the
+ * OpenAPI document: its contract is RFC 8555.
+ */
+import type { OpenAPIHono } from '@hono/zod-openapi';
+import type { Context } from 'hono';
+import { CaError } from '../../errors.js';
+import type { AcmeService } from '../../policy/acme/service.js';
+import { accountView, acmeUrls, authorizationView, challengeView, orderView, type AcmeUrls } from '../../policy/acme/resources.js';
+import type { Authenticated, SignedBy } from '../../policy/acme/requests.js';
+import { acmeBase, acmeHeaders } from '../acme-problem.js';
+import type { AppEnv } from '../context.js';
+
+type Ctx = Context<AppEnv>;
+
+function service(c: Ctx): AcmeService {
+  const acme = c.var.deps.acme;
+  if (!acme) throw new CaError('notFound', 'ACME is not enabled on this CA (acme.enabled)');
+  return acme;
+}
+
+/** Reads and authenticates a POST: its media type, its JSON body, its JWS. */
+async function signed(c: Ctx, signedBy: SignedBy): Promise<{ acme: AcmeService; auth: Authenticated; urls: AcmeUrls }> {
+  const acme = service(c);
+  const type = (c.req.header('Content-Type') ?? '').split(';')[0]!.trim().toLowerCase();
+  if (type !== 'application/jose+json') throw new CaError('unsupportedMediaType', 'ACME requests are application/jose+json');
+  let body: unknown;
+  try {
+    body = JSON.parse(await c.req.text());
+  } catch {
+    throw new CaError('malformed', 'the body is not JSON');
+  }
+  const urls = acmeUrls(acmeBase(c));
+  const url = `${new URL(c.req.url).origin}${new URL(c.req.url).pathname}`;
+  return { acme, auth: await acme.authenticate({ body, url }, signedBy), urls };
+}
+
+const json = (c: Ctx, body: unknown, status: 200 | 201, extra: Record<string, string> = {}) =>
+  c.body(JSON.stringify(body), status, { ...acmeHeaders(c), 'Content-Type': 'application/json', ...extra });
+
+export function acmeRoutes(app: OpenAPIHono<AppEnv>): void {
+  app.get('/acme/directory', (c) => c.body(JSON.stringify(service(c).directory(acmeUrls(acmeBase(c)))), 200, { 'Content-Type': 'application/json', 'Cache-Control': 'public, max-age=3600' }));
+
+  // newNonce (§7.2): HEAD answers 200, GET 204, both with a fresh nonce and no caching (hono
+  // routes HEAD to the GET handler).
+  app.get('/acme/new-nonce', (c) => {
+    service(c);
+    return c.body(null, c.req.method === 'HEAD' ? 200 : 204, acmeHeaders(c));
+  });
+
+  app.post('/acme/new-account', async (c) => {
+    const { acme, auth, urls } = await signed(c, 'jwk');
+    const { created, account } = await acme.accounts.newAccount(auth, urls);
+    return json(c, accountView(account, urls), created ? 201 : 200, { Location: urls.account(account.id) });
+  });
+
+  app.post('/acme/account/:id', async (c) => {
+    const { acme, auth, urls } = await signed(c, 'account');
+    const account = await acme.accounts.account(auth, c.req.param('id'));
+    return json(c, accountView(account, urls), 200, { Location: urls.account(account.id) });
+  });
+
+  app.post('/acme/account/:id/orders', async (c) => {
+    const { acme, auth, urls } = await signed(c, 'account');
+    const ids = await acme.orders.orders(auth, c.req.param('id'));
+    return json(c, { orders: ids.map(urls.order) }, 200);
+  });
+
+  app.post('/acme/key-change', async (c) => {
+    const { acme, auth, urls } = await signed(c, 'account');
+    const account = await acme.accounts.keyChange(auth, urls.keyChange, urls);
+    return json(c, accountView(account, urls), 200, { Location: urls.account(account.id) });
+  });
+
+  app.post('/acme/new-order', async (c) => {
+    const { acme, auth, urls } = await signed(c, 'account');
+    const order = await acme.orders.newOrder(auth);
+    return json(c, orderView(order, urls), 201, { Location: urls.order(order.id) });
+  });
+
+  app.post('/acme/order/:id', async (c) => {
+    const { acme, auth, urls } = await signed(c, 'account');
+    const order = await acme.orders.order(auth, c.req.param('id'));
+    return json(c, orderView(order, urls), 200);
+  });
+
+  app.post('/acme/order/:id/finalize', async (c) => {
+    const { acme, auth, urls } = await signed(c, 'account');
+    const order = await acme.orders.finalize(auth, c.req.param('id'));
+    return json(c, orderView(order, urls), 200, { Location: urls.order(order.id) });
+  });
+
+  app.post('/acme/authz/:id', async (c) => {
+    const { acme, auth, urls } = await signed(c, 'account');
+    const authz = await acme.challenges.authorization(auth, c.req.param('id'));
+    return json(c, authorizationView(authz, urls), 200);
+  });
+
+  app.post('/acme/chall/:id', async (c) => {
+    const { acme, auth, urls } = await signed(c, 'account');
+    const { challenge, authorizationId } = await acme.challenges.challenge(auth, c.req.param('id'));
+    return json(c, challengeView(challenge, urls), 200, { Link: `<${urls.authorization(authorizationId)}>;rel="up", <${urls.directory}>;rel="index"` });
+  });
+
+  app.post('/acme/cert/:serial', async (c) => {
+    const { acme, auth } = await signed(c, 'account');
+    const pem = await acme.orders.certificate(auth, c.req.param('serial'), acme.chain);
+    return c.body(pem, 200, { ...acmeHeaders(c), 'Content-Type': 'application/pem-certificate-chain' });
+  });
+
+  app.post('/acme/revoke-cert', async (c) => {
+    const { acme, auth } = await signed(c, 'either');
+    await acme.revocation.revokeCert(auth);
+    return c.body(null, 200, acmeHeaders(c));
+  });
+
+  // ARI (RFC 9773 §4): a GET, unauthenticated, with the REST API's window.
+  app.get('/acme/renewal-info/:certId', async (c) => {
+    const info = await service(c).revocation.renewalInfo(c.req.param('certId'));
+    const window = { start: info.window.start.toISOString(), end: info.window.end.toISOString() };
+    return c.body(JSON.stringify({ suggestedWindow: window }), 200, { 'Content-Type': 'application/json', 'Retry-After': String(info.retryAfter), 'Cache-Control': 'no-store' });
+  });
+}
