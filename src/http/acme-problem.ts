@@ -11,8 +11,20 @@ import { acmeProblem, acmeUrls } from '../policy/acme/resources.js';
 import type { AppEnv } from './context.js';
 import { STATUS } from './statuses.js';
 
+/**
+ * The origin as the client named it: the request's, with the scheme of `X-Forwarded-Proto` when
+ * a proxy that ends TLS (server.tls.mode off) says `https`. Trusting the header gives a client
+ * nothing: the JWS `url` must match what it says, and the path still has to be this one.
+ */
+export function requestOrigin(c: Context<AppEnv>): string {
+  const url = new URL(c.req.url);
+  const forwarded = c.req.header('X-Forwarded-Proto')?.split(',')[0]?.trim().toLowerCase();
+  if ((forwarded === 'https' || forwarded === 'http') && url.protocol !== `${forwarded}:`) url.protocol = forwarded;
+  return url.origin;
+}
+
 /** The base of the ACME URLs as this request reached the CA: its origin and /acme. */
-export const acmeBase = (c: Context<AppEnv>) => `${new URL(c.req.url).origin}/acme`;
+export const acmeBase = (c: Context<AppEnv>) => `${requestOrigin(c)}/acme`;
 
 /** The headers of every ACME answer. */
 export function acmeHeaders(c: Context<AppEnv>): Record<string, string> {

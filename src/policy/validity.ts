@@ -60,7 +60,8 @@ export function computeValidity(
  * An exact window asked for (ACME's `notBefore`/`notAfter`, RFC 8555 §7.1.3), honoured when it
  * fits the caps: its lifetime within the policy's and the issuance maxTtl, ending after `now`
  * and within the intermediate's validity, starting no earlier than `now` minus the backdate.
- * Without a notBefore it starts as any certificate does. Never shortened or moved: a window that
+ * Without a notBefore it starts as any certificate does, or later where the backdate would
+ * take the lifetime past the cap. Never shortened or moved: a window that
  * does not fit is refused (malformed), since a client asked for exactly this one.
  */
 export function requestedValidity(
@@ -71,10 +72,12 @@ export function requestedValidity(
   ca: { notBefore: Date; notAfter: Date },
 ): { notBefore: Date; notAfter: Date } {
   const earliest = now.getTime() - rules.backdate * 1000;
-  const notBefore = requested.notBefore ?? new Date(Math.max(earliest, ca.notBefore.getTime()));
-  notBefore.setUTCMilliseconds(0);
   const notAfter = new Date(Math.floor(requested.notAfter.getTime() / 1000) * 1000);
   const cap = Math.min(rules.maxTtl, policyMaxTtl ?? Infinity);
+  // Without a notBefore, the backdate gives way to the cap: a notAfter of now + maxTtl fits.
+  const notBefore = requested.notBefore ? new Date(requested.notBefore) : new Date(Math.max(earliest, notAfter.getTime() - cap * 1000, ca.notBefore.getTime()));
+  notBefore.setUTCMilliseconds(0);
+  if (!requested.notBefore && notBefore.getTime() > now.getTime()) throw new CaError('malformed', `the window asked for is longer than the policy allows (${cap} s)`);
   if (notBefore.getTime() < earliest - 1000) throw new CaError('malformed', `notBefore lies more than issuance.backdate (${rules.backdate} s) in the past`);
   if (notAfter.getTime() <= Math.max(now.getTime(), notBefore.getTime())) throw new CaError('malformed', 'notAfter must be later than notBefore and than now');
   if ((notAfter.getTime() - notBefore.getTime()) / 1000 > cap) throw new CaError('malformed', `the window asked for is longer than the policy allows (${cap} s)`);

@@ -243,7 +243,8 @@ export function acmeOrderStore(database: Database) {
         if (!challenge) return;
         await tx
           .update(acmeAuthorizations)
-          .set(outcome.valid ? { status: 'valid', expiresAt: new Date(now.getTime() + reuseSeconds * 1000) } : { status: 'invalid' })
+          // Valid until the later of its order's expiry and the reuse time: an order can always be finalized.
+          .set(outcome.valid ? { status: 'valid', expiresAt: sql`greatest(${acmeAuthorizations.expiresAt}, ${new Date(now.getTime() + reuseSeconds * 1000).toISOString()}::timestamptz)` } : { status: 'invalid' })
           .where(and(eq(acmeAuthorizations.id, challenge.authorizationId), eq(acmeAuthorizations.status, 'pending')));
       });
     },

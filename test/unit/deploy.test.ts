@@ -1427,3 +1427,391 @@ describe('the checks fail on broken manifests', () => {
   });
 
 });
+
+/**
+ * The cert-manager example (deploy/kubernetes/examples/cert-manager) against the CA's manifests
+ * and the commands of its own README: the kinds and API versions; the ClusterIssuer's ACME
+ * server is the CA Service's API port, under a name the API certificate holds, at
+ * /acme/directory, with the root as caBundle; its external account binding's Secret (name, key,
+ * cert-manager's namespace) is the template's and the one the README creates; the identity it is
+ * annotated with is the example service account's, whose token the README asks for (the CA
+ * issuer's audience, within its maxTokenAge) and hands to `service-ca acme eab` (whose option
+ * parsing is run); the Certificate's names are granted to that identity by the CA's policy, its
+ * duration is the lifetime the CA grants and its key a kind the CA signs; every name leads to the
+ * ingress controller whose class the http-01 solver uses, and the Ingress serves the
+ * Certificate's Secret; every placeholder of the applied files is filled by the README's sed;
+ * the kustomization applies every file but the Secret template and sets no namespace (the
+ * ClusterIssuer is cluster-scoped); and the CA's NetworkPolicy admits cert-manager's namespace
+ * once the README has labelled it, and not before. The last part breaks a copy of the files or
+ * the README and expects each check to object.
+ */
+describe('the cert-manager example (deploy/kubernetes/examples/cert-manager)', () => {
+  const CM_DIR = `${KUBE_DIR}/examples/cert-manager`;
+  /** The namespace a ClusterIssuer's Secrets are read from (cert-manager's own, by default). */
+  const CERT_MANAGER_NAMESPACE = 'cert-manager';
+  const IDENTITY_ANNOTATION = 'service-ca/identity';
+
+  type Annotated = Meta & { annotations?: Record<string, string> };
+  interface SecretKeySelector { name?: string; key?: string }
+  interface AcmeIssuerSpec {
+    server?: string;
+    caBundle?: string;
+    skipTLSVerify?: boolean;
+    privateKeySecretRef?: SecretKeySelector;
+    externalAccountBinding?: { keyID?: string; keySecretRef?: SecretKeySelector };
+    enableDurationFeature?: boolean;
+    solvers?: { http01?: { ingress?: { ingressClassName?: string; class?: string } }; dns01?: unknown }[];
+  }
+  interface ClusterIssuerDoc extends Doc { metadata?: Annotated; spec?: { acme?: AcmeIssuerSpec } }
+  interface CertificateDoc extends Doc {
+    spec?: {
+      secretName?: string;
+      issuerRef?: { group?: string; kind?: string; name?: string };
+      dnsNames?: string[];
+      ipAddresses?: string[];
+      uris?: string[];
+      emailAddresses?: string[];
+      duration?: string;
+      renewBefore?: string;
+      privateKey?: { algorithm?: string; size?: number };
+    };
+  }
+  interface IngressBackend { service?: { name?: string; port?: { name?: string; number?: number } } }
+  interface IngressDoc extends Doc {
+    spec?: {
+      ingressClassName?: string;
+      tls?: { hosts?: string[]; secretName?: string }[];
+      rules?: { host?: string; http?: { paths?: { backend?: IngressBackend }[] } }[];
+    };
+  }
+  interface ServiceDoc extends Doc { spec?: { type?: string; externalName?: string; selector?: Record<string, string> } }
+
+  interface Example {
+    files: Record<string, Doc[]>;
+    kustomization: Kustomization;
+    readme: string;
+  }
+
+  const readExample = (): Example => {
+    const { files, kustomization } = readKustomized(CM_DIR);
+    return { files, kustomization, readme: readText(`${CM_DIR}/README.md`) };
+  };
+
+  /** The README's shell commands, one a line: continuations joined, comments dropped. */
+  const readmeCommands = (readme: string): string[] =>
+    [...readme.matchAll(/^```(?:sh|bash|shell)\n([\s\S]*?)^```/gm)]
+      .flatMap((m) => m[1]!.replace(/\\\n\s*/g, ' ').split('\n'))
+      .map((l) => l.replace(/(^|\s)#.*$/, '').trim())
+      .filter(Boolean);
+
+  /** A Go duration of hours, minutes and seconds (`24h`, `1h30m`, `2160h0m0s`) in seconds, as cert-manager and kubectl read it. */
+  const goDuration = (text: string | undefined): number | undefined => {
+    const m = /^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$/.exec(text ?? '');
+    return m && text ? Number(m[1] ?? 0) * 3600 + Number(m[2] ?? 0) * 60 + Number(m[3] ?? 0) : undefined;
+  };
+
+  /** The private keys the CA signs (docs/api.md "Certificate profile"), as cert-manager names them. */
+  const keyAccepted = (k: { algorithm?: string; size?: number } | undefined) => {
+    const algorithm = k?.algorithm ?? 'RSA';
+    if (algorithm === 'ECDSA') return [undefined, 256, 384].includes(k?.size);
+    if (algorithm === 'RSA') return k?.size === undefined || (k.size >= 2048 && k.size <= 4096);
+    return algorithm === 'Ed25519';
+  };
+
+  const API_VERSIONS: Record<string, string> = {
+    ClusterIssuer: 'cert-manager.io/v1',
+    Certificate: 'cert-manager.io/v1',
+    Ingress: 'networking.k8s.io/v1',
+    Namespace: 'v1',
+    ServiceAccount: 'v1',
+    Service: 'v1',
+    Secret: 'v1',
+  };
+
+  /** The `service-ca acme eab` command of the README, its arguments after `service-ca`. */
+  const eabArguments = (commands: string[]): string[] | undefined => {
+    const line = commands.find((c) => /\bservice-ca(?: --)? acme eab\b/.test(c));
+    return line?.replace(/^.*?\bservice-ca(?: --)? (acme eab\b)/, '$1').replace(/\s*>.*$/, '').split(/\s+/);
+  };
+
+  function certManagerProblems(k: Kube, ex: Example): string[] {
+    const problems: string[] = [];
+    const p = (s: string) => problems.push(s);
+    const { config } = kubeConfig(k);
+    if (!config) return ['the CA\'s configuration does not parse'];
+    const all = Object.values(ex.files).flat();
+    const commands = readmeCommands(ex.readme);
+    const text = commands.join('\n');
+
+    // Kinds and API versions; one of each of the parts that must be unique.
+    for (const d of all) {
+      const wanted = API_VERSIONS[d.kind ?? ''];
+      if (!wanted) p(`${d.kind} ${d.metadata?.name} is not a kind this example should hold`);
+      else if (d.apiVersion !== wanted) p(`${d.kind} ${d.metadata?.name} has apiVersion ${d.apiVersion}, not ${wanted}`);
+    }
+    const one = <T extends Doc>(kind: string): T | undefined => {
+      const found = all.filter((d) => d.kind === kind);
+      if (found.length !== 1) p(`the example has ${found.length} ${kind} documents, not one`);
+      return found.length === 1 ? (found[0] as T) : undefined;
+    };
+    const issuer = one<ClusterIssuerDoc>('ClusterIssuer');
+    const cert = one<CertificateDoc>('Certificate');
+    const secret = one<SecretDoc>('Secret');
+    const sa = one<Doc>('ServiceAccount');
+    const namespace = one<Doc>('Namespace');
+    const ingress = one<IngressDoc>('Ingress');
+    const services = all.filter((d): d is ServiceDoc => d.kind === 'Service');
+    if (!issuer || !cert || !secret || !sa || !namespace || !ingress) return problems;
+    const acme = issuer.spec?.acme ?? {};
+    const ns = namespace.metadata?.name;
+
+    // The kustomization: every file but the template, no Secret, no namespace (kustomize would
+    // write it into the cluster-scoped ClusterIssuer too).
+    const applied = ex.kustomization.resources ?? [];
+    const expected = Object.keys(ex.files).filter((f) => !f.includes('.template.')).sort();
+    if ([...applied].sort().join(', ') !== expected.join(', ')) p(`the example's kustomization resources ${applied.join(', ')} are not ${expected.join(', ')}`);
+    if (applied.some((f) => (ex.files[f] ?? []).some((d) => d.kind === 'Secret'))) p('the kustomization applies a Secret: it would replace the binding\'s key with a placeholder');
+    if (ex.kustomization.namespace !== undefined) p(`the kustomization sets namespace ${ex.kustomization.namespace}: kustomize would write it into the cluster-scoped ClusterIssuer`);
+    if (issuer.metadata?.namespace !== undefined) p(`the ClusterIssuer has namespace ${issuer.metadata.namespace}; it is cluster-scoped`);
+    for (const d of applied.flatMap((f) => ex.files[f] ?? [])) {
+      if (!['Namespace', 'ClusterIssuer'].includes(d.kind ?? '') && d.metadata?.namespace !== ns) p(`${d.kind} ${d.metadata?.name} is not in namespace ${ns}`);
+    }
+
+    // The ACME server: the CA Service's API port, a name of the API certificate, the directory.
+    const apiPort = k.service.spec.ports.find((sp) => caPort(k, sp.targetPort ?? sp.port) === config.server.port)?.port;
+    const svcHost = `${k.service.metadata?.name}.${k.service.metadata?.namespace}.svc`;
+    let url: URL | undefined;
+    try {
+      url = new URL(acme.server ?? '');
+    } catch {
+      url = undefined;
+    }
+    if (!url || url.protocol !== 'https:' || ![svcHost, `${svcHost}.cluster.local`].includes(url.hostname) || Number(url.port || 443) !== apiPort || url.pathname !== '/acme/directory' || url.search) {
+      p(`the issuer's server ${acme.server} is not https://${svcHost}:${apiPort}/acme/directory, the CA Service's API port and its ACME directory`);
+    } else if (config.server.tls.mode === 'auto' && !config.server.tls.names.includes(url.hostname)) p(`${url.hostname} is not in the CA's server.tls.names`);
+    if (!acme.caBundle || acme.skipTLSVerify) p('the issuer has no caBundle (or skips TLS verification): cert-manager must trust the CA\'s root');
+
+    // The binding: its Secret is the template, in cert-manager's namespace, made by the README.
+    const eab = acme.externalAccountBinding;
+    if (!eab?.keyID) p('the issuer has no externalAccountBinding.keyID: the CA creates no account without a binding');
+    const ref = eab?.keySecretRef;
+    const secretName = secret.metadata?.name;
+    const keys = Object.keys({ ...secret.stringData, ...secret.data });
+    if (ref?.name !== secretName) p(`keySecretRef names Secret ${ref?.name}, not the template's ${secretName}`);
+    if (!ref?.key || !keys.includes(ref.key)) p(`keySecretRef key ${ref?.key} is not a key of Secret ${secretName} (${keys.join(', ')})`);
+    const cmNamespace = secret.metadata?.namespace;
+    if (cmNamespace !== CERT_MANAGER_NAMESPACE) p(`the binding's Secret is in namespace ${cmNamespace}, not cert-manager's (${CERT_MANAGER_NAMESPACE}), where a ClusterIssuer's Secrets are read`);
+    const accountKey = acme.privateKeySecretRef?.name;
+    if (!accountKey || accountKey === secretName) p(`privateKeySecretRef ${accountKey} is missing or the binding's Secret`);
+    const created = commands.map((c) => /kubectl -n (\S+) create secret generic (\S+)(.*)$/.exec(c)).find((m) => m?.[2] === secretName);
+    if (!created) p(`the README's commands never create Secret ${secretName}`);
+    else {
+      const madeKeys = [...created[3]!.matchAll(/--from-(?:literal|file)=([\w.-]+)=/g)].map((m) => m[1]);
+      if (created[1] !== cmNamespace) p(`the README's commands create Secret ${secretName} in namespace ${created[1]}, not ${cmNamespace}`);
+      if (!ref?.key || !madeKeys.includes(ref.key)) p(`the README's commands create Secret ${secretName} with ${madeKeys.join(', ')}, without key ${ref?.key}`);
+    }
+
+    // The identity: the service account's, asked with its token, handed to `acme eab`.
+    const k8s = config.auth.issuers.find((i) => i.issuer.startsWith('https://kubernetes.default.svc'));
+    if (!k8s) return [...problems, 'the CA has no Kubernetes service-account issuer'];
+    const saNs = sa.metadata?.namespace;
+    const saName = sa.metadata?.name;
+    let identity = '';
+    try {
+      identity = renderIdentity(k8s.identity, { 'kubernetes.io': { namespace: saNs, serviceaccount: { name: saName } } });
+    } catch (err) {
+      p(`no identity for service account ${saNs}/${saName}: ${err instanceof CaError ? err.detail : String(err)}`);
+    }
+    const annotated = issuer.metadata?.annotations?.[IDENTITY_ANNOTATION];
+    if (annotated !== identity) p(`the ClusterIssuer's ${IDENTITY_ANNOTATION} ${annotated} is not ${identity}, the identity of service account ${saNs}/${saName}`);
+    const tokenAt = commands.findIndex((c) => /kubectl -n \S+ create token /.test(c));
+    const token = /kubectl -n (\S+) create token (\S+)(.*)$/.exec(commands[tokenAt] ?? '');
+    if (!token || token[1] !== saNs || token[2] !== saName) p(`the README's commands do not create a token of service account ${saNs}/${saName} (kubectl -n NS create token SA)`);
+    else {
+      const audience = /--audience[ =](\S+)/.exec(token[3]!)?.[1];
+      if (![k8s.audience].flat().includes(audience ?? '')) p(`the README's token is for audience ${audience}, not the CA issuer's (${[k8s.audience].flat().join(', ')})`);
+      const seconds = goDuration(/--duration[ =](\S+)/.exec(token[3]!)?.[1]);
+      if (seconds === undefined || seconds > (k8s.maxTokenAge ?? 3600)) p(`the README's token --duration is not set within the CA issuer's maxTokenAge (${k8s.maxTokenAge} s)`);
+      const applies = commands.findIndex((c) => /kubectl apply .*serviceaccount\.yaml/.test(c));
+      if (applies < 0 || applies > tokenAt) p('the README\'s commands do not apply serviceaccount.yaml before asking for its token');
+      const tokenFile = />\s*(\S+)/.exec(token[3]!)?.[1];
+      const eabArgs = eabArguments(commands);
+      if (!eabArgs) p('the README\'s commands never run service-ca acme eab');
+      else if (flagValue(eabArgs, 'token-file') !== tokenFile) p(`service-ca acme eab reads --token-file ${flagValue(eabArgs, 'token-file')}, not the token the README wrote (${tokenFile})`);
+    }
+
+    // Every placeholder of the applied files is filled in by the README's sed: the kid from
+    // the binding, the caBundle from the root.
+    const appliedText = applied.map((f) => readText(`${CM_DIR}/${f}`)).join('\n');
+    if (!/kubectl kustomize \S*examples\/cert-manager\s*\|\s*sed .*\|\s*kubectl apply -f -/.test(text)) p('the README does not apply the example as kubectl kustomize … | sed … | kubectl apply -f -');
+    if (/<PLACEHOLDER/.test(appliedText)) p('an applied file holds a <PLACEHOLDER…> that no command fills');
+    for (const placeholder of new Set(appliedText.match(/PLACEHOLDER-[A-Z0-9-]+/g) ?? [])) {
+      const filled = new RegExp(`s\\|${placeholder}\\|([^|]*)\\|`).exec(text)?.[1];
+      if (filled === undefined) p(`${placeholder} is not filled in by the README's commands (sed -e "s|${placeholder}|…|")`);
+      else if (placeholder === eab?.keyID && !/jq -r \.kid\b/.test(filled)) p(`the keyID ${placeholder} is filled with ${filled}, not the binding's kid`);
+      else if (placeholder === acme.caBundle && !/base64 -A\s*<\s*\S*root\.pem/.test(filled)) p(`the caBundle ${placeholder} is filled with ${filled}, not the root in base64`);
+    }
+    if (created && !/jq -r \.hmacKey\b/.test(created[3]!)) p(`Secret ${secretName} is not made from the binding's hmacKey`);
+
+    // The Certificate: this issuer, names the policy grants the identity, the CA's lifetime, a key it signs.
+    const spec = cert.spec ?? {};
+    const issuerRef = spec.issuerRef;
+    if (issuerRef?.kind !== 'ClusterIssuer' || issuerRef.name !== issuer.metadata?.name || (issuerRef.group ?? 'cert-manager.io') !== 'cert-manager.io') {
+      p(`the Certificate's issuerRef ${JSON.stringify(issuerRef)} is not ClusterIssuer ${issuer.metadata?.name}`);
+    }
+    if ((spec.uris ?? []).length > 0 || (spec.emailAddresses ?? []).length > 0) p('the Certificate asks for URI or email names, which ACME cannot order');
+    const names: SubjectAltNames = { dns: spec.dnsNames ?? [], ip: spec.ipAddresses ?? [], uri: [], email: [] };
+    let policyMaxTtl: number | undefined;
+    try {
+      const reservedNames = config.server.tls.mode === 'auto' ? config.server.tls.names : [];
+      policyMaxTtl = authorizeNames(compilePolicies(config.policies, { reservedNames }), identity, undefined, names, k8s.name).maxTtl;
+    } catch (err) {
+      p(`the Certificate's names ${[...names.dns, ...names.ip].join(', ')} are not granted to ${identity}: ${err instanceof CaError ? err.detail : String(err)}`);
+    }
+    const cap = Math.min(config.issuance.maxTtl, policyMaxTtl ?? Infinity);
+    const lifetime = Math.min(config.issuance.defaultTtl, cap);
+    const duration = goDuration(spec.duration);
+    if (spec.duration !== undefined && duration !== lifetime) p(`the Certificate's duration ${spec.duration} is not the lifetime the CA grants (${lifetime} s)`);
+    if (acme.enableDurationFeature && (duration ?? 90 * 86400) + config.issuance.backdate > cap) {
+      p(`enableDurationFeature asks for ${spec.duration ?? '2160h'} from now, which with the backdate (${config.issuance.backdate} s) is longer than the policy allows (${cap} s): newOrder is refused`);
+    }
+    const renewBefore = goDuration(spec.renewBefore);
+    if (spec.renewBefore !== undefined && (renewBefore === undefined || renewBefore >= lifetime)) p(`renewBefore ${spec.renewBefore} is not shorter than the lifetime (${lifetime} s)`);
+    if (!keyAccepted(spec.privateKey)) p(`the Certificate's privateKey ${JSON.stringify(spec.privateKey)} is not a key the CA signs (P-256, P-384, RSA 2048-4096, Ed25519)`);
+
+    // http-01 through the ingress controller: each name an alias of the controller's Service,
+    // a rule of the Ingress of the solver's class, which serves the Certificate's Secret.
+    const solvers = (acme.solvers ?? []).map((s) => s.http01?.ingress).filter((s) => s !== undefined);
+    if (solvers.length === 0) p('the issuer has no http-01 ingress solver');
+    for (const s of solvers) {
+      const solverClass = s.ingressClassName ?? s.class;
+      if (solverClass !== ingress.spec?.ingressClassName) p(`the solver's ingress class ${solverClass} is not the Ingress's (${ingress.spec?.ingressClassName})`);
+    }
+    const serviceOf = (dns: string) => services.find((s) => [`${s.metadata?.name}.${s.metadata?.namespace}.svc`, `${s.metadata?.name}.${s.metadata?.namespace}.svc.cluster.local`].includes(dns));
+    for (const dns of names.dns) {
+      const alias = serviceOf(dns);
+      if (alias?.spec?.type !== 'ExternalName' || !/\.svc\.cluster\.local$/.test(alias.spec.externalName ?? '')) {
+        p(`${dns} is not an alias (ExternalName) of an in-cluster Service: the CA would not reach the ingress controller, and the solver behind it, at that name`);
+      }
+      if (!(ingress.spec?.rules ?? []).some((r) => r.host === dns)) p(`the Ingress has no rule for ${dns}`);
+    }
+    const tls = (ingress.spec?.tls ?? []).find((t) => t.secretName === spec.secretName);
+    if (!spec.secretName || !tls || [...(tls.hosts ?? [])].sort().join() !== [...names.dns].sort().join()) p(`the Ingress does not serve ${names.dns.join(', ')} with the Certificate's Secret ${spec.secretName}`);
+    for (const backend of (ingress.spec?.rules ?? []).flatMap((r) => r.http?.paths ?? []).map((x) => x.backend?.service?.name)) {
+      const target = services.find((s) => s.metadata?.name === backend);
+      if (!target || target.spec?.type === 'ExternalName') p(`the Ingress's backend ${backend} is not an ordinary Service of the example`);
+    }
+
+    // The CA's NetworkPolicy: cert-manager's namespace reaches the API port once the README
+    // has labelled it, and not before.
+    const labels: Record<string, string> = { 'kubernetes.io/metadata.name': cmNamespace ?? '' };
+    for (const c of commands) {
+      const m = /kubectl label (?:namespace|ns) (\S+) (.*)$/.exec(c);
+      if (m?.[1] !== cmNamespace) continue;
+      for (const [, key, value] of m![2]!.matchAll(/([\w./-]+)=(\S*)/g)) labels[key!] = value!;
+    }
+    const api = config.server.port;
+    if (!portOpen(k, api, labels, false)) p(`the CA's API port ${api} stays closed to cert-manager's namespace ${cmNamespace}: the README's commands do not give it the label the NetworkPolicy asks for`);
+    if (portOpen(k, api, { 'kubernetes.io/metadata.name': cmNamespace ?? '' }, false)) p(`the CA's API port ${api} is open to cert-manager's namespace without the label`);
+    return problems;
+  }
+
+  it('agrees with the CA and with its README: issuer, binding Secret, identity, names, lifetime, ingress path, placeholders, NetworkPolicy', () => {
+    assert.deepEqual(certManagerProblems(readKube(), readExample()), []);
+  });
+
+  /** The agent-style check for `service-ca acme eab`: its arguments pass the command's own parsing. */
+  async function eabArgumentProblems(args: string[], scratch: string, rootPem: string): Promise<string[]> {
+    mkdirSync(scratch, { recursive: true });
+    const root = join(scratch, 'root.pem');
+    const token = join(scratch, 'token.jwt');
+    writeFileSync(root, rootPem);
+    writeFileSync(token, 'stand-in\n');
+    const local = args.map((a, i) => (args[i - 1] === '--server' ? 'https://127.0.0.1:1' : args[i - 1] === '--ca' ? root : args[i - 1] === '--token-file' ? token : a));
+    const r = await runCli(local, { cwd: scratch, timeoutMs: 60_000 });
+    return r.code === 1 && !r.stderr.includes('Usage:') ? [] : [`service-ca ${args.join(' ')}: refused (exit ${r.code}): ${r.stderr.trim().split('\n')[0]}`];
+  }
+
+  it('the README\'s service-ca acme eab arguments are the command\'s', async () => {
+    const args = eabArguments(readmeCommands(readExample().readme));
+    assert.ok(args, 'the README runs service-ca acme eab');
+    const rootPem = readFileSync(join(await developmentCa(), 'ca', 'root.pem'), 'utf8');
+    const scratch = mkdtempSync(join(tmpdir(), 'service-ca-cert-manager-args-'));
+    scratchFolders.push(scratch);
+    assert.deepEqual(await eabArgumentProblems(args, scratch, rootPem), []);
+  });
+
+  it('a flag the command does not have is refused', async () => {
+    const args = eabArguments(readmeCommands(readExample().readme))!.map((a) => (a === '--token-file' ? '--tokenfile' : a));
+    const rootPem = readFileSync(join(await developmentCa(), 'ca', 'root.pem'), 'utf8');
+    const scratch = mkdtempSync(join(tmpdir(), 'service-ca-cert-manager-args-'));
+    scratchFolders.push(scratch);
+    assert.match((await eabArgumentProblems(args, scratch, rootPem)).join('\n'), /refused \(exit 2\): service-ca: Unknown option '--tokenfile'/);
+  });
+
+  // Each check objects to a broken copy of the files, the README or the CA's manifests.
+  const broken = (mutate: (ex: Example, k: Kube) => void) => {
+    const k = structuredClone(readKube());
+    const ex = structuredClone(readExample());
+    mutate(ex, k);
+    return certManagerProblems(k, ex).join('\n');
+  };
+  const docOf = <T extends Doc>(ex: Example, kind: string) => Object.values(ex.files).flat().find((d) => d.kind === kind) as T;
+  const acmeOf = (ex: Example) => docOf<ClusterIssuerDoc>(ex, 'ClusterIssuer').spec!.acme!;
+  const certOf = (ex: Example) => docOf<CertificateDoc>(ex, 'Certificate').spec!;
+  const editReadme = (ex: Example, from: string | RegExp, to: string) => {
+    const next = ex.readme.replace(from, to);
+    assert.notEqual(next, ex.readme, `the README contains ${from}`);
+    ex.readme = next;
+  };
+  const cases: [string, (ex: Example, k: Kube) => void, RegExp][] = [
+    ['the server on the public port', (ex) => (acmeOf(ex).server = 'https://service-ca.service-ca.svc:8080/acme/directory'), /server https:\/\/service-ca\.service-ca\.svc:8080\/acme\/directory is not https:\/\/service-ca\.service-ca\.svc:8443\/acme\/directory/],
+    ['the server over plain HTTP', (ex) => (acmeOf(ex).server = 'http://service-ca.service-ca.svc:8443/acme/directory'), /is not https:\/\/service-ca\.service-ca\.svc:8443\/acme\/directory/],
+    ['the server without the directory path', (ex) => (acmeOf(ex).server = 'https://service-ca.service-ca.svc:8443/directory'), /is not https:\/\/service-ca\.service-ca\.svc:8443\/acme\/directory/],
+    ['a server name the API certificate lacks', (_ex, k) => {
+      const text = k.configMap.data!['config.yaml']!;
+      k.configMap.data!['config.yaml'] = text.replace(/^\s*- service-ca\.service-ca\.svc\n/m, '');
+      assert.notEqual(k.configMap.data!['config.yaml'], text, 'server.tls.names lists service-ca.service-ca.svc');
+    }, /service-ca\.service-ca\.svc is not in the CA's server\.tls\.names/],
+    ['no caBundle', (ex) => delete acmeOf(ex).caBundle, /no caBundle/],
+    ['no keyID', (ex) => delete acmeOf(ex).externalAccountBinding!.keyID, /no externalAccountBinding\.keyID/],
+    ['keySecretRef to another Secret', (ex) => (acmeOf(ex).externalAccountBinding!.keySecretRef!.name = 'other'), /keySecretRef names Secret other, not the template's service-ca-store-frontend-eab/],
+    ['keySecretRef to another key', (ex) => (acmeOf(ex).externalAccountBinding!.keySecretRef!.key = 'hmac'), /keySecretRef key hmac is not a key of Secret[\s\S]*without key hmac/],
+    ['the Secret in the service\'s namespace', (ex) => (docOf<SecretDoc>(ex, 'Secret').metadata!.namespace = 'store'), /the binding's Secret is in namespace store, not cert-manager's/],
+    ['the account key in the binding\'s Secret', (ex) => (acmeOf(ex).privateKeySecretRef!.name = 'service-ca-store-frontend-eab'), /privateKeySecretRef service-ca-store-frontend-eab is missing or the binding's Secret/],
+    ['the README makes the Secret with another key', (ex) => editReadme(ex, '--from-literal=hmacKey=', '--from-literal=key='), /create Secret service-ca-store-frontend-eab with key, without key hmacKey/],
+    ['the README makes the Secret elsewhere', (ex) => editReadme(ex, 'kubectl -n cert-manager create secret', 'kubectl -n store create secret'), /in namespace store, not cert-manager/],
+    ['the Secret from the kid', (ex) => editReadme(ex, 'jq -r .hmacKey', 'jq -r .kid'), /not made from the binding's hmacKey/],
+    ['the Secret template applied', (ex) => ex.kustomization.resources!.push('eab-secret.template.yaml'), /applies a Secret/],
+    ['a file left out', (ex) => (ex.kustomization.resources = ex.kustomization.resources!.filter((r) => r !== 'ingress.yaml')), /kustomization resources/],
+    ['a namespace in the kustomization', (ex) => (ex.kustomization.namespace = 'store'), /sets namespace store: kustomize would write it into the cluster-scoped ClusterIssuer/],
+    ['another identity in the annotation', (ex) => (docOf<ClusterIssuerDoc>(ex, 'ClusterIssuer').metadata!.annotations![IDENTITY_ANNOTATION] = 'spiffe://cluster.local/ns/store/sa/web'), /is not spiffe:\/\/cluster\.local\/ns\/store\/sa\/frontend, the identity of service account store\/frontend/],
+    ['a token of another service account', (ex) => editReadme(ex, 'create token frontend', 'create token web'), /do not create a token of service account store\/frontend/],
+    ['a token for another audience', (ex) => editReadme(ex, '--audience service-ca', '--audience kubernetes'), /token is for audience kubernetes/],
+    ['a token for two hours', (ex) => editReadme(ex, '--duration 10m', '--duration 2h'), /token --duration is not set within the CA issuer's maxTokenAge/],
+    ['the binding asked with another file', (ex) => editReadme(ex, '--token-file frontend.jwt', '--token-file token.jwt'), /reads --token-file token\.jwt, not the token the README wrote \(frontend\.jwt\)/],
+    ['the caBundle placeholder left in', (ex) => editReadme(ex, 's|PLACEHOLDER-CA-BUNDLE|', 's|PLACEHOLDER-CABUNDLE|'), /PLACEHOLDER-CA-BUNDLE is not filled in/],
+    ['the keyID filled with the HMAC key', (ex) => editReadme(ex, /(PLACEHOLDER-EAB-KID\|\$\(jq -r )\.kid/, '$1.hmacKey'), /keyID PLACEHOLDER-EAB-KID is filled with .*not the binding's kid/],
+    ['a name outside the policy', (ex) => certOf(ex).dnsNames!.push('api.store.svc'), /not granted to spiffe:\/\/cluster\.local\/ns\/store\/sa\/frontend: outside the policy for this identity: api\.store\.svc/],
+    ['a SPIFFE ID asked for', (ex) => (certOf(ex).uris = ['spiffe://cluster.local/ns/store/sa/frontend']), /URI or email names/],
+    ['a namespaced Issuer referenced', (ex) => (certOf(ex).issuerRef!.kind = 'Issuer'), /issuerRef .* is not ClusterIssuer service-ca-store-frontend/],
+    ['a 90-day duration', (ex) => (certOf(ex).duration = '2160h'), /duration 2160h is not the lifetime the CA grants \(86400 s\)/],
+    ['the duration sent', (ex) => (acmeOf(ex).enableDurationFeature = true), /enableDurationFeature .* newOrder is refused/],
+    ['renewBefore as long as the lifetime', (ex) => (certOf(ex).renewBefore = '24h'), /renewBefore 24h is not shorter/],
+    ['a P-521 key', (ex) => (certOf(ex).privateKey = { algorithm: 'ECDSA', size: 521 }), /privateKey .* is not a key the CA signs/],
+    ['the solver on another ingress class', (ex) => (acmeOf(ex).solvers![0]!.http01!.ingress!.ingressClassName = 'traefik'), /solver's ingress class traefik is not the Ingress's \(nginx\)/],
+    ['no http-01 solver', (ex) => (acmeOf(ex).solvers = []), /no http-01 ingress solver/],
+    ['the name an ordinary Service', (ex) => {
+      const alias = Object.values(ex.files).flat().find((d) => d.kind === 'Service' && (d as ServiceDoc).spec?.type === 'ExternalName') as ServiceDoc;
+      alias.spec = { type: 'ClusterIP', selector: { 'app.kubernetes.io/name': 'frontend' } };
+    }, /frontend\.store\.svc is not an alias \(ExternalName\)/],
+    ['the Ingress with another Secret', (ex) => (docOf<IngressDoc>(ex, 'Ingress').spec!.tls![0]!.secretName = 'other'), /does not serve .* with the Certificate's Secret frontend-tls/],
+    ['the Ingress back to the alias', (ex) => (docOf<IngressDoc>(ex, 'Ingress').spec!.rules![0]!.http!.paths![0]!.backend!.service!.name = 'frontend'), /backend frontend is not an ordinary Service/],
+    ['cert-manager\'s namespace not labelled', (ex) => editReadme(ex, /^kubectl label namespace cert-manager .*\n/m, ''), /API port 8443 stays closed to cert-manager's namespace cert-manager/],
+    ['the API port open to every namespace', (_ex, k) => (k.networkPolicy.spec.ingress![0]!.from = [{ namespaceSelector: {} }]), /open to cert-manager's namespace without the label/],
+    ['the token asked before the service account exists', (ex) => editReadme(ex, /^kubectl apply -f \S*namespace\.yaml .*\n/m, ''), /do not apply serviceaccount\.yaml before asking for its token/],
+  ];
+  for (const [name, mutate, expected] of cases) {
+    it(`breaks: ${name}`, () => assert.match(broken(mutate), expected));
+  }
+});

@@ -11,7 +11,7 @@ import { CaError } from '../../errors.js';
 import type { AcmeService } from '../../policy/acme/service.js';
 import { accountView, acmeUrls, authorizationView, challengeView, orderView, type AcmeUrls } from '../../policy/acme/resources.js';
 import type { Authenticated, SignedBy } from '../../policy/acme/requests.js';
-import { acmeBase, acmeHeaders } from '../acme-problem.js';
+import { acmeBase, acmeHeaders, requestOrigin } from '../acme-problem.js';
 import type { AppEnv } from '../context.js';
 
 type Ctx = Context<AppEnv>;
@@ -34,7 +34,7 @@ async function signed(c: Ctx, signedBy: SignedBy): Promise<{ acme: AcmeService; 
     throw new CaError('malformed', 'the body is not JSON');
   }
   const urls = acmeUrls(acmeBase(c));
-  const url = `${new URL(c.req.url).origin}${new URL(c.req.url).pathname}`;
+  const url = `${requestOrigin(c)}${new URL(c.req.url).pathname}`;
   return { acme, auth: await acme.authenticate({ body, url }, signedBy), urls };
 }
 
@@ -89,7 +89,13 @@ export function acmeRoutes(app: OpenAPIHono<AppEnv>): void {
 
   app.post('/acme/order/:id/finalize', async (c) => {
     const { acme, auth, urls } = await signed(c, 'account');
-    const order = await acme.orders.finalize(auth, c.req.param('id'));
+    // Counted as the REST API's issuances are, under the issuer label "acme".
+    const issuances = c.var.deps.metrics.issuances;
+    const order = await acme.orders.finalize(auth, c.req.param('id')).catch((err: unknown) => {
+      issuances.inc({ result: err instanceof CaError ? err.kind : 'serverInternal', issuer: 'acme' });
+      throw err;
+    });
+    issuances.inc({ result: 'issued', issuer: 'acme' });
     return json(c, orderView(order, urls), 200, { Location: urls.order(order.id) });
   });
 
@@ -113,7 +119,8 @@ export function acmeRoutes(app: OpenAPIHono<AppEnv>): void {
 
   app.post('/acme/revoke-cert', async (c) => {
     const { acme, auth } = await signed(c, 'either');
-    await acme.revocation.revokeCert(auth);
+    const revoked = await acme.revocation.revokeCert(auth);
+    c.var.deps.metrics.revocations.inc({ reason: revoked.revocationReason ?? 'unspecified' }, 1 + revoked.alsoRevoked.length);
     return c.body(null, 200, acmeHeaders(c));
   });
 

@@ -10,7 +10,7 @@ import { CaError } from '../../errors.js';
 import { REVOCATION_REASONS, type RevocationReason } from '../../model.js';
 import type { Store } from '../../store/store.js';
 import type { RenewalInfo, RenewalInfoService } from '../renewal-info.js';
-import type { Revoker } from '../revocations.js';
+import type { Revoker, RevokedView } from '../revocations.js';
 import { normalizeSerial } from '../serials.js';
 import type { Authenticated } from './requests.js';
 
@@ -28,7 +28,7 @@ const serialText = (octets: Buffer) => normalizeSerial(octets.toString('hex'));
 
 export function createAcmeRevocation(deps: { store: Store; revoker: Revoker; renewalInfo: RenewalInfoService; issuerKeyId: Uint8Array }) {
   return {
-    async revokeCert(auth: Authenticated): Promise<void> {
+    async revokeCert(auth: Authenticated): Promise<RevokedView> {
       const { certificate, reason } = auth.payload ?? {};
       if (typeof certificate !== 'string' || !/^[A-Za-z0-9_-]+$/.test(certificate)) throw new CaError('malformed', 'certificate must be the base64url DER of the certificate');
       const der = Buffer.from(certificate, 'base64url');
@@ -49,7 +49,7 @@ export function createAcmeRevocation(deps: { store: Store; revoker: Revoker; ren
         if ((await thumbprintOf(keyJwk)) !== auth.thumbprint) throw new CaError('unauthorized', 'the request is signed neither by an account nor by the certificate\'s key');
       }
       const principal = { identity: record.identity, issuer: auth.account?.issuer ?? record.tokenIssuer ?? '', tokenSans: undefined, jti: undefined, admin: false, claims: {} };
-      await deps.revoker.revoke(principal, serial, name);
+      return deps.revoker.revoke(principal, serial, name);
     },
 
     /** GET renewalInfo/{certID}: certID is base64url(authority key identifier) "." base64url(serial octets). */
