@@ -38,6 +38,9 @@ async function signed(c: Ctx, signedBy: SignedBy): Promise<{ acme: AcmeService; 
   return { acme, auth: await acme.authenticate({ body, url }, signedBy), urls };
 }
 
+/** What a resource still being worked on carries (§8.2): clients poll after a second, not their default 5 s. */
+const POLL_AGAIN = { 'Retry-After': '1' };
+
 const json = (c: Ctx, body: unknown, status: 200 | 201, extra: Record<string, string> = {}) =>
   c.body(JSON.stringify(body), status, { ...acmeHeaders(c), 'Content-Type': 'application/json', ...extra });
 
@@ -102,13 +105,16 @@ export function acmeRoutes(app: OpenAPIHono<AppEnv>): void {
   app.post('/acme/authz/:id', async (c) => {
     const { acme, auth, urls } = await signed(c, 'account');
     const authz = await acme.challenges.authorization(auth, c.req.param('id'));
-    return json(c, authorizationView(authz, urls), 200);
+    return json(c, authorizationView(authz, urls), 200, authz.status === 'pending' ? POLL_AGAIN : {});
   });
 
   app.post('/acme/chall/:id', async (c) => {
     const { acme, auth, urls } = await signed(c, 'account');
     const { challenge, authorizationId } = await acme.challenges.challenge(auth, c.req.param('id'));
-    return json(c, challengeView(challenge, urls), 200, { Link: `<${urls.authorization(authorizationId)}>;rel="up", <${urls.directory}>;rel="index"` });
+    return json(c, challengeView(challenge, urls), 200, {
+      Link: `<${urls.authorization(authorizationId)}>;rel="up", <${urls.directory}>;rel="index"`,
+      ...(challenge.status === 'processing' ? POLL_AGAIN : {}),
+    });
   });
 
   app.post('/acme/cert/:serial', async (c) => {

@@ -55,6 +55,8 @@ export async function validateTlsAlpn01(resolver: NameResolver, port: number, ti
     const expected = Buffer.concat([Buffer.from([0x04, 0x20]), createHash('sha256').update(keyAuthorization).digest()]);
     if (!Buffer.from(ext.value).equals(expected)) throw new CaError('incorrectResponse', `the acmeIdentifier extension from ${name}:${port} does not hold this challenge's digest`);
   } finally {
-    socket.destroy();
+    // A closing handshake, not a reset: the responder sees a client that finished, not an error.
+    socket.end();
+    setTimeout(() => socket.destroy(), 1000).unref();
   }
 }
