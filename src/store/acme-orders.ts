@@ -200,7 +200,18 @@ export function acmeOrderStore(database: Database) {
       const rows = await db
         .select({ id: acmeOrders.id })
         .from(acmeOrders)
-        .where(and(eq(acmeOrders.accountId, accountId), sql`${acmeOrders.status} <> 'invalid'`, sql`${acmeOrders.expiresAt} > ${now.toISOString()}::timestamptz`))
+        .where(
+          and(
+            eq(acmeOrders.accountId, accountId),
+            sql`${acmeOrders.status} <> 'invalid'`,
+            sql`${acmeOrders.expiresAt} > ${now.toISOString()}::timestamptz`,
+            // Invalid as read (getOrder): an authorization failed, or a pending one expired.
+            sql`not exists (
+              select 1 from acme_order_authorizations oa join acme_authorizations a on a.id = oa.authorization_id
+              where oa.order_id = ${acmeOrders.id}
+                and (a.status in ('invalid', 'deactivated', 'revoked') or (${acmeOrders.status} = 'pending' and a.expires_at <= ${now.toISOString()}::timestamptz)))`,
+          ),
+        )
         .orderBy(sql`${acmeOrders.createdAt} desc`)
         .limit(1000);
       return rows.map((r) => r.id);

@@ -6,7 +6,7 @@
  */
 import { createHmac, randomBytes, randomUUID } from 'node:crypto';
 import type { JWK } from 'jose';
-import { parseAcmeJws, publicJwk, thumbprintOf, verifyAcmeJws, verifyExternalAccountBinding } from '../../auth/acme-jws.js';
+import { jsonPayload, parseAcmeJws, publicJwk, thumbprintOf, verifyAcmeJws, verifyExternalAccountBinding } from '../../auth/acme-jws.js';
 import type { Principal } from '../../auth/principal.js';
 import type { Clock } from '../../clock.js';
 import { CaError } from '../../errors.js';
@@ -130,9 +130,9 @@ export function createAccounts(deps: AccountDeps) {
       const inner = parseAcmeJws(auth.payload, { inner: true });
       if (inner.header.url !== url) throw new CaError('malformed', 'the inner JWS must name the same url as the outer one');
       const newJwk = inner.header.jwk!;
-      const body = JSON.parse(Buffer.from(await verifyAcmeJws(inner, newJwk)).toString('utf8')) as unknown;
-      if (typeof body !== 'object' || body === null) throw new CaError('malformed', 'the inner payload must be {account, oldKey}');
-      const { account: named, oldKey } = body as Record<string, unknown>;
+      const body = jsonPayload(await verifyAcmeJws(inner, newJwk));
+      if (!body) throw new CaError('malformed', 'the inner payload must be {account, oldKey}');
+      const { account: named, oldKey } = body;
       if (typeof named !== 'string' || accountIdOf(named) !== account.id) throw new CaError('unauthorized', 'the inner payload must name the account that signs the request');
       if ((await thumbprintOf(publicJwk(oldKey))) !== account.thumbprint) throw new CaError('unauthorized', 'oldKey is not this account\'s key');
       const next = { thumbprint: await thumbprintOf(newJwk), jwk: { ...newJwk } as JWK as Record<string, unknown> };
