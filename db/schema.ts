@@ -136,6 +136,11 @@ export const auditEvents = pgTable(
     // An identity's last refusal (the fleet view): refusals are few beside successes, so a probe
     // newest first by actor finds it at once.
     index('audit_events_refusals_idx').on(t.actor, t.id).where(sql`${t.outcome} <> 'success'`),
+    // The certificate of an ACME order whose finalization lost track of it (a crash between the
+    // issuance's commit and the order's update): recovered from its issuance's row.
+    index('audit_events_acme_order_idx')
+      .on(sql`(${t.detail} #>> '{acme,order}')`)
+      .where(sql`(${t.detail} #>> '{acme,order}') is not null`),
   ],
 );
 
@@ -347,9 +352,14 @@ export const acmeOrders = pgTable(
     error: jsonb('error').$type<Record<string, unknown>>(),
     certificateSerial: text('certificate_serial'),
     createdAt: tstz('created_at').notNull(),
+    /**
+     * While `processing`: the finalizing request's lease. Past it, a reader settles the order
+     * from the audit trail (a certificate issued for it, or ready again).
+     */
+    processingUntil: tstz('processing_until'),
   },
   (t) => [
-    index('acme_orders_account_idx').on(t.accountId),
+    index('acme_orders_account_idx').on(t.accountId, t.createdAt),
     index('acme_orders_expires_idx').on(t.expiresAt),
     check('acme_orders_status', sql`${t.status} in ('pending', 'processing', 'valid', 'invalid')`),
   ],

@@ -462,7 +462,17 @@ export const configSchema = z
         eabTtl: duration.default(24 * 3600).describe('How long an external account binding (`POST /v1/acme/eab`) can be used, once, to create an account.'),
         authorizationReuse: nonNegativeDuration.default(24 * 3600).describe('How long a valid authorization is reused for new orders of the same account. 0: every order proves its names again.'),
         orderLifetime: duration.default(24 * 3600).describe('How long a pending order and its pending authorizations stay usable.'),
-        challengeTimeout: duration.pipe(z.number().min(1).max(120)).default(10).describe('Longest wait for one attempt of a challenge validation (connection, TLS handshake, answer), 1 s to 2 min.'),
+        challengeTimeout: duration.pipe(z.number().min(1).max(120)).default(10).describe('Deadline of one attempt of a challenge validation, all of it (lookups, connections, redirects, TLS handshake, answer), 1 s to 2 min.'),
+        allowLoopback: bool().default(false).describe('Validate challenges against loopback addresses (127.0.0.0/8, ::1): for clients on the CA\'s own host, and tests. Unspecified, link-local, multicast and broadcast addresses are never connected to.'),
+        validations: z
+          .object({
+            perProcess: int().pipe(z.number().min(1).max(10_000)).default(100).describe('Validations one replica runs at once; a challenge answered beyond it is refused with 429 and Retry-After, and stays pending.'),
+            perAccount: int().pipe(z.number().min(1).max(1_000)).default(10).describe('Validations of one account in flight at once, over all replicas (counted in the database).'),
+          })
+          .strict()
+          .prefault({})
+          .describe('Limits on challenge validations in flight.'),
+        pendingOrdersPerAccount: int().pipe(z.number().min(1).max(100_000)).default(300).describe('Orders one account may have pending (not yet finalized, unexpired) at once; a newOrder beyond it is refused with 429.'),
       })
       .strict()
       .prefault({})

@@ -65,6 +65,7 @@ CREATE TABLE "acme_orders" (
 	"error" jsonb,
 	"certificate_serial" text,
 	"created_at" timestamp with time zone NOT NULL,
+	"processing_until" timestamp with time zone,
 	CONSTRAINT "acme_orders_status" CHECK ("acme_orders"."status" in ('pending', 'processing', 'valid', 'invalid'))
 );
 --> statement-breakpoint
@@ -85,6 +86,7 @@ CREATE INDEX "acme_authorizations_expires_idx" ON "acme_authorizations" USING bt
 CREATE INDEX "acme_bindings_expires_idx" ON "acme_bindings" USING btree ("expires_at");--> statement-breakpoint
 CREATE INDEX "acme_challenges_authz_idx" ON "acme_challenges" USING btree ("authorization_id");--> statement-breakpoint
 CREATE INDEX "acme_order_authorizations_authz_idx" ON "acme_order_authorizations" USING btree ("authorization_id");--> statement-breakpoint
-CREATE INDEX "acme_orders_account_idx" ON "acme_orders" USING btree ("account_id");--> statement-breakpoint
+CREATE INDEX "acme_orders_account_idx" ON "acme_orders" USING btree ("account_id","created_at");--> statement-breakpoint
 CREATE INDEX "acme_orders_expires_idx" ON "acme_orders" USING btree ("expires_at");--> statement-breakpoint
-CREATE INDEX "acme_used_nonces_expires_idx" ON "acme_used_nonces" USING btree ("expires_at");
+CREATE INDEX "acme_used_nonces_expires_idx" ON "acme_used_nonces" USING btree ("expires_at");--> statement-breakpoint
+CREATE INDEX "audit_events_acme_order_idx" ON "audit_events" USING btree (("detail" #>> '{acme,order}')) WHERE ("audit_events"."detail" #>> '{acme,order}') is not null;

@@ -14,6 +14,7 @@ export type AcmeAlgorithm = (typeof ACME_ALGORITHMS)[number];
 
 const CURVE_OF: Partial<Record<AcmeAlgorithm, string>> = { ES256: 'P-256', ES384: 'P-384', ES512: 'P-521', EdDSA: 'Ed25519' };
 const MIN_RSA_BITS = 2048;
+const MAX_RSA_BITS = 8192;
 
 export interface AcmeProtectedHeader {
   alg: AcmeAlgorithm;
@@ -61,9 +62,16 @@ export function publicJwk(value: unknown): JWK {
     }
     case 'RSA': {
       const n = text('n');
-      const bits = Buffer.from(n, 'base64url').length * 8;
-      if (bits < MIN_RSA_BITS) throw new CaError('badPublicKey', `an RSA account key must have at least ${MIN_RSA_BITS} bits`);
-      return { kty: 'RSA', n, e: text('e') };
+      const e = text('e');
+      // The modulus's bit length, not its octets': leading zero octets add nothing.
+      const modulus = Buffer.from(n, 'base64url');
+      const bits = modulus.length > 0 ? BigInt(`0x${modulus.toString('hex')}`).toString(2).length : 0;
+      if (bits < MIN_RSA_BITS || bits > MAX_RSA_BITS) throw new CaError('badPublicKey', `an RSA account key must have ${MIN_RSA_BITS} to ${MAX_RSA_BITS} bits`);
+      // The public exponent: odd, 3 to 2^32 (no key generator makes larger ones; huge ones are a cost attack).
+      const exponent = Buffer.from(e, 'base64url');
+      const ev = exponent.length > 0 && exponent.length <= 5 ? BigInt(`0x${exponent.toString('hex')}`) : 0n;
+      if (ev < 3n || ev > 2n ** 32n || ev % 2n === 0n) throw new CaError('badPublicKey', 'an RSA account key\'s exponent must be odd and between 3 and 2^32');
+      return { kty: 'RSA', n, e };
     }
     case 'OKP':
       if (value.crv !== 'Ed25519') throw new CaError('badPublicKey', 'an OKP account key must be Ed25519');

@@ -34,7 +34,8 @@ export function acmeHeaders(c: Context<AppEnv>): Record<string, string> {
   return headers;
 }
 
-export function acmeError(c: Context<AppEnv>, thrown: unknown): Response {
+/** Writes the ACME problem document for what a request threw; `override` sets another status (405) and its headers. */
+export function acmeError(c: Context<AppEnv>, thrown: unknown, override?: { status: 405; headers: Record<string, string> }): Response {
   let err: CaError;
   if (thrown instanceof CaError) {
     err = thrown;
@@ -43,8 +44,8 @@ export function acmeError(c: Context<AppEnv>, thrown: unknown): Response {
     c.get('logger')?.error({ err: thrown }, 'unhandled error');
     err = new CaError('serverInternal', `an internal error occurred (request ${c.get('requestId') ?? 'unknown'})`);
   }
-  const { status } = STATUS[err.kind];
-  const headers: Record<string, string> = { ...acmeHeaders(c), 'Content-Type': 'application/problem+json' };
+  const status = override?.status ?? STATUS[err.kind].status;
+  const headers: Record<string, string> = { ...acmeHeaders(c), 'Content-Type': 'application/problem+json', ...override?.headers };
   if (err.kind === 'rateLimited' || err.kind === 'unavailable') headers['Retry-After'] = String(err.retryAfter ?? 1);
   if (err.location) headers.Location = err.location;
   if (err.kind === 'payloadTooLarge') headers.Connection = 'close';

@@ -35,7 +35,7 @@ export interface IssueRequest {
   csr: string;
   ttl?: string | number | undefined;
   /** An exact window (ACME's notBefore/notAfter), in place of `ttl`: refused when it does not fit the caps. */
-  window?: { notBefore: Date | null; notAfter: Date } | undefined;
+  window?: { notBefore: Date | null; notAfter: Date; acceptedAt?: Date | undefined } | undefined;
   /** Added to the audit row's detail (ACME: the account and order). */
   auditDetail?: Record<string, unknown> | undefined;
 }

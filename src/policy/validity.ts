@@ -62,23 +62,26 @@ export function computeValidity(
  * and within the intermediate's validity, starting no earlier than `now` minus the backdate.
  * Without a notBefore it starts as any certificate does, or later where the backdate would
  * take the lifetime past the cap. Never shortened or moved: a window that
- * does not fit is refused (malformed), since a client asked for exactly this one.
+ * does not fit is refused (malformed), since a client asked for exactly this one. A window
+ * accepted earlier (an ACME order's, at newOrder) is held to the backdate as of `acceptedAt`,
+ * so that the time a client takes to prove control does not push its notBefore out of reach.
  */
 export function requestedValidity(
   now: Date,
-  requested: { notBefore: Date | null; notAfter: Date },
+  requested: { notBefore: Date | null; notAfter: Date; acceptedAt?: Date | undefined },
   rules: ValidityRules,
   policyMaxTtl: number | undefined,
   ca: { notBefore: Date; notAfter: Date },
 ): { notBefore: Date; notAfter: Date } {
   const earliest = now.getTime() - rules.backdate * 1000;
+  const floor = Math.min(earliest, (requested.acceptedAt ?? now).getTime() - rules.backdate * 1000);
   const notAfter = new Date(Math.floor(requested.notAfter.getTime() / 1000) * 1000);
   const cap = Math.min(rules.maxTtl, policyMaxTtl ?? Infinity);
   // Without a notBefore, the backdate gives way to the cap: a notAfter of now + maxTtl fits.
   const notBefore = requested.notBefore ? new Date(requested.notBefore) : new Date(Math.max(earliest, notAfter.getTime() - cap * 1000, ca.notBefore.getTime()));
   notBefore.setUTCMilliseconds(0);
   if (!requested.notBefore && notBefore.getTime() > now.getTime()) throw new CaError('malformed', `the window asked for is longer than the policy allows (${cap} s)`);
-  if (notBefore.getTime() < earliest - 1000) throw new CaError('malformed', `notBefore lies more than issuance.backdate (${rules.backdate} s) in the past`);
+  if (notBefore.getTime() < floor - 1000) throw new CaError('malformed', `notBefore lies more than issuance.backdate (${rules.backdate} s) in the past`);
   if (notAfter.getTime() <= Math.max(now.getTime(), notBefore.getTime())) throw new CaError('malformed', 'notAfter must be later than notBefore and than now');
   if ((notAfter.getTime() - notBefore.getTime()) / 1000 > cap) throw new CaError('malformed', `the window asked for is longer than the policy allows (${cap} s)`);
   if (notBefore.getTime() < ca.notBefore.getTime() || notAfter.getTime() > ca.notAfter.getTime()) {

@@ -7,7 +7,7 @@
  */
 import { and, eq, gt, isNull, lt } from 'drizzle-orm';
 import { acmeAccounts, acmeBindings, acmeUsedNonces, usedTokens } from '../../db/schema.js';
-import type { Database } from './database.js';
+import { isUniqueViolation, type Database } from './database.js';
 import type { TokenUse } from './store.js';
 
 export type AcmeAccountStatus = 'valid' | 'deactivated' | 'revoked';
@@ -47,7 +47,6 @@ export interface NewAcmeAccount {
 /** What creating an account did: made it, found one with the same key, or found the binding unusable. */
 export type AccountCreation = { created: AcmeAccount } | { existing: AcmeAccount } | { bindingUnusable: true };
 
-const isUniqueViolation = (err: unknown) => (err as { code?: string }).code === '23505' || /duplicate key/.test(String((err as Error).message));
 
 function toAccount(row: typeof acmeAccounts.$inferSelect): AcmeAccount {
   return { ...row, status: row.status as AcmeAccountStatus, contact: row.contact, tokenSans: row.tokenSans ?? null };

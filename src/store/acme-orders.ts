@@ -30,6 +30,9 @@ export interface AcmeOrder {
   expiresAt: Date;
   error: Record<string, unknown> | null;
   certificateSerial: string | null;
+  createdAt: Date;
+  /** While processing: until when the finalizing request holds it. */
+  processingUntil: Date | null;
   authorizationIds: string[];
 }
 
@@ -110,22 +113,27 @@ export function acmeOrderStore(database: Database) {
   }
 
   return {
-    /** Valid, unexpired authorizations of the account for these identifiers (RFC 8555 §7.4: reuse). */
-    async reusableAuthorizations(accountId: string, identifiers: AcmeIdentifier[], now: Date): Promise<Map<string, string>> {
+    /** Valid authorizations of the account for these identifiers that last past `until`, with their expiry (RFC 8555 §7.4: reuse). */
+    async reusableAuthorizations(accountId: string, identifiers: AcmeIdentifier[], until: Date): Promise<Map<string, { id: string; expiresAt: Date }>> {
       if (identifiers.length === 0) return new Map();
       const rows = await db
-        .select({ id: acmeAuthorizations.id, type: acmeAuthorizations.identifierType, value: acmeAuthorizations.identifierValue, wildcard: acmeAuthorizations.wildcard })
+        .select({ id: acmeAuthorizations.id, type: acmeAuthorizations.identifierType, value: acmeAuthorizations.identifierValue, wildcard: acmeAuthorizations.wildcard, expiresAt: acmeAuthorizations.expiresAt })
         .from(acmeAuthorizations)
         .where(
           and(
             eq(acmeAuthorizations.accountId, accountId),
             eq(acmeAuthorizations.status, 'valid'),
-            sql`${acmeAuthorizations.expiresAt} > ${now.toISOString()}::timestamptz`,
+            inArray(acmeAuthorizations.identifierType, [...new Set(identifiers.map((i) => i.type))]),
             inArray(acmeAuthorizations.identifierValue, identifiers.map((i) => i.value.replace(/^\*\./, ''))),
+            sql`${acmeAuthorizations.expiresAt} > ${until.toISOString()}::timestamptz`,
           ),
         );
-      const found = new Map<string, string>();
-      for (const r of rows) found.set(`${r.type}:${r.wildcard ? '*.' : ''}${r.value}`, r.id);
+      const found = new Map<string, { id: string; expiresAt: Date }>();
+      for (const r of rows) {
+        const key = `${r.type}:${r.wildcard ? '*.' : ''}${r.value}`;
+        // The one that lasts longest, should the account hold several.
+        if ((found.get(key)?.expiresAt.getTime() ?? 0) < r.expiresAt.getTime()) found.set(key, { id: r.id, expiresAt: r.expiresAt });
+      }
       return found;
     },
 
@@ -176,7 +184,8 @@ export function acmeOrderStore(database: Database) {
       let status = row.status as AcmeOrderStatus;
       if (status === 'pending') {
         const t = now.getTime();
-        if (row.expiresAt.getTime() <= t || authz.some((a) => BAD_AUTHORIZATIONS.includes(a.status) || a.expiresAt.getTime() <= t)) status = 'invalid';
+        // No authorization left (pruned under a long-lived order) is never ready.
+        if (row.expiresAt.getTime() <= t || authz.length === 0 || authz.some((a) => BAD_AUTHORIZATIONS.includes(a.status) || a.expiresAt.getTime() <= t)) status = 'invalid';
         else if (authz.every((a) => a.status === 'valid')) status = 'ready';
       }
       return {
@@ -189,6 +198,8 @@ export function acmeOrderStore(database: Database) {
         expiresAt: row.expiresAt,
         error: row.error ?? null,
         certificateSerial: row.certificateSerial,
+        createdAt: row.createdAt,
+        processingUntil: row.processingUntil,
         authorizationIds: authz.map((a) => a.id),
       };
     },
@@ -224,40 +235,73 @@ export function acmeOrderStore(database: Database) {
 
     /**
      * Claims a challenge for validation until `leaseSeconds` from now: while its authorization is
-     * pending and unexpired, and the challenge pending or its earlier claim lapsed. False when
-     * another request claimed it or it is settled.
+     * pending and unexpired, no other challenge of it is being validated, and the challenge is
+     * pending or its earlier claim lapsed. The claim (its end) is what settling presents;
+     * undefined when another request claimed it or it is settled.
      */
-    async claimChallenge(id: string, now: Date, leaseSeconds: number): Promise<boolean> {
+    async claimChallenge(id: string, now: Date, leaseSeconds: number): Promise<Date | undefined> {
       const at = now.toISOString();
+      const until = new Date(now.getTime() + leaseSeconds * 1000);
       const rows = await rawRows<{ id: string }>(
         db,
-        sql`update acme_challenges c set status = 'processing', processing_until = ${at}::timestamptz + ${leaseSeconds}::float8 * interval '1 second'
+        sql`update acme_challenges c set status = 'processing', processing_until = ${until.toISOString()}::timestamptz
             from acme_authorizations a
             where c.id = ${id} and a.id = c.authorization_id and a.status = 'pending' and a.expires_at > ${at}::timestamptz
               and (c.status = 'pending' or (c.status = 'processing' and c.processing_until < ${at}::timestamptz))
+              and not exists (
+                select 1 from acme_challenges o
+                where o.authorization_id = c.authorization_id and o.id <> c.id and o.status = 'processing' and o.processing_until >= ${at}::timestamptz)
             returning c.id`,
       );
-      return rows.length > 0;
+      return rows.length > 0 ? until : undefined;
+    },
+
+    /** Challenges of the account being validated at `now` (claims not lapsed), over all replicas. */
+    async validationsInFlight(accountId: string, now: Date): Promise<number> {
+      const [row] = await rawRows<{ n: number }>(
+        db,
+        sql`select count(*)::int as n from acme_challenges c join acme_authorizations a on a.id = c.authorization_id
+            where a.account_id = ${accountId} and a.status = 'pending' and c.status = 'processing' and c.processing_until >= ${now.toISOString()}::timestamptz`,
+      );
+      return Number(row?.n ?? 0);
     },
 
     /**
      * Settles a claimed challenge and its authorization in one transaction: valid (the
      * authorization then stays valid for `reuseSeconds`) or invalid with the problem document.
+     * Only the holder of the claim settles (a claim that lapsed and was taken again belongs to
+     * its new holder), and an authorization that expired meanwhile stays expired.
      */
-    async settleChallenge(id: string, outcome: { valid: true } | { valid: false; error: Record<string, unknown> }, now: Date, reuseSeconds: number): Promise<void> {
+    async settleChallenge(id: string, claim: Date, outcome: { valid: true } | { valid: false; error: Record<string, unknown> }, now: Date, reuseSeconds: number): Promise<void> {
       await database.transaction(async (tx) => {
         const [challenge] = await tx
           .update(acmeChallenges)
           .set({ status: outcome.valid ? 'valid' : 'invalid', validatedAt: now, processingUntil: null, error: outcome.valid ? null : outcome.error })
-          .where(and(eq(acmeChallenges.id, id), eq(acmeChallenges.status, 'processing')))
+          .where(and(eq(acmeChallenges.id, id), eq(acmeChallenges.status, 'processing'), sql`${acmeChallenges.processingUntil} = ${claim.toISOString()}::timestamptz`))
           .returning({ authorizationId: acmeChallenges.authorizationId });
         if (!challenge) return;
         await tx
           .update(acmeAuthorizations)
           // Valid until the later of its order's expiry and the reuse time: an order can always be finalized.
           .set(outcome.valid ? { status: 'valid', expiresAt: sql`greatest(${acmeAuthorizations.expiresAt}, ${new Date(now.getTime() + reuseSeconds * 1000).toISOString()}::timestamptz)` } : { status: 'invalid' })
-          .where(and(eq(acmeAuthorizations.id, challenge.authorizationId), eq(acmeAuthorizations.status, 'pending')));
+          .where(
+            and(
+              eq(acmeAuthorizations.id, challenge.authorizationId),
+              eq(acmeAuthorizations.status, 'pending'),
+              sql`${acmeAuthorizations.expiresAt} > ${now.toISOString()}::timestamptz`,
+            ),
+          );
       });
+    },
+
+    /** An account's orders that can still be finalized or are being finalized (pending, processing, unexpired). */
+    async pendingOrders(accountId: string, now: Date): Promise<number> {
+      const [row] = await rawRows<{ n: number }>(
+        db,
+        sql`select count(*)::int as n from acme_orders
+            where account_id = ${accountId} and status in ('pending', 'processing') and expires_at > ${now.toISOString()}::timestamptz`,
+      );
+      return Number(row?.n ?? 0);
     },
 
     /** Deactivates a pending or valid authorization (RFC 8555 §7.5.2); false when it was neither. */
@@ -271,15 +315,17 @@ export function acmeOrderStore(database: Database) {
     },
 
     /**
-     * Moves a ready order to `processing` (pending, unexpired, every authorization valid and
-     * unexpired at `now`); false when it is not ready, or another finalization took it.
+     * Moves a ready order to `processing` (pending, unexpired, at least one authorization and
+     * every one valid and unexpired at `now`) for a lease of `leaseSeconds`; false when it is not
+     * ready, or another finalization took it.
      */
-    async beginFinalize(id: string, now: Date): Promise<boolean> {
+    async beginFinalize(id: string, now: Date, leaseSeconds: number): Promise<boolean> {
       const at = now.toISOString();
       const rows = await rawRows<{ id: string }>(
         db,
-        sql`update acme_orders o set status = 'processing'
+        sql`update acme_orders o set status = 'processing', processing_until = ${at}::timestamptz + ${leaseSeconds}::float8 * interval '1 second'
             where o.id = ${id} and o.status = 'pending' and o.expires_at > ${at}::timestamptz
+              and exists (select 1 from acme_order_authorizations oa where oa.order_id = o.id)
               and not exists (
                 select 1 from acme_order_authorizations oa join acme_authorizations a on a.id = oa.authorization_id
                 where oa.order_id = o.id and not (a.status = 'valid' and a.expires_at > ${at}::timestamptz))
@@ -288,10 +334,41 @@ export function acmeOrderStore(database: Database) {
       return rows.length > 0;
     },
 
-    /** Ends a finalization: valid with its certificate, invalid with a problem document, or back to pending (a passing failure). */
+    /** Ends a finalization: valid with its certificate, invalid with a problem document, or back to pending (nothing was issued). */
     async endFinalize(id: string, outcome: { serial: string } | { error: Record<string, unknown> } | { retry: true }): Promise<void> {
       const set = 'serial' in outcome ? { status: 'valid', certificateSerial: outcome.serial } : 'error' in outcome ? { status: 'invalid', error: outcome.error } : { status: 'pending' };
-      await db.update(acmeOrders).set(set).where(and(eq(acmeOrders.id, id), eq(acmeOrders.status, 'processing')));
+      await db
+        .update(acmeOrders)
+        .set({ ...set, processingUntil: null })
+        .where(and(eq(acmeOrders.id, id), eq(acmeOrders.status, 'processing')));
+    },
+
+    /**
+     * Settles a `processing` order whose finalization lost track of it (its lease passed, or its
+     * outcome is unknown): valid with the certificate an issuance recorded for it (the issuance's
+     * audit row names the order and commits with the certificate), else back to pending, since
+     * nothing was issued. With `lapsedOnly`, only once the lease has passed.
+     */
+    async settleFinalize(id: string, now: Date, lapsedOnly: boolean): Promise<void> {
+      await database.transaction(async (tx) => {
+        const at = now.toISOString();
+        const [order] = await rawRows<{ id: string }>(
+          tx,
+          sql`select id from acme_orders where id = ${id} and status = 'processing'
+                and (${!lapsedOnly} or processing_until < ${at}::timestamptz) for update`,
+        );
+        if (!order) return;
+        const [issued] = await rawRows<{ serial: string }>(
+          tx,
+          sql`select serial from audit_events
+              where (detail #>> '{acme,order}') = ${id} and outcome = 'success' and serial is not null
+              order by id limit 1`,
+        );
+        await tx
+          .update(acmeOrders)
+          .set(issued ? { status: 'valid', certificateSerial: issued.serial, processingUntil: null } : { status: 'pending', processingUntil: null })
+          .where(eq(acmeOrders.id, id));
+      });
     },
 
     /** Deletes orders and authorizations a week past their expiry (their certificates stay). */

@@ -13,7 +13,7 @@
 import { desc, eq, sql } from 'drizzle-orm';
 import { crlState, crls } from '../../db/schema.js';
 import type { RevocationReason } from '../model.js';
-import type { Database, Db } from './database.js';
+import { isUniqueViolation, type Database, type Db } from './database.js';
 import { CRL_CHANNEL, crlNoticePayload } from './notifications.js';
 import { asDate, rawRows } from './rows.js';
 
@@ -173,7 +173,7 @@ export async function generateCrl(database: Database, issuerKeyId: string, now: 
   ).catch((err: unknown) => {
     // Defence in depth: should two generators ever race to the same number, the loser's
     // transaction wrote nothing and the winner's CRL is picked up at the next poll.
-    if ((err as { code?: string }).code === '23505' || (err as { cause?: { code?: string } }).cause?.code === '23505') return undefined;
+    if (isUniqueViolation(err)) return undefined;
     throw err;
   });
 }

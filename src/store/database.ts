@@ -124,6 +124,15 @@ function badValue(err: unknown): boolean {
   return false;
 }
 
+/** A unique constraint refused the write (SQLSTATE 23505), however deep the driver wrapped it. */
+export function isUniqueViolation(err: unknown): boolean {
+  for (let e: unknown = err, depth = 0; e && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
+    if ((e as { code?: unknown }).code === '23505') return true;
+    if (e instanceof Error && /duplicate key value violates unique constraint/.test(e.message)) return true;
+  }
+  return false;
+}
+
 /**
  * Turns a driver error into the domain error: a connection failure becomes `unavailable`
  * (503 with Retry-After), a value the database cannot take becomes `malformed` (400);

@@ -178,7 +178,7 @@ describe('ACME with certbot and lego', { skip: NO_CLIENT }, () => {
     tlsPort = await freePort();
     const app = await startTestApp({
       tls: true,
-      config: { acme: { enabled: true, resolver: dns.address, challengePorts: { http01: httpPort, tlsalpn01: tlsPort } } },
+      config: { acme: { enabled: true, allowLoopback: true, resolver: dns.address, challengePorts: { http01: httpPort, tlsalpn01: tlsPort } } },
     });
     ca = await new Ca(app).load();
   });
@@ -342,7 +342,7 @@ describe('ACME with challenges none', { skip: NO_LEGO }, () => {
       tls: true,
       config: {
         policies: [{ ...first!, acme: { challenges: 'none' } }, ...rest],
-        acme: { enabled: true, resolver: dns.address, challengePorts: { http01: deadHttp, tlsalpn01: deadTls } },
+        acme: { enabled: true, allowLoopback: true, resolver: dns.address, challengePorts: { http01: deadHttp, tlsalpn01: deadTls } },
       },
     });
     ca = await new Ca(app).load();

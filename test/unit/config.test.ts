@@ -154,19 +154,28 @@ describe('the contract example', () => {
     assert.equal(c.auth.issuers[0]!.requireJti, false);
     assert.deepEqual(c.policies, []);
     assert.equal(c.limits.bodyBytes, 64 * 1024);
-    assert.deepEqual(c.acme, { enabled: false, challengePorts: { http01: 80, tlsalpn01: 443 }, eabTtl: 86400, authorizationReuse: 86400, orderLifetime: 86400, challengeTimeout: 10 });
+    assert.deepEqual(c.acme, {
+      enabled: false, challengePorts: { http01: 80, tlsalpn01: 443 }, eabTtl: 86400, authorizationReuse: 86400, orderLifetime: 86400, challengeTimeout: 10,
+      allowLoopback: false, validations: { perProcess: 100, perAccount: 10 }, pendingOrdersPerAccount: 300,
+    });
   });
 
   it('takes the acme section of docs/api.md "Configuration contract", and a policy\'s acme.challenges', () => {
     const c = parseConfig(
       {
         ...minimal(),
-        acme: { enabled: true, resolver: '127.0.0.1:5353', challengePorts: { http01: 5002, tlsalpn01: 5001 }, eabTtl: '1h', authorizationReuse: 0, orderLifetime: '2h', challengeTimeout: '5s' },
+        acme: {
+          enabled: true, resolver: '127.0.0.1:5353', challengePorts: { http01: 5002, tlsalpn01: 5001 }, eabTtl: '1h', authorizationReuse: 0, orderLifetime: '2h', challengeTimeout: '5s',
+          allowLoopback: true, validations: { perProcess: 20, perAccount: 2 }, pendingOrdersPerAccount: 50,
+        },
         policies: [{ identity: 'x', dns: ['x.svc'], acme: { challenges: 'none' } }, { identity: 'y' }],
       },
       { baseDir: '/', env: {} },
     );
-    assert.deepEqual(c.acme, { enabled: true, resolver: '127.0.0.1:5353', challengePorts: { http01: 5002, tlsalpn01: 5001 }, eabTtl: 3600, authorizationReuse: 0, orderLifetime: 7200, challengeTimeout: 5 });
+    assert.deepEqual(c.acme, {
+      enabled: true, resolver: '127.0.0.1:5353', challengePorts: { http01: 5002, tlsalpn01: 5001 }, eabTtl: 3600, authorizationReuse: 0, orderLifetime: 7200, challengeTimeout: 5,
+      allowLoopback: true, validations: { perProcess: 20, perAccount: 2 }, pendingOrdersPerAccount: 50,
+    });
     assert.deepEqual(c.policies.map((p) => p.acme.challenges), ['none', 'required']);
     assert.equal(parseConfig({ ...minimal(), acme: { resolver: '[::1]:53' } }, { baseDir: '/', env: {} }).acme.resolver, '[::1]:53');
   });

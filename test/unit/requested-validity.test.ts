@@ -36,3 +36,18 @@ describe('requestedValidity', () => {
     refused(() => requestedValidity(new Date('2027-05-31T20:00:00Z'), { notBefore: null, notAfter: new Date('2027-06-01T06:00:00Z') }, rules, undefined, ca), /outside the intermediate/);
   });
 });
+
+describe('requestedValidity of a window accepted earlier (an ACME order finalized later)', () => {
+  it('holds notBefore to the backdate as of the acceptance, not as of now', () => {
+    const acceptedAt = at(-600);
+    const window = { notBefore: at(-610), notAfter: at(3600), acceptedAt };
+    const w = requestedValidity(now, window, rules, undefined, ca);
+    assert.equal(w.notBefore.toISOString(), at(-610).toISOString());
+    refused(() => requestedValidity(now, { notBefore: at(-610), notAfter: at(3600) }, rules, undefined, ca), /more than issuance.backdate/);
+    refused(() => requestedValidity(now, { ...window, notBefore: at(-700) }, rules, undefined, ca), /more than issuance.backdate/);
+  });
+
+  it('still refuses a window that has ended by now', () => {
+    refused(() => requestedValidity(now, { notBefore: at(-650), notAfter: at(-1), acceptedAt: at(-660) }, rules, undefined, ca), /notAfter must be later/);
+  });
+});

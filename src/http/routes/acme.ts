@@ -9,12 +9,15 @@ import type { OpenAPIHono } from '@hono/zod-openapi';
 import type { Context } from 'hono';
 import { CaError } from '../../errors.js';
 import type { AcmeService } from '../../policy/acme/service.js';
-import { accountView, acmeUrls, authorizationView, challengeView, orderView, type AcmeUrls } from '../../policy/acme/resources.js';
+import { accountView, acmeUrls, authorizationView, challengeView, orderView, rfc3339, type AcmeUrls } from '../../policy/acme/resources.js';
 import type { Authenticated, SignedBy } from '../../policy/acme/requests.js';
-import { acmeBase, acmeHeaders, requestOrigin } from '../acme-problem.js';
+import { acmeBase, acmeError, acmeHeaders, requestOrigin } from '../acme-problem.js';
 import type { AppEnv } from '../context.js';
 
 type Ctx = Context<AppEnv>;
+
+/** A path parameter; the routes below all name theirs, so it is never missing. */
+const param = (c: Ctx, name: string) => c.req.param(name) ?? '';
 
 function service(c: Ctx): AcmeService {
   const acme = c.var.deps.acme;
@@ -44,86 +47,104 @@ const POLL_AGAIN = { 'Retry-After': '1' };
 const json = (c: Ctx, body: unknown, status: 200 | 201, extra: Record<string, string> = {}) =>
   c.body(JSON.stringify(body), status, { ...acmeHeaders(c), 'Content-Type': 'application/json', ...extra });
 
+/** A resource asked with a method it does not take (RFC 8555 §6.3: 405), and a path that names no resource (404), both as ACME problems. */
+const wrongMethod = (allow: string) => (c: Ctx) => {
+  service(c);
+  return acmeError(c, new CaError('malformed', `${c.req.method} is not allowed on ${new URL(c.req.url).pathname}; use ${allow}`), { status: 405, headers: { Allow: allow } });
+};
+
 export function acmeRoutes(app: OpenAPIHono<AppEnv>): void {
-  app.get('/acme/directory', (c) => c.body(JSON.stringify(service(c).directory(acmeUrls(acmeBase(c)))), 200, { 'Content-Type': 'application/json', 'Cache-Control': 'public, max-age=3600' }));
+  const postPaths: string[] = [];
+  const getPaths: string[] = [];
+  const post = (path: string, handler: (c: Ctx) => Promise<Response>) => {
+    postPaths.push(path);
+    app.post(path, handler);
+  };
+  const get = (path: string, handler: (c: Ctx) => Response | Promise<Response>) => {
+    getPaths.push(path);
+    app.get(path, handler);
+  };
+
+  // The directory changes with the configuration: no-store, as every ACME answer.
+  get('/acme/directory', (c) => c.body(JSON.stringify(service(c).directory(acmeUrls(acmeBase(c)))), 200, { 'Content-Type': 'application/json', 'Cache-Control': 'no-store' }));
 
   // newNonce (§7.2): HEAD answers 200, GET 204, both with a fresh nonce and no caching (hono
   // routes HEAD to the GET handler).
-  app.get('/acme/new-nonce', (c) => {
+  get('/acme/new-nonce', (c) => {
     service(c);
     return c.body(null, c.req.method === 'HEAD' ? 200 : 204, acmeHeaders(c));
   });
 
-  app.post('/acme/new-account', async (c) => {
+  post('/acme/new-account', async (c) => {
     const { acme, auth, urls } = await signed(c, 'jwk');
     const { created, account } = await acme.accounts.newAccount(auth, urls);
     return json(c, accountView(account, urls), created ? 201 : 200, { Location: urls.account(account.id) });
   });
 
-  app.post('/acme/account/:id', async (c) => {
+  post('/acme/account/:id', async (c) => {
     const { acme, auth, urls } = await signed(c, 'account');
-    const account = await acme.accounts.account(auth, c.req.param('id'));
+    const account = await acme.accounts.account(auth, param(c, 'id'));
     return json(c, accountView(account, urls), 200, { Location: urls.account(account.id) });
   });
 
-  app.post('/acme/account/:id/orders', async (c) => {
+  post('/acme/account/:id/orders', async (c) => {
     const { acme, auth, urls } = await signed(c, 'account');
-    const ids = await acme.orders.orders(auth, c.req.param('id'));
+    const ids = await acme.orders.orders(auth, param(c, 'id'));
     return json(c, { orders: ids.map(urls.order) }, 200);
   });
 
-  app.post('/acme/key-change', async (c) => {
+  post('/acme/key-change', async (c) => {
     const { acme, auth, urls } = await signed(c, 'account');
     const account = await acme.accounts.keyChange(auth, urls.keyChange, urls);
     return json(c, accountView(account, urls), 200, { Location: urls.account(account.id) });
   });
 
-  app.post('/acme/new-order', async (c) => {
+  post('/acme/new-order', async (c) => {
     const { acme, auth, urls } = await signed(c, 'account');
     const order = await acme.orders.newOrder(auth);
     return json(c, orderView(order, urls), 201, { Location: urls.order(order.id) });
   });
 
-  app.post('/acme/order/:id', async (c) => {
+  post('/acme/order/:id', async (c) => {
     const { acme, auth, urls } = await signed(c, 'account');
-    const order = await acme.orders.order(auth, c.req.param('id'));
-    return json(c, orderView(order, urls), 200);
+    const order = await acme.orders.order(auth, param(c, 'id'));
+    return json(c, orderView(order, urls), 200, order.status === 'processing' ? POLL_AGAIN : {});
   });
 
-  app.post('/acme/order/:id/finalize', async (c) => {
+  post('/acme/order/:id/finalize', async (c) => {
     const { acme, auth, urls } = await signed(c, 'account');
     // Counted as the REST API's issuances are, under the issuer label "acme".
     const issuances = c.var.deps.metrics.issuances;
-    const order = await acme.orders.finalize(auth, c.req.param('id')).catch((err: unknown) => {
+    const order = await acme.orders.finalize(auth, param(c, 'id')).catch((err: unknown) => {
       issuances.inc({ result: err instanceof CaError ? err.kind : 'serverInternal', issuer: 'acme' });
       throw err;
     });
     issuances.inc({ result: 'issued', issuer: 'acme' });
-    return json(c, orderView(order, urls), 200, { Location: urls.order(order.id) });
+    return json(c, orderView(order, urls), 200, { Location: urls.order(order.id), ...(order.status === 'processing' ? POLL_AGAIN : {}) });
   });
 
-  app.post('/acme/authz/:id', async (c) => {
+  post('/acme/authz/:id', async (c) => {
     const { acme, auth, urls } = await signed(c, 'account');
-    const authz = await acme.challenges.authorization(auth, c.req.param('id'));
+    const authz = await acme.challenges.authorization(auth, param(c, 'id'));
     return json(c, authorizationView(authz, urls), 200, authz.status === 'pending' ? POLL_AGAIN : {});
   });
 
-  app.post('/acme/chall/:id', async (c) => {
+  post('/acme/chall/:id', async (c) => {
     const { acme, auth, urls } = await signed(c, 'account');
-    const { challenge, authorizationId } = await acme.challenges.challenge(auth, c.req.param('id'));
+    const { challenge, authorizationId } = await acme.challenges.challenge(auth, param(c, 'id'));
     return json(c, challengeView(challenge, urls), 200, {
       Link: `<${urls.authorization(authorizationId)}>;rel="up", <${urls.directory}>;rel="index"`,
       ...(challenge.status === 'processing' ? POLL_AGAIN : {}),
     });
   });
 
-  app.post('/acme/cert/:serial', async (c) => {
+  post('/acme/cert/:serial', async (c) => {
     const { acme, auth } = await signed(c, 'account');
-    const pem = await acme.orders.certificate(auth, c.req.param('serial'), acme.chain);
+    const pem = await acme.orders.certificate(auth, param(c, 'serial'), acme.chain);
     return c.body(pem, 200, { ...acmeHeaders(c), 'Content-Type': 'application/pem-certificate-chain' });
   });
 
-  app.post('/acme/revoke-cert', async (c) => {
+  post('/acme/revoke-cert', async (c) => {
     const { acme, auth } = await signed(c, 'either');
     const revoked = await acme.revocation.revokeCert(auth);
     c.var.deps.metrics.revocations.inc({ reason: revoked.revocationReason ?? 'unspecified' }, 1 + revoked.alsoRevoked.length);
@@ -131,9 +152,16 @@ export function acmeRoutes(app: OpenAPIHono<AppEnv>): void {
   });
 
   // ARI (RFC 9773 §4): a GET, unauthenticated, with the REST API's window.
-  app.get('/acme/renewal-info/:certId', async (c) => {
-    const info = await service(c).revocation.renewalInfo(c.req.param('certId'));
-    const window = { start: info.window.start.toISOString(), end: info.window.end.toISOString() };
+  get('/acme/renewal-info/:certId', async (c) => {
+    const info = await service(c).revocation.renewalInfo(param(c, 'certId'));
+    const window = { start: rfc3339(info.window.start), end: rfc3339(info.window.end) };
     return c.body(JSON.stringify({ suggestedWindow: window }), 200, { 'Content-Type': 'application/json', 'Retry-After': String(info.retryAfter), 'Cache-Control': 'no-store' });
+  });
+
+  app.on(['GET', 'PUT', 'PATCH', 'DELETE'], postPaths, wrongMethod('POST'));
+  app.on(['POST', 'PUT', 'PATCH', 'DELETE'], getPaths, wrongMethod('GET, HEAD'));
+  app.all('/acme/*', (c) => {
+    service(c);
+    throw new CaError('notFound', `no ACME resource at ${new URL(c.req.url).pathname}; the directory is at /acme/directory`);
   });
 }

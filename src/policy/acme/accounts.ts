@@ -5,7 +5,6 @@
  * its kid with a secret only the signer can derive, so the database never holds it.
  */
 import { createHmac, randomBytes, randomUUID } from 'node:crypto';
-import type { JWK } from 'jose';
 import { jsonPayload, parseAcmeJws, publicJwk, thumbprintOf, verifyAcmeJws, verifyExternalAccountBinding } from '../../auth/acme-jws.js';
 import type { Principal } from '../../auth/principal.js';
 import type { Clock } from '../../clock.js';
@@ -135,7 +134,7 @@ export function createAccounts(deps: AccountDeps) {
       const { account: named, oldKey } = body;
       if (typeof named !== 'string' || accountIdOf(named) !== account.id) throw new CaError('unauthorized', 'the inner payload must name the account that signs the request');
       if ((await thumbprintOf(publicJwk(oldKey))) !== account.thumbprint) throw new CaError('unauthorized', 'oldKey is not this account\'s key');
-      const next = { thumbprint: await thumbprintOf(newJwk), jwk: { ...newJwk } as JWK as Record<string, unknown> };
+      const next = { thumbprint: await thumbprintOf(newJwk), jwk: { ...newJwk } };
       const result = await store.acme.changeKey(account.id, account.thumbprint, next);
       if ('conflict' in result) throw new CaError('conflict', 'another account already has this key', { location: urls.account(result.conflict) });
       if ('gone' in result) throw new CaError('unauthorized', 'this account is no longer valid, or its key changed meanwhile');

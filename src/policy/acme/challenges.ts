@@ -2,9 +2,12 @@
  * Authorizations and challenges (RFC 8555 §7.5): reading an authorization, deactivating it, and
  * answering a challenge, which starts its validation from the CA. Validation runs in the process
  * that got the request, under a claim in the database (store: claimChallenge) that lapses if
- * that process dies, so a client asking again later restarts it on any replica. A redirect
- * during http-01 is followed only to hosts the identity's policy grants.
+ * that process dies, so a client asking again later restarts it on any replica; one challenge of
+ * an authorization at a time, at most `limits.perAccount` of an account over all replicas and
+ * `limits.perProcess` in this process. A redirect during http-01 is followed only to hosts the
+ * identity's policy grants. At shutdown the validations in flight stop without a verdict.
  */
+import { isIP } from 'node:net';
 import type { Logger } from 'pino';
 import type { Clock } from '../../clock.js';
 import { CaError } from '../../errors.js';
@@ -13,8 +16,7 @@ import { authorizeNames, type CompiledPolicy } from '../names.js';
 import { principalOf, sansOf } from './orders.js';
 import { accountOf, type Authenticated } from './requests.js';
 import { acmeProblem } from './resources.js';
-import { ATTEMPTS, validateChallenge, type ValidationSettings } from './validation/validate.js';
-import { isIP } from 'node:net';
+import { longestValidationMs, validateChallenge, type ValidationSettings } from './validation/validate.js';
 
 export interface ChallengeDeps {
   store: Store;
@@ -23,6 +25,8 @@ export interface ChallengeDeps {
   validation: ValidationSettings;
   /** acme.authorizationReuse, seconds. */
   authorizationReuse: number;
+  /** acme.validations. */
+  limits: { perProcess: number; perAccount: number };
   logger: Logger;
   /** Each validation's outcome (metrics). */
   onValidated?: (type: string, valid: boolean) => void;
@@ -31,6 +35,9 @@ export interface ChallengeDeps {
 export function createChallenges(deps: ChallengeDeps) {
   const { store, clock } = deps;
   const running = new Set<Promise<void>>();
+  const stopping = new AbortController();
+  // The claim outlives the longest validation, with room for recording its outcome.
+  const lease = Math.ceil(longestValidationMs(deps.validation.timeoutMs) / 1000) + 30;
 
   async function ownAuthorization(account: AcmeAccount, id: string): Promise<AcmeAuthorization> {
     const authz = await store.acme.getAuthorization(id, clock.now());
@@ -50,12 +57,24 @@ export function createChallenges(deps: ChallengeDeps) {
     }
   };
 
-  async function validate(account: AcmeAccount, authz: AcmeAuthorization, challenge: AcmeChallenge): Promise<void> {
+  async function validate(account: AcmeAccount, authz: AcmeAuthorization, challenge: AcmeChallenge, claim: Date): Promise<void> {
     const keyAuthorization = `${challenge.token}.${account.thumbprint}`;
-    const outcome = await validateChallenge(deps.validation, challenge, authz.identifier, keyAuthorization, mayFollow(account));
+    const outcome = await validateChallenge(deps.validation, challenge, authz.identifier, keyAuthorization, mayFollow(account), stopping.signal);
+    if (outcome === 'stopped') return;
     deps.onValidated?.(challenge.type, outcome.valid);
     if (!outcome.valid) deps.logger.info({ challenge: challenge.id, type: challenge.type, identifier: authz.identifier.value, problem: outcome.error.kind, detail: outcome.error.detail }, 'ACME challenge failed');
-    await store.acme.settleChallenge(challenge.id, outcome.valid ? { valid: true } : { valid: false, error: acmeProblem(outcome.error, 400) }, clock.now(), deps.authorizationReuse);
+    await store.acme.settleChallenge(challenge.id, claim, outcome.valid ? { valid: true } : { valid: false, error: acmeProblem(outcome.error, 400) }, clock.now(), deps.authorizationReuse);
+  }
+
+  /** Refuses a validation beyond this process's or the account's limit (the challenge stays pending). */
+  async function checkLimits(account: AcmeAccount, now: Date): Promise<void> {
+    if (running.size >= deps.limits.perProcess) {
+      throw new CaError('rateLimited', `this replica is validating ${running.size} challenges; answer the challenge again shortly`, { retryAfter: 5 });
+    }
+    const inFlight = await store.acme.validationsInFlight(account.id, now);
+    if (inFlight >= deps.limits.perAccount) {
+      throw new CaError('rateLimited', `this account has ${inFlight} validations in flight (at most ${deps.limits.perAccount}); answer the challenge again once one ends`, { retryAfter: 5 });
+    }
   }
 
   return {
@@ -83,9 +102,13 @@ export function createChallenges(deps: ChallengeDeps) {
       const authz = await ownAuthorization(account, challenge.authorizationId);
       if (auth.payload !== undefined) {
         if (Object.keys(auth.payload).length > 0) throw new CaError('malformed', 'a challenge response is the empty object {}');
-        const lease = Math.ceil((deps.validation.timeoutMs / 1000) * 2 * ATTEMPTS) + 30;
-        if (authz.status === 'pending' && (await store.acme.claimChallenge(id, clock.now(), lease))) {
-          const job = validate(account, authz, challenge).catch((err: unknown) => deps.logger.warn({ err: (err as Error).message, challenge: id }, 'could not record an ACME validation; the claim lapses and a new request restarts it'));
+        const now = clock.now();
+        // Another challenge of this authorization being validated: this one waits (the claim below refuses it), uncounted.
+        const another = authz.challenges.some((c) => c.id !== id && c.status === 'processing');
+        if (challenge.status === 'pending' && authz.status === 'pending' && !another && !stopping.signal.aborted) await checkLimits(account, now);
+        const claim = authz.status === 'pending' && !stopping.signal.aborted ? await store.acme.claimChallenge(id, now, lease) : undefined;
+        if (claim) {
+          const job = validate(account, authz, challenge, claim).catch((err: unknown) => deps.logger.warn({ err: (err as Error).message, challenge: id }, 'could not record an ACME validation; the claim lapses and a new request restarts it'));
           running.add(job);
           void job.finally(() => running.delete(job));
         }
@@ -93,8 +116,9 @@ export function createChallenges(deps: ChallengeDeps) {
       return { challenge: (await store.acme.getChallenge(id))!, authorizationId: authz.id };
     },
 
-    /** Waits for the validations in flight (shutdown, tests). */
+    /** Stops the validations in flight (shutdown) and waits for them: their claims lapse, and a client asking again restarts them. */
     async drain(): Promise<void> {
+      stopping.abort();
       await Promise.allSettled([...running]);
     },
   };

@@ -6,7 +6,7 @@
  * registration authority as the REST API (policy/certificates.ts): the same checks, limits,
  * record and audit row, so an ACME certificate is a certificate of the identity like any other.
  */
-import { randomBytes, randomUUID } from 'node:crypto';
+import { createPublicKey, randomBytes, randomUUID, type JsonWebKey } from 'node:crypto';
 import type { Principal } from '../../auth/principal.js';
 import type { Clock } from '../../clock.js';
 import { CaError } from '../../errors.js';
@@ -33,6 +33,8 @@ export interface OrderDeps {
   /** acme.orderLifetime and acme.authorizationReuse, seconds. */
   orderLifetime: number;
   authorizationReuse: number;
+  /** acme.pendingOrdersPerAccount. */
+  pendingOrdersPerAccount: number;
 }
 
 /** The identity an account acts as, in the form policy and issuance take. */
@@ -72,12 +74,34 @@ export function sansOf(identifiers: AcmeIdentifier[]): SubjectAltNames {
   return { dns: identifiers.filter((i) => i.type === 'dns').map((i) => i.value), ip: identifiers.filter((i) => i.type === 'ip').map((i) => i.value), uri: [], email: [] };
 }
 
+const RFC3339 = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(\.\d+)?(Z|[+-]\d{2}:\d{2})$/i;
+
+/** An RFC 3339 time whose fields exist: 2024-02-30 or 25:00 is refused, not rolled over. */
 function optionalTime(value: unknown, name: string): Date | null {
   if (value === undefined) return null;
-  const t = typeof value === 'string' && /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$/i.test(value) ? new Date(value) : undefined;
+  const m = typeof value === 'string' ? RFC3339.exec(value) : null;
+  const [year, month, day, hour, minute, second] = (m?.slice(1, 7) ?? []).map(Number) as number[];
+  const exists = m && month! >= 1 && month! <= 12 && day! >= 1 && day! === new Date(Date.UTC(year!, month! - 1, day!)).getUTCDate() && hour! < 24 && minute! < 60 && second! < 60;
+  const t = exists ? new Date(value as string) : undefined;
   if (!t || Number.isNaN(t.getTime())) throw new CaError('malformed', `${name} must be an RFC 3339 time`);
   return t;
 }
+
+/** Whether the CSR's key is the account's own (a certificate must never carry the key that controls the account). */
+function isAccountKey(spki: Uint8Array, account: AcmeAccount): boolean {
+  try {
+    const der = createPublicKey({ key: account.jwk as JsonWebKey, format: 'jwk' }).export({ type: 'spki', format: 'der' });
+    return Buffer.from(spki).equals(der);
+  } catch {
+    return false;
+  }
+}
+
+/** The least time a valid authorization must have left to be reused by a new order (or the order's lifetime, if shorter). */
+const REUSE_MARGIN_SECONDS = 3600;
+
+/** How long a finalization holds its order before a reader may settle it from the audit trail. */
+const FINALIZE_LEASE_SECONDS = 120;
 
 const challengeTypesFor = (identifier: AcmeIdentifier, wildcard: boolean): AcmeChallengeType[] =>
   identifier.type === 'ip' ? ['http-01', 'tls-alpn-01'] : wildcard ? ['dns-01'] : ['http-01', 'dns-01', 'tls-alpn-01'];
@@ -100,9 +124,15 @@ export function createOrders(deps: OrderDeps) {
   }
 
   async function ownOrder(account: AcmeAccount, id: string): Promise<AcmeOrder> {
-    const order = await store.acme.getOrder(id, clock.now());
+    const now = clock.now();
+    let order = await store.acme.getOrder(id, now);
     if (!order) throw new CaError('notFound', 'no such order');
     if (order.accountId !== account.id) throw new CaError('unauthorized', 'this order belongs to another account');
+    // A finalization that lost track of its order (its process died, or its last write failed).
+    if (order.status === 'processing' && order.processingUntil && order.processingUntil.getTime() < now.getTime()) {
+      await store.acme.settleFinalize(id, now, true);
+      order = (await store.acme.getOrder(id, now))!;
+    }
     return order;
   }
 
@@ -121,13 +151,23 @@ export function createOrders(deps: OrderDeps) {
       const notAfter = optionalTime(payload.notAfter, 'notAfter');
       if (notBefore && !notAfter) throw new CaError('malformed', 'notBefore needs notAfter');
       if (notAfter) requestedValidity(now, { notBefore: notBefore ? new Date(notBefore) : null, notAfter }, deps.validity, grant.maxTtl, deps.authority);
-      const expiresAt = new Date(now.getTime() + deps.orderLifetime * 1000);
-      const reusable = deps.authorizationReuse > 0 ? await store.acme.reusableAuthorizations(account.id, identifiers, now) : new Map<string, string>();
+      const pending = await store.acme.pendingOrders(account.id, now);
+      if (pending >= deps.pendingOrdersPerAccount) {
+        throw new CaError('rateLimited', `this account has ${pending} pending orders (at most ${deps.pendingOrdersPerAccount}); finalize them or let them expire`, { retryAfter: 60 });
+      }
+      // A reused authorization has at least REUSE_MARGIN (or the order's lifetime) left, and the
+      // order expires no later than the first of them: none lapses under its order.
+      let expiresAt = new Date(now.getTime() + deps.orderLifetime * 1000);
+      const margin = Math.min(REUSE_MARGIN_SECONDS, deps.orderLifetime) * 1000;
+      const reusable = deps.authorizationReuse > 0 ? await store.acme.reusableAuthorizations(account.id, identifiers, new Date(now.getTime() + margin)) : new Map<string, { id: string; expiresAt: Date }>();
       const authorizations = identifiers.map((identifier): string | NewAcmeAuthorization => {
         const wildcard = identifier.type === 'dns' && identifier.value.startsWith('*.');
         const bare: AcmeIdentifier = wildcard ? { type: 'dns', value: identifier.value.slice(2) } : identifier;
         const reuse = reusable.get(`${identifier.type}:${wildcard ? '*.' : ''}${bare.value}`);
-        if (reuse) return reuse;
+        if (reuse) {
+          if (reuse.expiresAt.getTime() < expiresAt.getTime()) expiresAt = reuse.expiresAt;
+          return reuse.id;
+        }
         const free = grantedWithoutChallenge(principal, identifier);
         return {
           id: randomUUID().replaceAll('-', ''),
@@ -167,20 +207,31 @@ export function createOrders(deps: OrderDeps) {
       if (csr.sans.uri.length > 0 || csr.sans.email.length > 0 || !sameSet(csr.sans.dns, wanted.dns) || !sameSet(csr.sans.ip, wanted.ip)) {
         throw new CaError('badCSR', `the CSR must ask for exactly the order's identifiers (${order.identifiers.map((i) => i.value).join(', ')})`);
       }
-      if (!(await store.acme.beginFinalize(order.id, clock.now()))) throw new CaError('orderNotReady', 'the order is no longer ready (finalized by another request, or it expired)');
+      if (isAccountKey(csr.spki, account)) throw new CaError('badCSR', 'the CSR carries the account key: a certificate needs a key of its own');
+      // The window accepted at newOrder still fits (it may have ended since): refused while the order stays ready.
+      const window = order.notAfter ? { notBefore: order.notBefore, notAfter: order.notAfter, acceptedAt: order.createdAt } : undefined;
+      if (window) requestedValidity(clock.now(), window, deps.validity, undefined, deps.authority);
+      if (!(await store.acme.beginFinalize(order.id, clock.now(), FINALIZE_LEASE_SECONDS))) {
+        throw new CaError('orderNotReady', 'the order is no longer ready (finalized by another request, or it expired)');
+      }
+      let serial: string;
       try {
-        const issued = await deps.certificates.issue(principalOf(account), {
-          csr: pem,
-          window: order.notAfter ? { notBefore: order.notBefore, notAfter: order.notAfter } : undefined,
-          auditDetail: { acme: { account: account.id, order: order.id } },
-        });
-        await store.acme.endFinalize(order.id, { serial: issued.serial });
+        serial = (await deps.certificates.issue(principalOf(account), { csr: pem, window, auditDetail: { acme: { account: account.id, order: order.id } } })).serial;
       } catch (err) {
-        const passing = err instanceof CaError && (err.kind === 'rateLimited' || err.kind === 'unavailable');
-        const outcome = passing || !(err instanceof CaError) ? { retry: true as const } : { error: acmeProblem(err, 400) };
-        await store.acme.endFinalize(order.id, outcome).catch(() => {});
+        if (err instanceof CaError && err.kind === 'rateLimited') {
+          // Refused before anything was signed: the order is ready again for a later finalize.
+          await store.acme.endFinalize(order.id, { retry: true }).catch(() => {});
+        } else if (err instanceof CaError && err.kind !== 'unavailable') {
+          await store.acme.endFinalize(order.id, { error: acmeProblem(err, 400) }).catch(() => {});
+        } else {
+          // Unknown whether the issuance committed (the database went away mid-way): the audit
+          // trail decides, now or, failing that, once the lease passes.
+          await store.acme.settleFinalize(order.id, clock.now(), false).catch(() => {});
+        }
         throw err;
       }
+      // Issued and recorded: should this write fail, the order is settled from the audit trail.
+      await store.acme.endFinalize(order.id, { serial }).catch(() => {});
       return (await store.acme.getOrder(order.id, clock.now()))!;
     },
 

@@ -74,19 +74,20 @@ export function acmeErrorType(kind: CaError['kind']): string {
   }
 }
 
-const iso = (d: Date) => d.toISOString().replace(/\.\d{3}Z$/, 'Z');
+/** An RFC 3339 time in whole seconds (2026-01-02T03:04:05Z). */
+export const rfc3339 = (d: Date) => d.toISOString().replace(/\.\d{3}Z$/, 'Z');
 
 export function accountView(account: AcmeAccount, urls: AcmeUrls): Record<string, unknown> {
-  return { status: account.status, contact: account.contact, orders: urls.orders(account.id), createdAt: iso(account.createdAt) };
+  return { status: account.status, contact: account.contact, orders: urls.orders(account.id), createdAt: rfc3339(account.createdAt) };
 }
 
 export function orderView(order: AcmeOrder, urls: AcmeUrls): Record<string, unknown> {
   return {
     status: order.status,
-    expires: iso(order.expiresAt),
+    expires: rfc3339(order.expiresAt),
     identifiers: order.identifiers,
-    ...(order.notBefore ? { notBefore: iso(order.notBefore) } : {}),
-    ...(order.notAfter ? { notAfter: iso(order.notAfter) } : {}),
+    ...(order.notBefore ? { notBefore: rfc3339(order.notBefore) } : {}),
+    ...(order.notAfter ? { notAfter: rfc3339(order.notAfter) } : {}),
     ...(order.error ? { error: order.error } : {}),
     authorizations: order.authorizationIds.map(urls.authorization),
     finalize: urls.finalize(order.id),
@@ -100,7 +101,7 @@ export function challengeView(challenge: AcmeChallenge, urls: AcmeUrls): Record<
     url: urls.challenge(challenge.id),
     status: challenge.status,
     token: challenge.token,
-    ...(challenge.validatedAt && challenge.status === 'valid' ? { validated: iso(challenge.validatedAt) } : {}),
+    ...(challenge.validatedAt && challenge.status === 'valid' ? { validated: rfc3339(challenge.validatedAt) } : {}),
     ...(challenge.error ? { error: challenge.error } : {}),
   };
 }
@@ -109,7 +110,7 @@ export function authorizationView(authz: AcmeAuthorization, urls: AcmeUrls): Rec
   return {
     identifier: authz.identifier,
     status: authz.status,
-    expires: iso(authz.expiresAt),
+    expires: rfc3339(authz.expiresAt),
     challenges: authz.challenges.map((c) => challengeView(c, urls)),
     ...(authz.wildcard ? { wildcard: true } : {}),
   };

@@ -63,17 +63,19 @@ export function createAcme(deps: AcmeDeps) {
     authority: deps.signer.authority,
     orderLifetime: settings.orderLifetime,
     authorizationReuse: settings.authorizationReuse,
+    pendingOrdersPerAccount: settings.pendingOrdersPerAccount,
   });
   const challenges = createChallenges({
     store,
     clock,
     policies: deps.policies,
     validation: {
-      resolver: createNameResolver({ server: settings.resolver, timeoutMs: settings.challengeTimeout * 1000 }),
+      resolver: createNameResolver({ server: settings.resolver, timeoutMs: settings.challengeTimeout * 1000, allowLoopback: settings.allowLoopback }),
       ports: settings.challengePorts,
       timeoutMs: settings.challengeTimeout * 1000,
     },
     authorizationReuse: settings.authorizationReuse,
+    limits: settings.validations,
     logger: deps.logger,
     ...(deps.onValidated ? { onValidated: deps.onValidated } : {}),
   });

@@ -24,6 +24,8 @@ export interface Http01Options {
   timeoutMs: number;
   /** Whether a redirect may lead to this host. */
   mayFollow(host: string): boolean;
+  /** The attempt's deadline: aborting closes the connection in flight. */
+  signal: AbortSignal;
 }
 
 interface Answer {
@@ -32,7 +34,7 @@ interface Answer {
   body: string;
 }
 
-function fetchOnce(url: URL, address: string, timeoutMs: number): Promise<Answer> {
+function fetchOnce(url: URL, address: string, timeoutMs: number, signal: AbortSignal): Promise<Answer> {
   return new Promise((resolve, reject) => {
     const https = url.protocol === 'https:';
     const host = url.hostname.replace(/^\[|\]$/g, '');
@@ -43,6 +45,7 @@ function fetchOnce(url: URL, address: string, timeoutMs: number): Promise<Answer
       method: 'GET',
       headers: { Host: url.host, 'User-Agent': 'service-ca ACME validation', Accept: '*/*', Connection: 'close' },
       timeout: timeoutMs,
+      signal,
       ...(https ? { servername: isIP(host) ? undefined : host, rejectUnauthorized: false } : {}),
     };
     const req = (https ? httpsRequest : httpRequest)(options, (res: IncomingMessage) => {
@@ -72,7 +75,7 @@ export async function validateHttp01(options: Http01Options, name: string, token
   for (let redirects = 0; ; redirects++) {
     const hostname = url.hostname.replace(/^\[|\]$/g, '');
     const [address] = await options.resolver.addresses(hostname);
-    const answer = await fetchOnce(url, address!, options.timeoutMs);
+    const answer = await fetchOnce(url, address!, options.timeoutMs, options.signal);
     if (answer.status >= 300 && answer.status < 400 && answer.location) {
       if (redirects >= MAX_REDIRECTS) throw new CaError('connection', `more than ${MAX_REDIRECTS} redirects from ${name}`);
       let next: URL;

@@ -25,19 +25,22 @@ export function reverseName(ip: string): string {
   return `${full.join('').split('').reverse().join('.')}.ip6.arpa`;
 }
 
-function handshake(address: string, port: number, servername: string, timeoutMs: number): Promise<TLSSocket> {
+function handshake(address: string, port: number, servername: string, timeoutMs: number, signal: AbortSignal): Promise<TLSSocket> {
   return new Promise((resolve, reject) => {
     const socket = connect({ host: address, port, servername, ALPNProtocols: [ALPN], rejectUnauthorized: false, minVersion: 'TLSv1.2' });
+    const abort = () => socket.destroy(new CaError('connection', `no TLS handshake with ${address}:${port} in time`));
+    signal.addEventListener('abort', abort, { once: true });
+    socket.once('close', () => signal.removeEventListener('abort', abort));
     socket.setTimeout(timeoutMs, () => socket.destroy(new CaError('connection', `no TLS handshake with ${address}:${port} within ${timeoutMs} ms`)));
     socket.once('secureConnect', () => resolve(socket));
     socket.once('error', (err) => reject(err instanceof CaError ? err : new CaError('tls', `TLS with ${address}:${port} failed: ${(err as NodeJS.ErrnoException).code ?? err.message}`)));
   });
 }
 
-export async function validateTlsAlpn01(resolver: NameResolver, port: number, timeoutMs: number, name: string, keyAuthorization: string): Promise<void> {
+export async function validateTlsAlpn01(resolver: NameResolver, port: number, timeoutMs: number, name: string, keyAuthorization: string, signal: AbortSignal): Promise<void> {
   const [address] = await resolver.addresses(name);
   const ip = isIP(name) !== 0;
-  const socket = await handshake(address!, port, ip ? reverseName(name) : name, timeoutMs);
+  const socket = await handshake(address!, port, ip ? reverseName(name) : name, timeoutMs, signal);
   try {
     if (socket.alpnProtocol !== ALPN) throw new CaError('tls', `${name}:${port} did not negotiate ALPN ${ALPN}`);
     const peer = socket.getPeerX509Certificate();
