@@ -10,7 +10,19 @@ COPY src ./src
 COPY db ./db
 RUN npm run build
 
-# Runtime stage: production dependencies and the compiled code only, as a non-root user.
+# Production dependencies, in a stage with a compiler: pkcs11js (the PKCS#11 binding, an optional
+# dependency used when ca.key is a key in an HSM) is a native module built at install time.
+FROM node:24-bookworm-slim AS deps
+RUN apt-get update \
+  && apt-get install -y --no-install-recommends python3 make g++ \
+  && rm -rf /var/lib/apt/lists/*
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
+
+# Runtime stage: production dependencies and the compiled code only, as a non-root user. The
+# HSM's own PKCS#11 module (a vendor library, or Debian's softhsm2) is added by an image built
+# on this one, or mounted; ca.pkcs11.module names its path.
 FROM node:24-bookworm-slim
 ENV NODE_ENV=production
 # The configuration file that both `serve` and the HEALTHCHECK read: to use another file, set
@@ -18,7 +30,7 @@ ENV NODE_ENV=production
 ENV SERVICE_CA_CONFIG=/etc/service-ca/config.yaml
 WORKDIR /app
 COPY package.json package-lock.json ./
-RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
+COPY --from=deps /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
 # The node image's "node" user, by number, so that Kubernetes can check runAsNonRoot.
 USER 1000:1000

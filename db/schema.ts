@@ -93,11 +93,14 @@ export const crlState = pgTable(
   (t) => [check('crl_state_single_row', sql`${t.id} = 1`)],
 );
 
-/** Every CRL published, newest by number; numbers strictly increase (RFC 5280 §5.2.3). */
+/**
+ * Every CRL published, each issuer's numbered on its own: an issuer's numbers strictly increase
+ * (RFC 5280 §5.2.3), and a new issuer's CRLs start at 1.
+ */
 export const crls = pgTable(
   'crls',
   {
-    number: bigint('number', { mode: 'number' }).primaryKey(),
+    number: bigint('number', { mode: 'number' }).notNull(),
     issuerKeyId: text('issuer_key_id').notNull(),
     thisUpdate: tstz('this_update').notNull(),
     nextUpdate: tstz('next_update').notNull(),
@@ -106,7 +109,7 @@ export const crls = pgTable(
     der: bytea('der').notNull(),
     createdAt: tstz('created_at').notNull().defaultNow(),
   },
-  (t) => [check('crls_update_order', sql`${t.thisUpdate} < ${t.nextUpdate}`)],
+  (t) => [primaryKey({ name: 'crls_pkey', columns: [t.issuerKeyId, t.number] }), check('crls_update_order', sql`${t.thisUpdate} < ${t.nextUpdate}`)],
 );
 
 /**

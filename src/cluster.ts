@@ -20,7 +20,7 @@ import type { Logger } from 'pino';
 import { AggregatorRegistry, type Registry } from 'prom-client';
 import type { Config } from './config.js';
 import type { CrlCoordination } from './crl/publisher.js';
-import { CRL_LOAD, CRL_SERVE, CRL_STAGED, createCrlRelay, type CrlMessage } from './crl/relay.js';
+import { CRL_LOAD, CRL_SERVE, CRL_STAGED, createCrlRelay, type CrlMessage, type CrlRelay } from './crl/relay.js';
 
 const METRICS_REQUEST = 'service-ca:metrics-request';
 const METRICS_RESPONSE = 'service-ca:metrics-response';
@@ -50,16 +50,16 @@ export function reportReady(): void {
  * In a worker: the CRL publisher's link to its siblings through the primary (crl/relay.ts);
  * undefined outside a cluster, where a process serves what it stages.
  */
-export function workerCrlCoordination(): CrlCoordination | undefined {
+export function workerCrlCoordination(issuer: string): CrlCoordination | undefined {
   if (!cluster.isWorker) return undefined;
   const send = (message: CrlMessage) => {
     if (cluster.worker?.isConnected()) process.send?.(message);
   };
   return {
-    staged: (number, waitMs) => send({ type: CRL_STAGED, number, waitMs }),
+    staged: (number, waitMs) => send({ type: CRL_STAGED, issuer, number, waitMs }),
     subscribe(handlers) {
       process.on('message', (msg: Partial<CrlMessage> | undefined) => {
-        if (typeof msg?.number !== 'number') return;
+        if (typeof msg?.number !== 'number' || msg.issuer !== issuer) return;
         if (msg.type === CRL_LOAD) handlers.load(msg.number);
         else if (msg.type === CRL_SERVE && typeof msg.at === 'number') handlers.serve(msg.number, msg.at);
       });
@@ -113,14 +113,23 @@ export function metricsSource(registry: Registry): () => Promise<string> {
  */
 export function runPrimary(count: number, logger: Logger): Promise<number> {
   const aggregator = new AggregatorRegistry();
-  const crlRelay = createCrlRelay({
-    send(id, message) {
-      const w = cluster.workers?.[id];
-      if (w?.isConnected()) w.send(message);
-    },
-    now: () => Date.now(),
-    warn: (details, message) => logger.warn(details, message),
-  });
+  // One relay per issuer, made when a worker first reports one of its CRLs.
+  const crlRelays = new Map<string, CrlRelay>();
+  const crlRelay = (issuer: string): CrlRelay => {
+    let relay = crlRelays.get(issuer);
+    if (!relay) {
+      relay = createCrlRelay({
+        send(id, message) {
+          const w = cluster.workers?.[id];
+          if (w?.isConnected()) w.send({ ...message, issuer });
+        },
+        now: () => Date.now(),
+        warn: (details, message) => logger.warn({ issuer, ...details }, message),
+      });
+      crlRelays.set(issuer, relay);
+    }
+    return relay;
+  };
   const startedAt = new Map<Worker, number>();
   let stopping = false;
   let startupFailures = 0;
@@ -129,9 +138,9 @@ export function runPrimary(count: number, logger: Logger): Promise<number> {
   const fork = () => {
     const worker = cluster.fork();
     startedAt.set(worker, Date.now());
-    worker.on('message', (msg: { type?: string; id?: number; number?: number; waitMs?: number }) => {
-      if (msg?.type === CRL_STAGED && typeof msg.number === 'number') {
-        crlRelay.staged(worker.id, msg.number, msg.waitMs ?? 0);
+    worker.on('message', (msg: { type?: string; id?: number; issuer?: string; number?: number; waitMs?: number }) => {
+      if (msg?.type === CRL_STAGED && typeof msg.number === 'number' && typeof msg.issuer === 'string') {
+        crlRelay(msg.issuer).staged(worker.id, msg.number, msg.waitMs ?? 0);
       } else if (msg?.type === READY) {
         everReady = true;
         logger.info({ worker: worker.id, pid: worker.process.pid }, 'worker serving');
@@ -153,7 +162,7 @@ export function runPrimary(count: number, logger: Logger): Promise<number> {
     cluster.on('exit', (worker, code, signal) => {
       const lived = Date.now() - (startedAt.get(worker) ?? Date.now());
       startedAt.delete(worker);
-      crlRelay.left(worker.id);
+      for (const relay of crlRelays.values()) relay.left(worker.id);
       if (stopping) {
         // A worker still starting when the signal came has no request to finish: SIGTERM's
         // default action ending it is a clean stop too.
@@ -189,7 +198,7 @@ export function runPrimary(count: number, logger: Logger): Promise<number> {
     const stop = (signal: NodeJS.Signals) => {
       if (stopping) return;
       stopping = true;
-      crlRelay.stop();
+      for (const relay of crlRelays.values()) relay.stop();
       logger.info({ signal, workers: Object.keys(cluster.workers ?? {}).length }, 'stopping workers: finishing in-flight requests');
       const hard = setTimeout(() => {
         logger.error('workers took too long to stop; exiting');

@@ -223,6 +223,82 @@ const policySchema = z
   })
   .strict();
 
+/** A key: a PEM file path, or a PKCS#11 URI (RFC 7512) of a key in the token `ca.pkcs11` names. */
+const keyReference = z.string().min(1);
+
+/** True for a PKCS#11 URI (RFC 7512 §3: the scheme is case-insensitive). */
+export const isPkcs11Uri = (key: string): boolean => /^pkcs11:/i.test(key);
+
+const caIssuer = z
+  .object({
+    certificate: z.string().min(1).describe('PEM file: this intermediate\'s certificate (certificates after the first are read as the chain above it).'),
+    key: keyReference.describe('Its private key: a PEM file (PKCS#8, optionally encrypted) or a PKCS#11 URI.'),
+    keyPassphrase: z.string().optional().describe('Passphrase of an encrypted `key`, as a `${VAR}` reference.'),
+    chain: z.string().min(1).optional().describe('PEM file: the certificates above the intermediate, ending with the root (the same root for every issuer).'),
+    active: z.boolean().default(false).describe('This issuer signs new certificates (renewals included). Exactly one issuer is active.'),
+    // A plain string checked by refine: a format's pattern would land in the generated reference.
+    renewBy: z
+      .string()
+      .refine((v) => /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:Z|[+-]\d{2}:\d{2})$/i.test(v) && !Number.isNaN(Date.parse(v)), {
+        message: 'must be an RFC 3339 time with its offset, e.g. 2027-03-01T00:00:00Z',
+      })
+      .optional()
+      .describe('For a retiring issuer: renewal-info tells holders of its certificates to renew by this time (RFC 3339), before their usual window, so that they move to the active issuer early.'),
+  })
+  .strict();
+
+type CaSection = z.output<typeof configSchema>['ca'];
+
+/** The `ca` rules of CROSS_KEY_RULES. */
+function caRules(ca: CaSection, ctx: z.RefinementCtx): void {
+  const single = ca.certificate !== undefined || ca.key !== undefined;
+  if (ca.issuers && single) ctx.addIssue({ code: 'custom', path: ['ca', 'issuers'], message: 'is set together with ca.certificate/ca.key: use one form' });
+  if (!ca.issuers) {
+    if (ca.certificate === undefined) ctx.addIssue({ code: 'custom', path: ['ca', 'certificate'], message: 'is required (or list ca.issuers)' });
+    if (ca.key === undefined) ctx.addIssue({ code: 'custom', path: ['ca', 'key'], message: 'is required (or list ca.issuers)' });
+  } else {
+    const active = ca.issuers.flatMap((i, n) => (i.active ? [n] : []));
+    if (active.length > 1) ctx.addIssue({ code: 'custom', path: ['ca', 'issuers', active[1]!, 'active'], message: `only one issuer may be active (issuer ${active[0]} is too)` });
+    if (active.length === 0 && ca.issuers.length > 1) ctx.addIssue({ code: 'custom', path: ['ca', 'issuers'], message: 'no issuer has active: true (exactly one signs new certificates)' });
+    ca.issuers.forEach((i, n) => {
+      if (i.renewBy !== undefined && (i.active || ca.issuers!.length === 1)) {
+        ctx.addIssue({ code: 'custom', path: ['ca', 'issuers', n, 'renewBy'], message: 'is for an issuer that is not active (one being retired)' });
+      }
+    });
+  }
+  const keys = ca.issuers ? ca.issuers.map((i, n) => ({ key: i.key, path: ['ca', 'issuers', n, 'key'] })) : [{ key: ca.key ?? '', path: ['ca', 'key'] }];
+  for (const { key, path } of keys) {
+    if (isPkcs11Uri(key) && !ca.pkcs11) ctx.addIssue({ code: 'custom', path, message: 'is a PKCS#11 URI: set ca.pkcs11 (module and pin)' });
+  }
+}
+
+/** One issuing intermediate, its files or token key, as the signer loads it. */
+export interface CaIssuerSettings {
+  certificate: string;
+  key: string;
+  keyPassphrase?: string | undefined;
+  chain?: string | undefined;
+  active: boolean;
+  renewBy?: Date | undefined;
+  /** Where its keys are in the configuration, for messages: `ca` or `ca.issuers.N`. */
+  where: string;
+}
+
+/** The issuers of a checked `ca` section, in the order written; the shorthand is one active issuer. */
+export function caIssuers(ca: CaSection): CaIssuerSettings[] {
+  if (!ca.issuers) return [{ certificate: ca.certificate!, key: ca.key!, keyPassphrase: ca.keyPassphrase, chain: ca.chain, active: true, where: 'ca' }];
+  const only = ca.issuers.length === 1;
+  return ca.issuers.map((i, n) => ({
+    certificate: i.certificate,
+    key: i.key,
+    keyPassphrase: i.keyPassphrase,
+    chain: i.chain,
+    active: i.active || only,
+    renewBy: i.renewBy === undefined ? undefined : new Date(i.renewBy),
+    where: `ca.issuers.${n}`,
+  }));
+}
+
 /**
  * The rules between keys that the superRefine calls below check, in words, for the configuration
  * reference (a JSON Schema cannot say them). Keep them in step with those checks.
@@ -235,6 +311,7 @@ export const CROSS_KEY_RULES: readonly string[] = [
   'An issuer has either `jwks` or `secret`, not both and not neither; with `secret`, `algorithms` lists HMAC algorithms only, and only then may it list them.',
   '`auth.admins.identities[].issuer` and `policies[].issuers[]` name issuers of `auth.issuers`.',
   '`monitor.warningAt` is at most `monitor.criticalAt`.',
+  '`ca` has either `certificate` and `key` or `issuers`, not both; exactly one of `ca.issuers` has `active: true` (a list of one may leave it out), and only an issuer that is not active has `renewBy`; a `key` that is a PKCS#11 URI needs `ca.pkcs11`.',
   'In `policies` (checked by the policy compiler, at start-up and by `service-ca config check`): a capture name in `identity` starts with a letter or `_`, holds letters, digits and `_`, is not `identity`, and appears once; every `{name}` in `dns`, `uri` and `email` is `{identity}` or a capture of `identity`; two placeholders are joined by a character neither value may hold (`{sa}.{ns}.svc`, not `{sa}-{ns}.svc`); each `ip` entry is an IP address or a CIDR range.',
 ];
 
@@ -337,13 +414,29 @@ export const configSchema = z
     dataDir: z.string().min(1).default('./data').describe('Folder of the embedded database (unused with Postgres).'),
     ca: z
       .object({
-        certificate: z.string().min(1).describe('PEM file: the intermediate CA certificate that signs certificates and CRLs. Certificates after the first are read as the chain above it.'),
-        key: z.string().min(1).describe('PEM file: the intermediate\'s PKCS#8 private key, optionally encrypted.'),
+        certificate: z.string().min(1).optional().describe('PEM file: the intermediate CA certificate that signs certificates and CRLs. Certificates after the first are read as the chain above it. The one-issuer form; `issuers` lists several.'),
+        key: keyReference.optional().describe('The intermediate\'s private key: a PEM file (PKCS#8, optionally encrypted), or a PKCS#11 URI (`pkcs11:token=…;object=…`, RFC 7512) of a key in a token, with `pkcs11` set.'),
         keyPassphrase: z.string().optional().describe('Passphrase of an encrypted `key`. Write it as a `${VAR}` reference, not in the file.'),
         chain: z.string().min(1).optional().describe('PEM file: the certificates above the intermediate, ending with the self-signed root.'),
+        issuers: z
+          .array(caIssuer)
+          .min(1)
+          .optional()
+          .describe('Several intermediates under one root (a rollover): exactly one `active: true` signs every new certificate; the others only sign the CRLs of the certificates they issued, until the last of those expires. Instead of `certificate`/`key`.'),
+        pkcs11: z
+          .object({
+            module: z.string().min(1).describe('Path of the PKCS#11 module (shared library), e.g. `/usr/lib/softhsm/libsofthsm2.so`.'),
+            pin: z.string().min(1).describe('The token user\'s PIN. Write it as a `${VAR}` reference, not in the file.'),
+            secret: keyReference
+              .optional()
+              .describe('PKCS#11 URI of a generic secret key in the token (CKK_GENERIC_SECRET, usable for HMAC-SHA-256). ACME keys its nonces and external account bindings with secrets derived through it, since a key in a token cannot be read. Needed with `acme.enabled` when the active issuer\'s key is in a token.'),
+          })
+          .strict()
+          .optional()
+          .describe('The token that holds keys written as PKCS#11 URIs.'),
       })
       .strict()
-      .describe('The issuing CA. Paths are relative to the configuration file\'s folder.'),
+      .describe('The issuing CA: one intermediate (`certificate`, `key`) or several (`issuers`). Paths are relative to the configuration file\'s folder.'),
     issuance: z
       .object({
         defaultTtl: duration.default(24 * 3600).describe('Lifetime of a certificate when the request names none. At most `maxTtl`.'),
@@ -531,6 +624,7 @@ export const configSchema = z
     if (!c.database.url && typeof c.server.workers === 'number' && c.server.workers > 1) {
       ctx.addIssue({ code: 'custom', path: ['server', 'workers'], message: 'must be 1 (or auto) with the embedded database: only Postgres is shared by several processes' });
     }
+    caRules(c.ca, ctx);
     if (c.monitor.warningAt > c.monitor.criticalAt) {
       ctx.addIssue({ code: 'custom', path: ['monitor', 'warningAt'], message: 'is above monitor.criticalAt' });
     }
@@ -578,12 +672,22 @@ function expandEnv(value: unknown, env: NodeJS.ProcessEnv, path: string[]): unkn
 
 function resolvePaths(c: Config, baseDir: string): Config {
   const abs = (p: string) => (isAbsolute(p) ? p : resolve(baseDir, p));
+  const keyPath = (k: string) => (isPkcs11Uri(k) ? k : abs(k));
   const tls = c.server.tls.mode === 'files' ? { ...c.server.tls, certificate: abs(c.server.tls.certificate), key: abs(c.server.tls.key) } : c.server.tls;
   return {
     ...c,
     server: { ...c.server, tls },
     dataDir: abs(c.dataDir),
-    ca: { ...c.ca, certificate: abs(c.ca.certificate), key: abs(c.ca.key), ...(c.ca.chain ? { chain: abs(c.ca.chain) } : {}) },
+    ca: {
+      ...c.ca,
+      ...(c.ca.certificate !== undefined ? { certificate: abs(c.ca.certificate) } : {}),
+      ...(c.ca.key !== undefined ? { key: keyPath(c.ca.key) } : {}),
+      ...(c.ca.chain ? { chain: abs(c.ca.chain) } : {}),
+      ...(c.ca.issuers
+        ? { issuers: c.ca.issuers.map((i) => ({ ...i, certificate: abs(i.certificate), key: keyPath(i.key), ...(i.chain ? { chain: abs(i.chain) } : {}) })) }
+        : {}),
+      ...(c.ca.pkcs11 ? { pkcs11: { ...c.ca.pkcs11, module: abs(c.ca.pkcs11.module) } } : {}),
+    },
     auth: {
       ...c.auth,
       issuers: c.auth.issuers.map((i) => (i.jwks && 'file' in i.jwks ? { ...i, jwks: { file: abs(i.jwks.file) } } : i)),

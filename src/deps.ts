@@ -11,12 +11,13 @@ import { createAuditSealer } from './audit/sealer.js';
 import { createAuthenticator } from './auth/authenticator.js';
 import type { KeySetEvents } from './auth/key-sources.js';
 import type { Clock } from './clock.js';
-import type { Config } from './config.js';
+import { caIssuers, type Config } from './config.js';
 import type { AppDeps } from './http/context.js';
 import { workerCount, workerCrlCoordination } from './cluster.js';
-import { createCrlPublisher, type CrlPublisher } from './crl/publisher.js';
+import { createCrlPublisher, createCrlPublishers, type CrlPublishers } from './crl/publisher.js';
 import { createMetrics, type Metrics } from './metrics.js';
 import { createAuditLog } from './policy/audit.js';
+import { createIssuerStatus } from './policy/issuers.js';
 import { createLister } from './policy/listing.js';
 import { createFleet, createFleetMonitor, type FleetMonitor } from './policy/fleet.js';
 import { createFleetAlerts, type FleetAlerts } from './policy/fleet-alerts.js';
@@ -27,16 +28,17 @@ import { createCertificateAuthority } from './policy/certificates.js';
 import { createHealthCheck, type HealthCheck } from './policy/health.js';
 import { createHolderAuthenticator } from './policy/holder-renewal.js';
 import { compilePolicies } from './policy/names.js';
-import { issuingChainPem, publishedCertificates } from './policy/published.js';
+import { issuingChains, publishedCertificates } from './policy/published.js';
 import { createAcme } from './policy/acme/service.js';
 import { issueServerCertificate, type ServerCertificate } from './policy/server-certificate.js';
-import { createSigner } from './signer/signer.js';
+import { createSigners } from './signer/signer.js';
+import { caKeyOpener } from './signer/keys.js';
 import { createStore, type Store } from './store/store.js';
 
 export interface Deps {
   app: AppDeps;
   store: Store;
-  crl: CrlPublisher;
+  crl: CrlPublishers;
   /** Links the audit rows into their hash chain, about once a second. */
   auditSealer: ReturnType<typeof createAuditSealer>;
   limiter: IssuanceLimiter;
@@ -113,16 +115,19 @@ export async function createDeps(config: Config, options: { clock: Clock; logger
   const { clock, logger } = options;
   // Policies first: a wrong pattern stops start-up (ConfigError, with its key path) before the CA key loads.
   const policies = compilePolicies(config.policies, { reservedNames: listenerNames(config.server.tls) });
-  const signer = createSigner({ ca: config.ca, publicUrl: config.publicUrl }, clock);
+  const { signers, skipped } = await createSigners({ ca: caIssuers(config.ca), publicUrl: config.publicUrl, openKey: caKeyOpener(config.ca.pkcs11) }, clock);
+  for (const s of skipped) logger.warn({ issuer: s.keyId, notAfter: s.notAfter }, `${s.where} has expired and is left out: every certificate it issued has expired too; remove it from the configuration`);
+  const signer = signers.active;
   // Key-set events happen on requests, after `metrics` below exists.
   const authenticator = createAuthenticator(config.auth, clock, { keyEvents: keySetEvents(logger, () => metrics) });
   // A failed database connection drops the cached readiness at once (policy/health.ts).
   const readiness: { health?: HealthCheck } = {};
   const store = await connectWithRetry(config, logger, options.databaseAttempts ?? 30, () => readiness.health?.invalidate());
   const limiter = createIssuanceLimiter({ store, clock, limits: config.limits.issuance });
-  const published = publishedCertificates(signer.authority);
+  const published = publishedCertificates(signers);
+  const chainOf = issuingChains(signers);
   const metrics = createMetrics({
-    intermediateNotAfter: () => signer.authority.notAfter,
+    issuers: () => signers.all.map((s) => ({ keyId: s.keyId, notAfter: s.authority.notAfter, active: s.active })),
     now: () => clock.now(),
     poolStats: () => store.poolStats(),
     publicPoolStats: () => store.publicPoolStats(),
@@ -142,6 +147,7 @@ export async function createDeps(config: Config, options: { clock: Clock; logger
     ttlMs: Math.min(2000, (config.crl.maxDelay * 1000) / 2),
     onLookup: (result) => metrics.renewalInfoLookups.inc({ result }),
     polls,
+    renewBy: (issuerKeyId) => signers.byKeyId(issuerKeyId)?.renewBy,
   });
   const severityRules = { warningAt: config.monitor.warningAt, criticalAt: config.monitor.criticalAt, criticalRemainingMs: config.monitor.criticalRemaining * 1000 };
   const fleetMonitor = createFleetMonitor({
@@ -167,6 +173,7 @@ export async function createDeps(config: Config, options: { clock: Clock; logger
   const certificates = createCertificateAuthority({
     store,
     signer,
+    chainOf,
     policies,
     validity: config.issuance,
     clock,
@@ -197,34 +204,41 @@ export async function createDeps(config: Config, options: { clock: Clock; logger
         limiter,
         validity: config.issuance,
         signer,
-        chain: issuingChainPem(signer.authority),
+        issuerKeyIds: signers.all.map((s) => s.keyId),
+        chainOf,
         issuerNames: config.auth.issuers.map((i) => i.name),
         onValidated: (type, valid) => metrics.acmeValidations.inc({ type, result: valid ? 'valid' : 'invalid' }),
       })
     : undefined;
-  const crl = createCrlPublisher({
-    store,
-    signer,
-    clock,
-    logger,
-    settings: config.crl,
-    metrics: {
-      generated: (seconds) => metrics.crlGenerationSeconds.observe(seconds),
-      serving({ number, entries, bytes, thisUpdate }) {
-        metrics.crlEntries.set(entries);
-        metrics.crlBytes.set(bytes);
-        metrics.crlNumber.set(number);
-        metrics.crlLastGenerated.set(thisUpdate.getTime() / 1000);
+  const crl = createCrlPublishers(signers, (issuer) => {
+    const labels = { issuer: issuer.keyId };
+    return createCrlPublisher({
+      store,
+      signer: issuer,
+      clock,
+      logger: logger.child({ issuer: issuer.keyId }),
+      settings: config.crl,
+      metrics: {
+        generated: (seconds) => metrics.crlGenerationSeconds.observe(seconds),
+        serving({ number, entries, bytes, thisUpdate }) {
+          metrics.crlEntries.set(labels, entries);
+          metrics.crlBytes.set(labels, bytes);
+          metrics.crlNumber.set(labels, number);
+          metrics.crlLastGenerated.set(labels, thisUpdate.getTime() / 1000);
+        },
+        checked: () => metrics.crlChecks.inc(),
+        retired() {
+          for (const gauge of [metrics.crlEntries, metrics.crlBytes, metrics.crlNumber, metrics.crlLastGenerated]) gauge.remove(labels);
+        },
       },
-      checked: () => metrics.crlChecks.inc(),
-    },
-    coordination: workerCrlCoordination(),
+      coordination: workerCrlCoordination(issuer.keyId),
+    });
   });
   const auditSealer = createAuditSealer({ store, logger });
   return {
     app: {
       authenticator,
-      holderAuthenticator: createHolderAuthenticator({ store, signer, clock, clockToleranceSeconds: config.auth.clockTolerance }),
+      holderAuthenticator: createHolderAuthenticator({ store, signers, clock, clockToleranceSeconds: config.auth.clockTolerance }),
       certificates,
       revoker,
       acme,
@@ -232,6 +246,7 @@ export async function createDeps(config: Config, options: { clock: Clock; logger
       lister: createLister({ store, clock, limiter }),
       audit: createAuditLog({ store, clock, limiter }),
       fleet: createFleet({ store, clock, limiter, rules: severityRules }),
+      issuers: createIssuerStatus({ store, clock, limiter, signers, crlOf: (keyId) => crl.byKeyId(keyId)?.current() }),
       renewalInfo,
       crl,
       crlMaxAge: config.crl.maxDelay,
@@ -265,6 +280,7 @@ export async function createDeps(config: Config, options: { clock: Clock; logger
       // The polls noted since the last batch, before the database goes.
       await polls.stop();
       await store.close();
+      signers.close();
     },
   };
 }

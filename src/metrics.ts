@@ -23,14 +23,14 @@ export interface Metrics {
   jwksStale: Gauge<'issuer'>;
   jwksFetchFailures: Counter<'issuer'>;
   crlGenerationSeconds: Histogram;
-  crlEntries: Gauge;
-  crlBytes: Gauge;
-  crlNumber: Gauge;
+  crlEntries: Gauge<'issuer'>;
+  crlBytes: Gauge<'issuer'>;
+  crlNumber: Gauge<'issuer'>;
   /** thisUpdate of the CRL being served, Unix seconds: its age is time() minus this. */
-  crlLastGenerated: Gauge;
+  crlLastGenerated: Gauge<'issuer'>;
   /** Database checks for a newer CRL (polls, notifications, requests naming a newer ETag), coalesced. */
   crlChecks: Counter;
-  intermediateExpiry: Gauge;
+  intermediateExpiry: Gauge<'issuer' | 'active'>;
   databasePool: Gauge<'state'>;
   publicPool: Gauge<'state'>;
   renewalInfoCacheEntries: Gauge;
@@ -45,14 +45,21 @@ export interface Metrics {
   identities: Gauge<'state'>;
   /** Identities by the severity of their certificate's expiry, likewise. */
   certificatesExpiring: Gauge<'severity'>;
-  /** The active intermediate's notAfter, Unix seconds. */
-  intermediateExpiration: Gauge;
+  /** Each configured intermediate's notAfter, Unix seconds, by issuer key id and whether it is the active one. */
+  intermediateExpiration: Gauge<'issuer' | 'active'>;
   /** Sets the two fleet gauges from one set of counts. */
   setFleet(counts: { states: Record<string, number>; severities: Record<string, number> }): void;
 }
 
+/** A configured intermediate as the expiry gauges label it. */
+export interface IssuerFacts {
+  keyId: string;
+  notAfter: Date;
+  active: boolean;
+}
+
 export function createMetrics(options: {
-  intermediateNotAfter: () => Date;
+  issuers: () => readonly IssuerFacts[];
   now: () => Date;
   /** The database pool's connections (absent on PGlite: the gauge stays empty). */
   poolStats?: () => { total: number; idle: number; waiting: number } | undefined;
@@ -137,12 +144,14 @@ export function createMetrics(options: {
       registers: [registry],
     }),
     // Every worker of an instance serves the same CRL once all hold it (src/crl/relay.ts): the newest is the largest.
-    crlEntries: new Gauge({ name: 'service_ca_crl_entries', help: 'Entries in the CRL being served', aggregator: 'max', registers: [registry] }),
-    crlBytes: new Gauge({ name: 'service_ca_crl_bytes', help: 'Size of the CRL being served (DER bytes)', aggregator: 'max', registers: [registry] }),
-    crlNumber: new Gauge({ name: 'service_ca_crl_number', help: 'Number of the CRL being served', aggregator: 'max', registers: [registry] }),
+    // One series per issuer (label `issuer`: its key id), each issuer's CRL numbered on its own.
+    crlEntries: new Gauge({ name: 'service_ca_crl_entries', help: 'Entries in the CRL being served, by issuer key id', labelNames: ['issuer'], aggregator: 'max', registers: [registry] }),
+    crlBytes: new Gauge({ name: 'service_ca_crl_bytes', help: 'Size of the CRL being served (DER bytes), by issuer key id', labelNames: ['issuer'], aggregator: 'max', registers: [registry] }),
+    crlNumber: new Gauge({ name: 'service_ca_crl_number', help: 'Number of the CRL being served, by issuer key id', labelNames: ['issuer'], aggregator: 'max', registers: [registry] }),
     crlLastGenerated: new Gauge({
       name: 'service_ca_crl_last_generated_timestamp_seconds',
-      help: 'thisUpdate of the CRL being served, Unix seconds (every worker serves the same CRL)',
+      help: 'thisUpdate of the CRL being served, Unix seconds, by issuer key id (every worker serves the same CRL)',
+      labelNames: ['issuer'],
       aggregator: 'max',
       registers: [registry],
     }),
@@ -153,11 +162,12 @@ export function createMetrics(options: {
     }),
     intermediateExpiry: new Gauge({
       name: 'service_ca_intermediate_expiry_seconds',
-      help: 'Seconds until the intermediate CA certificate expires',
+      help: 'Seconds until each configured intermediate CA certificate expires, by issuer key id and active (true for the one signing new certificates)',
+      labelNames: ['issuer', 'active'],
       aggregator: 'min',
       registers: [registry],
       collect() {
-        this.set((options.intermediateNotAfter().getTime() - options.now().getTime()) / 1000);
+        for (const i of options.issuers()) this.set({ issuer: i.keyId, active: String(i.active) }, (i.notAfter.getTime() - options.now().getTime()) / 1000);
       },
     }),
     databasePool: poolGauge(registry, 'service_ca_database_pool_connections', 'Database pool connections: open, in use, idle, and requests waiting for one', options.poolStats),
@@ -185,11 +195,12 @@ export function createMetrics(options: {
     certificatesExpiring,
     intermediateExpiration: new Gauge({
       name: 'service_ca_intermediate_expiration_timestamp_seconds',
-      help: 'When the active intermediate CA certificate expires (its notAfter), Unix seconds',
+      help: 'When each configured intermediate CA certificate expires (its notAfter), Unix seconds, by issuer key id and active (true for the one signing new certificates)',
+      labelNames: ['issuer', 'active'],
       aggregator: 'max',
       registers: [registry],
       collect() {
-        this.set(options.intermediateNotAfter().getTime() / 1000);
+        for (const i of options.issuers()) this.set({ issuer: i.keyId, active: String(i.active) }, i.notAfter.getTime() / 1000);
       },
     }),
     setFleet(counts) {

@@ -53,6 +53,8 @@ export interface CertificateRecord {
   csrDigest: Uint8Array | null;
   /** The certificate it renewed (docs/api.md "Certificate holder"); null when a token asked for it. */
   renewedFrom: string | null;
+  /** Key id of the intermediate that signed it (docs/api.md "Several issuers"). */
+  issuerKeyId: string;
   createdAt: Date;
 }
 

@@ -44,11 +44,12 @@ function algorithmsFor(key: KeyObject): string[] {
 }
 
 /**
- * Verifies a renewal token: its x5c certificate must have been signed by `issuer` (checked
- * first, before anything reads the certificate's own key), and the token by that certificate's
- * key. Whether the certificate is still current is the caller's question.
+ * Verifies a renewal token: its x5c certificate must have been signed by one of `issuers` (the
+ * configured intermediates; checked first, before anything reads the certificate's own key),
+ * and the token by that certificate's key. Whether the certificate is still current is the
+ * caller's question.
  */
-export async function verifyHolderToken(token: string, clock: Clock, clockToleranceSeconds: number, issuer: X509Certificate): Promise<HolderToken> {
+export async function verifyHolderToken(token: string, clock: Clock, clockToleranceSeconds: number, issuers: readonly X509Certificate[]): Promise<HolderToken> {
   if (token.length === 0 || token.length > MAX_TOKEN_LENGTH) throw unauthorized('the bearer token is empty or too long');
   let header;
   try {
@@ -72,7 +73,7 @@ export async function verifyHolderToken(token: string, clock: Clock, clockTolera
   }
   let key: KeyObject;
   try {
-    if (!cert.checkIssued(issuer) || !cert.verify(issuer.publicKey)) throw new Error('foreign');
+    if (!issuers.some((issuer) => cert.checkIssued(issuer) && cert.verify(issuer.publicKey))) throw new Error('foreign');
     key = cert.publicKey;
   } catch {
     throw unauthorized('the x5c certificate was not issued by this CA');

@@ -4,6 +4,7 @@ import { listCommand, revokeCommand, statusCommand } from './admin.js';
 import { agentCommand } from './agent.js';
 import { auditCommand } from './audit.js';
 import { bootstrapCommand } from './bootstrap.js';
+import { caCommand } from './ca.js';
 import type { Command } from './command.js';
 import { configCommand } from './config.js';
 import { fleetCommand } from './fleet.js';
@@ -25,6 +26,7 @@ export const commands: Command[] = [
   revokeCommand,
   listCommand,
   fleetCommand,
+  caCommand,
   inspectCommand,
   auditCommand,
   acmeCommand,

@@ -6,6 +6,7 @@
 import type { FleetItem, FleetQuery, FleetSeverity, FleetState, FleetSummary } from '../client/index.js';
 import { callApi, collectPages, connect, parseOptions, type Command } from './command.js';
 import { CONNECTION_OPTIONS, CONNECTION_USAGE } from './context.js';
+import { textTable } from './table.js';
 
 const STATES: readonly FleetState[] = ['healthy', 'renewalDue', 'missedRenewal', 'expired', 'revoked'];
 const SEVERITIES: readonly FleetSeverity[] = ['critical', 'warning', 'none'];
@@ -51,7 +52,7 @@ export function timeLeft(to: Date, now: Date): string {
   return ms < 0 ? `-${text}` : text;
 }
 
-/** The table: one line per identity, columns padded to their widest cell, the identity last. */
+/** The table: one line per identity, the identity last. */
 export function fleetTable(items: FleetItem[], now: Date): string {
   const header = ['SEVERITY', 'STATE', 'NOT AFTER', 'LEFT', 'SERIAL', 'LAST POLL', 'LAST REFUSAL', 'IDENTITY'];
   const rows = items.map((i) => [
@@ -64,13 +65,7 @@ export function fleetTable(items: FleetItem[], now: Date): string {
     i.lastRefusal ? `${i.lastRefusal.code} ${i.lastRefusal.at}` : '-',
     i.identity,
   ]);
-  const widths = header.map((h, c) => Math.max(h.length, ...rows.map((r) => r[c]!.length)));
-  const line = (cells: string[]) =>
-    cells
-      .map((cell, c) => (c === cells.length - 1 ? cell : cell.padEnd(widths[c]!)))
-      .join('  ')
-      .trimEnd();
-  return [line(header), ...rows.map(line)].join('\n');
+  return textTable(header, rows);
 }
 
 export function summaryText(s: FleetSummary): string {

@@ -93,6 +93,20 @@ export interface FleetSummary {
   severities: Record<FleetSeverity, number>;
 }
 
+/** A configured issuer, as GET /v1/ca/issuers describes it (RFC 3339 times). */
+export interface IssuerInfo {
+  keyId: string;
+  subject: string;
+  active: boolean;
+  notBefore: string;
+  notAfter: string;
+  renewBy: string | null;
+  certificates: { unexpired: number; revoked: number };
+  crl: { number: number; thisUpdate: string; nextUpdate: string; entries: number } | null;
+  removable: boolean;
+  urls: { crl: string; certificate: string };
+}
+
 export interface ClientOptions {
   /** The API listener, e.g. https://ca.example:8443. */
   baseUrl: string;
@@ -225,6 +239,11 @@ export class ServiceCaClient {
   /** How many identities are in each state and of each severity (admin). */
   fleetSummary(token: string): Promise<FleetSummary> {
     return this.json('GET', '/v1/fleet/summary', token);
+  }
+
+  /** Every configured issuer (admin). */
+  async issuers(token: string): Promise<IssuerInfo[]> {
+    return (await this.json<{ issuers: IssuerInfo[] }>('GET', '/v1/ca/issuers', token)).issuers;
   }
 
   /** The renewal window and how long to wait before asking again (seconds, from Retry-After). */

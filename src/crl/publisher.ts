@@ -18,7 +18,7 @@ import type { Logger } from 'pino';
 import type { Clock } from '../clock.js';
 import { CaError } from '../errors.js';
 import { CrlEntries } from '../signer/crl-profile.js';
-import type { Signer } from '../signer/signer.js';
+import type { Signer, Signers } from '../signer/signer.js';
 import type { CrlStatus, StoredCrl, Store, Subscription } from '../store/store.js';
 import { coalesce } from './coalesce.js';
 import { createSnapshots, type PublishedCrl } from './snapshots.js';
@@ -26,6 +26,8 @@ import { createSnapshots, type PublishedCrl } from './snapshots.js';
 export type { PublishedCrl };
 
 export interface CrlPublisher {
+  /** The key id of the issuer whose CRLs this publishes. */
+  readonly issuerKeyId: string;
   /** The CRL requests get now. */
   current(): PublishedCrl | undefined;
   /**
@@ -60,6 +62,8 @@ export interface CrlMetrics {
   serving(crl: { number: number; entries: number; bytes: number; thisUpdate: Date }): void;
   /** This process asked the database whether a newer CRL exists. */
   checked?(): void;
+  /** The issuer expired while running: it publishes no more CRLs (its gauges should go). */
+  retired?(): void;
 }
 
 /**
@@ -110,7 +114,8 @@ export function createCrlPublisher(deps: {
   coordination?: CrlCoordination;
 }): CrlPublisher {
   const { store, signer, clock, logger, settings, coordination } = deps;
-  const issuerKeyId = Buffer.from(signer.authority.keyIdentifier).toString('hex');
+  const issuerKeyId = signer.keyId;
+  let expiredNoted = false;
   const pollMs = Math.max(100, Math.min(1000, (settings.maxDelay * 1000) / 4));
   const snapshots = createSnapshots({
     now: () => clock.now().getTime(),
@@ -145,6 +150,16 @@ export function createCrlPublisher(deps: {
 
   async function generate(): Promise<void> {
     const now = clock.now();
+    if (now.getTime() >= signer.authority.notAfter.getTime()) {
+      // Its certificates have all expired with it (none outlives its issuer): nothing to revoke.
+      if (!expiredNoted) {
+        if (signer.active) logger.error({ issuer: issuerKeyId, notAfter: signer.authority.notAfter }, 'the active issuer has expired: it signs no more certificates or CRLs; roll over to a new intermediate');
+        else logger.warn({ issuer: issuerKeyId, notAfter: signer.authority.notAfter }, 'a retiring issuer has expired: no more CRLs for it; remove it from ca.issuers');
+        deps.metrics?.retired?.();
+      }
+      expiredNoted = true;
+      return;
+    }
     const thisUpdate = new Date(Math.floor(now.getTime() / 1000) * 1000);
     const nextUpdate = new Date(thisUpdate.getTime() + settings.validity * 1000);
     const started = process.hrtime.bigint();
@@ -219,6 +234,7 @@ export function createCrlPublisher(deps: {
   };
 
   return {
+    issuerKeyId,
     current: () => snapshots.served(),
     async snapshot(named = 0) {
       const answer = () => {
@@ -276,6 +292,35 @@ export function createCrlPublisher(deps: {
       if (timer) clearTimeout(timer);
       snapshots.stop();
       await subscription?.close();
+    },
+  };
+}
+
+/** Every configured issuer's publisher; `/v1/crl` is the active issuer's. */
+export interface CrlPublishers {
+  readonly active: CrlPublisher;
+  readonly all: readonly CrlPublisher[];
+  byKeyId(keyId: string): CrlPublisher | undefined;
+  start(): Promise<void>;
+  /** A revocation was committed here (of any issuer's certificate). */
+  revoked(): void;
+  stop(): Promise<void>;
+}
+
+export function createCrlPublishers(signers: Pick<Signers, 'all' | 'active'>, publisherOf: (signer: Signer) => CrlPublisher): CrlPublishers {
+  const all = signers.all.map(publisherOf);
+  const byId = new Map(all.map((p) => [p.issuerKeyId, p]));
+  return {
+    active: byId.get(signers.active.keyId)!,
+    all,
+    byKeyId: (keyId) => byId.get(keyId.toLowerCase()),
+    start: async () => {
+      await Promise.all(all.map((p) => p.start()));
+    },
+    // The revocation's issuer is not known here; a publisher with nothing new finds so in one small query.
+    revoked: () => all.forEach((p) => p.revoked()),
+    stop: async () => {
+      await Promise.all(all.map((p) => p.stop()));
     },
   };
 }

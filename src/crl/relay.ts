@@ -20,10 +20,14 @@ export const CRL_STAGED = 'service-ca:crl-staged';
 export const CRL_LOAD = 'service-ca:crl-load';
 export const CRL_SERVE = 'service-ca:crl-serve';
 
+/** Each message names its issuer (key id): every issuer's CRLs are numbered and relayed on their own. */
 export type CrlMessage =
-  | { type: typeof CRL_STAGED; number: number; waitMs: number }
-  | { type: typeof CRL_LOAD; number: number }
-  | { type: typeof CRL_SERVE; number: number; at: number };
+  | { type: typeof CRL_STAGED; issuer: string; number: number; waitMs: number }
+  | { type: typeof CRL_LOAD; issuer: string; number: number }
+  | { type: typeof CRL_SERVE; issuer: string; number: number; at: number };
+
+/** A message of CrlMessage's shape without its issuer: one relay handles one issuer. */
+export type IssuerCrlMessage = CrlMessage extends infer M ? (M extends CrlMessage ? Omit<M, 'issuer'> : never) : never;
 
 /**
  * How far ahead the switch to a newer CRL is set. The primary writes the permits to every
@@ -34,7 +38,7 @@ export type CrlMessage =
 const SWITCH_DELAY_MS = 50;
 
 export interface CrlRelayTransport {
-  send(worker: number, message: CrlMessage): void;
+  send(worker: number, message: IssuerCrlMessage): void;
   /** Wall-clock ms since the epoch: the workers compare the switch instant with their own. */
   now(): number;
   warn(details: Record<string, unknown>, message: string): void;

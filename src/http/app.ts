@@ -18,6 +18,7 @@ import { configSchemaRoutes } from './routes/config-schema.js';
 import { crlRoutes } from './routes/crl.js';
 import { docsRoutes } from './routes/docs.js';
 import { fleetRoutes } from './routes/fleet.js';
+import { issuerRoutes } from './routes/issuers.js';
 import { healthRoutes } from './routes/health.js';
 import { listingRoutes } from './routes/listing.js';
 import { renewalInfoRoutes } from './routes/renewal-info.js';
@@ -56,6 +57,7 @@ function registerRoutes(app: OpenAPIHono<AppEnv>, listener: Listener): void {
   renewalInfoRoutes(app);
   configSchemaRoutes(app);
   if (listener === 'api') {
+    issuerRoutes(app);
     listingRoutes(app);
     certificateRoutes(app);
     revocationRoutes(app);

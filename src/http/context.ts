@@ -16,11 +16,19 @@ import type { HealthCheck } from '../policy/health.js';
 import type { Metrics } from '../metrics.js';
 import type { FleetService } from '../policy/fleet.js';
 import type { AcmeService } from '../policy/acme/service.js';
+import type { IssuerStatusService } from '../policy/issuers.js';
+
+/** Where one issuer's CRL is read for an answer (crl/publisher.ts). */
+export interface CrlSource {
+  snapshot(named?: number): Promise<PublishedCrl | undefined>;
+}
 
 export interface AppDeps {
   authenticator: Authenticator;
   /** The ACME server (policy/acme/service.ts); undefined unless acme.enabled. */
   acme?: AcmeService | undefined;
+  /** The configured issuers' state (policy/issuers.ts). */
+  issuers: IssuerStatusService;
   /** The fleet view (policy/fleet.ts). */
   fleet: FleetService;
   holderAuthenticator: Authenticator;
@@ -29,7 +37,8 @@ export interface AppDeps {
   lister: Lister;
   audit: AuditLog;
   renewalInfo: RenewalInfoService;
-  crl: { snapshot(named?: number): Promise<PublishedCrl | undefined> };
+  /** The CRLs: the active issuer's (/v1/crl) and each configured issuer's by key id. */
+  crl: { active: CrlSource; byKeyId(keyId: string): CrlSource | undefined };
   /** Cache-Control max-age of the CRL, seconds. */
   crlMaxAge: number;
   published: PublishedCertificates;

@@ -51,6 +51,8 @@ export interface CertificateAuthorityDeps {
   /** Per-identity issuance limits; absent: none. */
   limiter?: IssuanceLimiter;
   signer: Signer;
+  /** The chain answered with a certificate of each issuer (policy/published.ts issuingChains); default: the signer's. */
+  chainOf?: (issuerKeyId: string) => string[];
   policies: CompiledPolicy[];
   validity: ValidityRules;
   clock: Clock;
@@ -86,6 +88,8 @@ export function createCertificateAuthority(deps: CertificateAuthorityDeps): Cert
   const authority = signer.authority;
   const issuerKeyId = Buffer.from(authority.keyIdentifier).toString('hex');
   const chain = issuingChainPem(authority);
+  // A retried request may find a certificate issued before a rollover: it gets its own issuer's chain.
+  const chainOf = (record: CertificateRecord) => (record.issuerKeyId === issuerKeyId ? chain : (deps.chainOf?.(record.issuerKeyId) ?? chain));
 
   const action = (principal: Principal): AuditAction => (principal.renews ? 'certificate.renew' : 'certificate.issue');
 
@@ -106,7 +110,7 @@ export function createCertificateAuthority(deps: CertificateAuthorityDeps): Cert
       const child = known ?? (await store.renewalOf(renews.serial));
       if (child) {
         if (sameBytes(spkiOf(child.der), csr.spki)) {
-          if (answerable(child)) return issuanceOf(child, chain, now);
+          if (answerable(child)) return issuanceOf(child, chainOf(child), now);
           throw new CaError('unauthorized', `certificate ${renews.serial} was renewed as ${child.serial}, which is no longer valid (revoked or expired)`);
         }
         deps.onRenewalReuse?.();
@@ -114,7 +118,7 @@ export function createCertificateAuthority(deps: CertificateAuthorityDeps): Cert
       }
     } else if (principal.jti) {
       const first = await store.issuedWithToken(principal.issuer, principal.jti.value);
-      if (first && answerable(first) && sameBytes(first.csrDigest, digest)) return issuanceOf(first, chain, now);
+      if (first && answerable(first) && sameBytes(first.csrDigest, digest)) return issuanceOf(first, chainOf(first), now);
     }
     throw new CaError('unauthorized', 'this token has already been used (jti replay)');
   }

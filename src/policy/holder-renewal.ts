@@ -1,7 +1,7 @@
 /**
  * Renewal by the holder of a current certificate (docs/api.md "Certificate holder"): the token's
  * signature was checked against the x5c certificate's key in auth/holder-token.ts; here the
- * certificate must be one this CA issued (signed by our intermediate and byte for byte the
+ * certificate must be one this CA issued (signed by a configured intermediate and byte for byte the
  * recorded one), unexpired and unrevoked. The renewal then runs as that certificate's identity,
  * limited to the names the certificate already has (a subset) and to its lifetime, with the
  * token's jti used once; policy/certificates.ts records the parent, which renews once.
@@ -11,19 +11,20 @@ import { verifyHolderToken } from '../auth/holder-token.js';
 import type { Authenticator } from '../auth/principal.js';
 import type { Clock } from '../clock.js';
 import { CaError } from '../errors.js';
-import type { Signer } from '../signer/signer.js';
+import type { Signers } from '../signer/signer.js';
 import type { Store } from '../store/store.js';
 import { normalizeSerial } from './serials.js';
 import { SERVER_IDENTITY } from './server-certificate.js';
 
 export const RENEWAL_ISSUER = 'renewal';
 
-export function createHolderAuthenticator(deps: { store: Store; signer: Signer; clock: Clock; clockToleranceSeconds: number }): Authenticator {
-  const intermediate = new X509Certificate(deps.signer.authority.intermediateDer);
+export function createHolderAuthenticator(deps: { store: Store; signers: Pick<Signers, 'all'>; clock: Clock; clockToleranceSeconds: number }): Authenticator {
+  // Every configured issuer's: a certificate of a retiring issuer renews into one of the active.
+  const intermediates = deps.signers.all.map((s) => new X509Certificate(s.authority.intermediateDer));
   const refuse = (detail: string) => new CaError('unauthorized', detail);
   return {
     async authenticate(token) {
-      const holder = await verifyHolderToken(token, deps.clock, deps.clockToleranceSeconds, intermediate);
+      const holder = await verifyHolderToken(token, deps.clock, deps.clockToleranceSeconds, intermediates);
       const cert = new X509Certificate(holder.certificateDer);
       let serial: string;
       try {

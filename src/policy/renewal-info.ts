@@ -39,6 +39,8 @@ export interface RenewalInfoOptions {
   onLookup?: (result: RenewalInfoLookup) => void;
   /** Where answered polls are noted (absent: nowhere). */
   polls?: Pick<PollRecorder, 'note'>;
+  /** When holders of an issuer's certificates are told to have renewed (a retiring issuer's `renewBy`). */
+  renewBy?: (issuerKeyId: string) => Date | undefined;
 }
 
 export interface RenewalInfoService {
@@ -107,7 +109,7 @@ export function createRenewalInfo(options: RenewalInfoOptions): RenewalInfoServi
       if (!times) throw new CaError('notFound', 'no certificate has this serial');
       const now = clock.now();
       options.polls?.note(serial, now.getTime(), from);
-      return { window: renewalWindow(times, now), retryAfter: retryAfterSeconds(times) };
+      return { window: renewalWindow(times, now, options.renewBy?.(times.issuerKeyId)), retryAfter: retryAfterSeconds(times) };
     },
     revoked() {
       generation++;

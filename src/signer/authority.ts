@@ -4,7 +4,7 @@
  * certificate, the certificate may not sign certificates and CRLs (RFC 5280 §4.2.1.3, §4.2.1.9),
  * it is not valid now, or the chain does not verify.
  */
-import { createHash, createPrivateKey, X509Certificate, type KeyObject } from 'node:crypto';
+import { createHash, createPrivateKey, createPublicKey, X509Certificate, type KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { x509 } from '../x509/library.js';
 import { CaError } from '../errors.js';
@@ -17,6 +17,8 @@ export interface AuthorityFiles {
   key: string;
   keyPassphrase?: string | undefined;
   chain?: string | undefined;
+  /** Where these keys are in the configuration, for messages: `ca` (the default) or `ca.issuers.N`. */
+  where?: string | undefined;
 }
 
 /** The public facts about the CA that anyone may see. */
@@ -28,7 +30,11 @@ export interface AuthorityCertificates {
   /** The root (self-signed) certificate, DER. */
   rootDer: Buffer;
   subjectDer: Buffer;
+  /** The intermediate's subject as text (RFC 4514 style, "CN=…, O=…"). */
+  subject: string;
   keyIdentifier: Uint8Array;
+  /** The issuer key id: lowercase hex of keyIdentifier (the intermediate's SubjectKeyIdentifier). */
+  keyId: string;
   spki: Buffer;
   notBefore: Date;
   notAfter: Date;
@@ -36,6 +42,11 @@ export interface AuthorityCertificates {
 
 export interface LoadedAuthority extends AuthorityCertificates {
   key: KeyObject;
+}
+
+/** Whether a certificate past its notAfter is refused (the default) or loaded. */
+export interface LoadOptions {
+  allowExpired?: boolean;
 }
 
 function fail(detail: string): never {
@@ -62,65 +73,82 @@ export function subjectNameDer(certDer: Uint8Array): Buffer {
   return Buffer.from(certDer.subarray(p, subject.end));
 }
 
-function loadPrivateKey(files: AuthorityFiles): KeyObject {
-  const pem = readText(files.key, 'ca.key');
+/** A PEM private key file (PKCS#8, optionally encrypted). */
+export function loadPrivateKey(files: AuthorityFiles): KeyObject {
+  const w = files.where ?? 'ca';
+  const pem = readText(files.key, `${w}.key`);
   const encrypted = pem.includes('ENCRYPTED PRIVATE KEY') || pem.includes('Proc-Type: 4,ENCRYPTED');
-  if (encrypted && !files.keyPassphrase) fail('ca.key: the key is encrypted and ca.keyPassphrase is not set');
+  if (encrypted && !files.keyPassphrase) fail(`${w}.key: the key is encrypted and ${w}.keyPassphrase is not set`);
   try {
     return createPrivateKey(encrypted ? { key: pem, format: 'pem', passphrase: files.keyPassphrase ?? '' } : { key: pem, format: 'pem' });
   } catch {
     // The node error can quote input; keep it out of the message.
-    return fail(encrypted ? 'ca.key: cannot decrypt the key (wrong ca.keyPassphrase?)' : 'ca.key: not a readable PEM private key (PKCS#8 expected)');
+    return fail(encrypted ? `${w}.key: cannot decrypt the key (wrong ${w}.keyPassphrase?)` : `${w}.key: not a readable PEM private key (PKCS#8 expected)`);
   }
 }
 
-/** Reads and checks the CA files; `now` decides validity. */
-export function loadAuthority(files: AuthorityFiles, now: Date): LoadedAuthority {
-  const certs = pemBlocks(readText(files.certificate, 'ca.certificate'), 'CERTIFICATE');
-  const intermediateDer = certs[0] ?? fail(`ca.certificate: no PEM certificate in ${files.certificate}`);
-  const chainDer = [...certs.slice(1), ...(files.chain ? pemBlocks(readText(files.chain, 'ca.chain'), 'CERTIFICATE') : [])];
-  if (files.chain && chainDer.length === certs.length - 1) fail(`ca.chain: no PEM certificate in ${files.chain}`);
+/** Refuses a key whose public half is not the certificate's (`key` is private or public). */
+export function assertKeyMatches(authority: AuthorityCertificates, key: KeyObject, where = 'ca'): void {
+  const spki = key.type === 'private' ? createPublicKey(key).export({ type: 'spki', format: 'der' }) : key.export({ type: 'spki', format: 'der' });
+  if (!spki.equals(authority.spki)) fail(`${where}.key: the private key does not match ${where}.certificate`);
+}
+
+/** Reads and checks the CA files, key included; `now` decides validity. */
+export function loadAuthority(files: AuthorityFiles, now: Date, options: LoadOptions = {}): LoadedAuthority {
+  const authority = loadCertificates(files, now, options);
+  const key = loadPrivateKey(files);
+  assertKeyMatches(authority, key, files.where);
+  return { ...authority, key };
+}
+
+/** Reads and checks an issuer's certificate and the chain above it (the key is checked apart). */
+export function loadCertificates(files: Omit<AuthorityFiles, 'key' | 'keyPassphrase'>, now: Date, options: LoadOptions = {}): AuthorityCertificates {
+  const w = files.where ?? 'ca';
+  const certs = pemBlocks(readText(files.certificate, `${w}.certificate`), 'CERTIFICATE');
+  const intermediateDer = certs[0] ?? fail(`${w}.certificate: no PEM certificate in ${files.certificate}`);
+  const chainDer = [...certs.slice(1), ...(files.chain ? pemBlocks(readText(files.chain, `${w}.chain`), 'CERTIFICATE') : [])];
+  if (files.chain && chainDer.length === certs.length - 1) fail(`${w}.chain: no PEM certificate in ${files.chain}`);
 
   let cert: X509Certificate;
   try {
     cert = new X509Certificate(intermediateDer);
   } catch {
-    return fail('ca.certificate: not a valid X.509 certificate');
+    return fail(`${w}.certificate: not a valid X.509 certificate`);
   }
-  const key = loadPrivateKey(files);
-  if (!cert.checkPrivateKey(key)) fail('ca.key: the private key does not match ca.certificate');
 
   const parsed = new x509.X509Certificate(new Uint8Array(intermediateDer));
   const bc = parsed.getExtension(x509.BasicConstraintsExtension);
-  if (!bc?.ca) fail('ca.certificate: not a CA certificate (basicConstraints cA is not true)');
+  if (!bc?.ca) fail(`${w}.certificate: not a CA certificate (basicConstraints cA is not true)`);
   const ku = parsed.getExtension(x509.KeyUsagesExtension);
   const needed = x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign;
-  if (!ku || (ku.usages & needed) !== needed) fail('ca.certificate: keyUsage must allow keyCertSign and cRLSign');
+  if (!ku || (ku.usages & needed) !== needed) fail(`${w}.certificate: keyUsage must allow keyCertSign and cRLSign`);
 
   const notBefore = new Date(cert.validFrom);
   const notAfter = new Date(cert.validTo);
-  if (notAfter.getTime() <= now.getTime()) fail(`ca.certificate: expired at ${notAfter.toISOString()}`);
-  if (notBefore.getTime() > now.getTime()) fail(`ca.certificate: not valid before ${notBefore.toISOString()}`);
+  if (notAfter.getTime() <= now.getTime() && !options.allowExpired) fail(`${w}.certificate: expired at ${notAfter.toISOString()}`);
+  if (notBefore.getTime() > now.getTime()) fail(`${w}.certificate: not valid before ${notBefore.toISOString()}`);
 
   // Each certificate must be signed by the next; the last must be self-signed (the root).
   const all = [intermediateDer, ...chainDer].map((d) => new X509Certificate(d));
   for (let i = 0; i < all.length - 1; i++) {
     if (!all[i]!.checkIssued(all[i + 1]!) || !all[i]!.verify(all[i + 1]!.publicKey)) {
-      fail(`ca.chain: certificate ${i + 1} of the chain did not issue ${i === 0 ? 'ca.certificate' : `chain certificate ${i}`}`);
+      fail(`${w}.chain: certificate ${i + 1} of the chain did not issue ${i === 0 ? `${w}.certificate` : `chain certificate ${i}`}`);
     }
   }
   const top = all[all.length - 1]!;
-  if (!top.checkIssued(top) || !top.verify(top.publicKey)) fail('ca.chain: must end with the self-signed root certificate');
+  if (!top.checkIssued(top) || !top.verify(top.publicKey)) fail(`${w}.chain: must end with the self-signed root certificate`);
 
   const spki = cert.publicKey.export({ type: 'spki', format: 'der' });
   const ski = parsed.getExtension(x509.SubjectKeyIdentifierExtension);
+  const keyIdentifier = ski ? Buffer.from(ski.keyId, 'hex') : keyIdentifierOf(spki);
   return {
-    key,
     intermediateDer,
     chainDer,
     rootDer: chainDer[chainDer.length - 1] ?? intermediateDer,
     subjectDer: subjectNameDer(intermediateDer),
-    keyIdentifier: ski ? Buffer.from(ski.keyId, 'hex') : keyIdentifierOf(spki),
+    subject: parsed.subject,
+    keyIdentifier,
+    keyId: Buffer.from(keyIdentifier).toString('hex'),
     spki,
     notBefore,
     notAfter,

@@ -1,8 +1,9 @@
 /**
- * CRL storage. Generation runs in one READ COMMITTED transaction that first takes an advisory
- * lock, so one replica generates at a time and every later statement sees every CRL committed
- * before: the number is the previous one plus one, strictly increasing across restarts and
- * replicas (RFC 5280 §5.2.3). The revision is read before the entries, so the entries hold at
+ * CRL storage, one series per issuer (docs/api.md "Several issuers"). Generation runs in one READ
+ * COMMITTED transaction that first takes the issuer's advisory lock, so one replica generates an
+ * issuer's CRL at a time and every later statement sees every CRL committed before: the number is
+ * that issuer's previous one plus one, strictly increasing across restarts and replicas
+ * (RFC 5280 §5.2.3). The revision is read before the entries, so the entries hold at
  * least the revocations it counts (a revocation committed in between only causes one more
  * generation at the next poll, never a missing entry).
  *
@@ -59,7 +60,8 @@ export interface BuiltCrl {
   issuerKeyId: string;
 }
 
-const LOCK = sql`hashtext('service-ca:crl-generation')`;
+/** The generation lock of one issuer: issuers generate side by side, each one at a time. */
+const lockOf = (issuerKeyId: string) => sql`hashtext(${`service-ca:crl-generation:${issuerKeyId}`})`;
 /** CRLs kept in the table besides the newest (older ones are history nobody serves). */
 const KEEP = 20;
 
@@ -97,7 +99,7 @@ export async function latestCrl(database: Database, issuerKeyId: string): Promis
         entries: r.entries,
         sourceRevision: r.sourceRevision,
         der: Buffer.from(r.der),
-        sharesSecond: await sameSecondBefore(tx, r.number, r.thisUpdate),
+        sharesSecond: await sameSecondBefore(tx, issuerKeyId, r.number, r.thisUpdate),
       };
     },
     undefined,
@@ -105,10 +107,10 @@ export async function latestCrl(database: Database, issuerKeyId: string): Promis
   );
 }
 
-async function sameSecondBefore(tx: Db, number: number, thisUpdate: Date): Promise<boolean> {
+async function sameSecondBefore(tx: Db, issuerKeyId: string, number: number, thisUpdate: Date): Promise<boolean> {
   const [row] = await rawRows<{ shared: boolean }>(
     tx,
-    sql`select exists(select 1 from ${crls} where number < ${number}
+    sql`select exists(select 1 from ${crls} where issuer_key_id = ${issuerKeyId} and number < ${number}
           and date_trunc('second', this_update) = date_trunc('second', ${thisUpdate.toISOString()}::timestamptz)) as shared`,
   );
   return Boolean(row?.shared);
@@ -121,11 +123,11 @@ async function sameSecondBefore(tx: Db, number: number, thisUpdate: Date): Promi
 export async function generateCrl(database: Database, issuerKeyId: string, now: Date, build: (b: CrlBuild) => Promise<BuiltCrl>): Promise<StoredCrl | undefined> {
   return database.transaction(
     async (tx) => {
-      const [lock] = await rawRows<{ locked: boolean }>(tx, sql`select pg_try_advisory_xact_lock(${LOCK}) as locked`);
+      const [lock] = await rawRows<{ locked: boolean }>(tx, sql`select pg_try_advisory_xact_lock(${lockOf(issuerKeyId)}) as locked`);
       if (!lock?.locked) return undefined;
       const [state] = await rawRows<{ revision: string | number; next: string | number }>(
         tx,
-        sql`select (select revision from ${crlState} where id = 1) as revision, coalesce((select max(number) from ${crls}), 0) + 1 as next`,
+        sql`select (select revision from ${crlState} where id = 1) as revision, coalesce((select max(number) from ${crls} where issuer_key_id = ${issuerKeyId}), 0) + 1 as next`,
       );
       const number = Number(state!.next);
       const revision = Number(state!.revision);
@@ -163,7 +165,7 @@ export async function generateCrl(database: Database, issuerKeyId: string, now: 
         sourceRevision: revision,
         der: built.der,
       });
-      const sharesSecond = await sameSecondBefore(tx, number, built.thisUpdate);
+      const sharesSecond = await sameSecondBefore(tx, issuerKeyId, number, built.thisUpdate);
       await tx.execute(sql`delete from ${crls} where issuer_key_id = ${issuerKeyId} and number < ${number - KEEP}`);
       await tx.execute(sql`select pg_notify(${CRL_CHANNEL}, ${crlNoticePayload({ issuerKeyId, number })})`);
       return { number, thisUpdate: built.thisUpdate, nextUpdate: built.nextUpdate, entries: built.entries, sourceRevision: revision, der: built.der, sharesSecond };

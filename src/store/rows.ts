@@ -22,13 +22,14 @@ export function toRecord(row: CertificateRow): CertificateRecord {
     tokenJti: row.tokenJti,
     csrDigest: row.csrDigest ? Buffer.from(row.csrDigest) : null,
     renewedFrom: row.renewedFrom,
+    issuerKeyId: row.issuerKeyId,
     createdAt: row.createdAt,
   };
 }
 
 /** The certificate columns in raw SQL (the database's names), for statements outside drizzle. */
 export const RAW_CERTIFICATE_COLUMNS =
-  'serial, identity, sans, not_before, not_after, revoked_at, revocation_reason, revoked_by, der, fingerprint, token_issuer, token_jti, csr_digest, renewed_from, created_at';
+  'serial, identity, sans, not_before, not_after, revoked_at, revocation_reason, revoked_by, der, fingerprint, token_issuer, token_jti, csr_digest, renewed_from, issuer_key_id, created_at';
 
 export interface RawCertificateRow {
   serial: string;
@@ -45,6 +46,7 @@ export interface RawCertificateRow {
   token_jti: string | null;
   csr_digest: Uint8Array | null;
   renewed_from: string | null;
+  issuer_key_id: string;
   created_at: unknown;
 }
 
@@ -64,6 +66,7 @@ export function fromRawRow(r: RawCertificateRow): CertificateRecord {
     tokenJti: r.token_jti,
     csrDigest: r.csr_digest ? Buffer.from(r.csr_digest) : null,
     renewedFrom: r.renewed_from,
+    issuerKeyId: r.issuer_key_id,
     createdAt: asDate(r.created_at),
   };
 }

@@ -20,7 +20,7 @@ import { revokeIdentity, revokeOne, type Revocation, type RevokedCertificate } f
 import { CaError } from '../errors.js';
 import { acmeAccountStore, type AcmeAccountStore } from './acme-accounts.js';
 import { acmeOrderStore, type AcmeOrderStore } from './acme-orders.js';
-import { asDate, fromRawRow, RAW_CERTIFICATE_COLUMNS, type RawCertificateRow } from './rows.js';
+import { asDate, fromRawRow, RAW_CERTIFICATE_COLUMNS, rawRows, type RawCertificateRow } from './rows.js';
 import { listenForCrls, type CrlListenerHandlers, type CrlNotice, type Subscription } from './notifications.js';
 
 export type { CrlListenerHandlers, CrlNotice, Subscription };
@@ -103,6 +103,11 @@ export interface Store {
   markFleetAlertsSent(alerts: PendingFleetAlert[], sentAt: Date): Promise<number>;
   /** Writes renewal-info polls (one per serial), never moving a serial's last poll back in time; rows written. */
   recordPolls(polls: Poll[]): Promise<number>;
+  /**
+   * Unexpired certificates at `now` by issuer key id, and how many of them are revoked: an
+   * issuer with none left has nothing more to publish and can be removed (`service-ca ca status`).
+   */
+  issuerCertificates(now: Date): Promise<IssuerCertificates[]>;
   /** The revocation revision, and the newest CRL of the intermediate with this key id (hex). */
   crlStatus(issuerKeyId: string): Promise<CrlStatus>;
   latestCrl(issuerKeyId: string): Promise<StoredCrl | undefined>;
@@ -155,11 +160,19 @@ function allGuarded<T extends object>(methods: T): T {
   ) as T;
 }
 
+export interface IssuerCertificates {
+  issuerKeyId: string;
+  unexpired: number;
+  revoked: number;
+}
+
 /** What renewal-info needs of a certificate (docs/api.md "Renewal window"). */
 export interface CertificateTimes {
   notBefore: Date;
   notAfter: Date;
   revokedAt: Date | null;
+  /** Key id of the intermediate that signed it. */
+  issuerKeyId: string;
 }
 
 /** Runs a database call, turning connection failures into `unavailable`. */
@@ -220,13 +233,15 @@ export function storeOn(database: Database, listenUrl?: string, groupCommit: Gro
       }),
     getPublicTimes: (serial) =>
       guarded(async () => {
-        const rows = await database.publicRead<{ not_before: unknown; not_after: unknown; revoked_at: unknown }>(
+        const rows = await database.publicRead<{ not_before: unknown; not_after: unknown; revoked_at: unknown; issuer_key_id: string }>(
           'service_ca_get_public_times',
-          'select not_before, not_after, revoked_at from certificates where serial = $1',
+          'select not_before, not_after, revoked_at, issuer_key_id from certificates where serial = $1',
           [serial],
         );
         const r = rows[0];
-        return r ? { notBefore: asDate(r.not_before), notAfter: asDate(r.not_after), revokedAt: r.revoked_at === null ? null : asDate(r.revoked_at) } : undefined;
+        return r
+          ? { notBefore: asDate(r.not_before), notAfter: asDate(r.not_after), revokedAt: r.revoked_at === null ? null : asDate(r.revoked_at), issuerKeyId: r.issuer_key_id }
+          : undefined;
       }),
     revoke: (serial, revocation) => guarded(() => revokeOne(database, serial, revocation)),
     revokeIdentity: (identity, revocation) => guarded(() => revokeIdentity(database, identity, revocation)),
@@ -240,6 +255,16 @@ export function storeOn(database: Database, listenUrl?: string, groupCommit: Gro
     syncFleetAlerts: (now, rules) => guarded(() => syncFleetAlerts(database, now, rules)),
     pendingFleetAlerts: (limit) => guarded(() => pendingFleetAlerts(db, limit)),
     markFleetAlertsSent: (alerts, sentAt) => guarded(() => markFleetAlertsSent(db, alerts, sentAt)),
+    issuerCertificates: (now) =>
+      guarded(async () => {
+        // An admin's occasional question: a scan of the unexpired rows (certificates_status_not_after_idx).
+        const rows = await rawRows<{ issuer_key_id: string; unexpired: string | number; revoked: string | number }>(
+          db,
+          sql`select issuer_key_id, count(*) as unexpired, count(*) filter (where status = 'revoked') as revoked
+              from certificates where not_after > ${now.toISOString()}::timestamptz group by issuer_key_id`,
+        );
+        return rows.map((r) => ({ issuerKeyId: r.issuer_key_id, unexpired: Number(r.unexpired), revoked: Number(r.revoked) }));
+      }),
     crlStatus: (issuerKeyId) => guarded(() => crlStatus(db, issuerKeyId)),
     latestCrl: (issuerKeyId) => guarded(() => latestCrl(database, issuerKeyId)),
     generateCrl: (issuerKeyId, now, build) => guarded(() => generateCrl(database, issuerKeyId, now, build)),

@@ -73,7 +73,7 @@ describe('GET /v1/config.schema.json', () => {
 
     it('says nothing about this instance: no path, host or name from its configuration', async () => {
       const text = await (await fetch(`${app.public}${PATH}`)).text();
-      for (const value of [app.config.ca.certificate, app.config.ca.key, app.config.publicUrl, app.config.auth.issuers[0]!.issuer, app.config.dataDir]) {
+      for (const value of [app.config.ca.certificate!, app.config.ca.key!, app.config.publicUrl, app.config.auth.issuers[0]!.issuer, app.config.dataDir]) {
         assert.ok(!text.includes(value), `the schema does not name ${value}`);
       }
     });

@@ -14,6 +14,7 @@ import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { pino } from 'pino';
 import { systemClock } from '../../src/clock.js';
+import { caIssuers } from '../../src/config.js';
 import { createCrlPublisher, type CrlPublisher } from '../../src/crl/publisher.js';
 import { createSigner } from '../../src/signer/signer.js';
 import { x509 } from '../../src/x509/library.js';
@@ -501,7 +502,7 @@ describe('CRL numbers across a restart on the same database', () => {
 function otherReplica(app: TestApp): CrlPublisher {
   return createCrlPublisher({
     store: app.running.deps.store,
-    signer: createSigner({ ca: app.config.ca, publicUrl: app.config.publicUrl }, systemClock),
+    signer: createSigner({ ca: caIssuers(app.config.ca)[0]!, publicUrl: app.config.publicUrl }, systemClock),
     clock: systemClock,
     logger: pino({ level: 'silent' }),
     settings: { validity: 3600, refresh: 0, maxDelay: 5 },

@@ -316,7 +316,7 @@ describe('fleet view', () => {
     for (const [state, n] of Object.entries(want.states)) assert.equal(sample(text, 'service_ca_identities', 'state', state), n, `${state}\n${text}`);
     for (const [severity, n] of Object.entries(want.severities)) assert.equal(sample(text, 'service_ca_certificates_expiring', 'severity', severity), n, severity);
     const intermediate = new X509Certificate(Buffer.from(await (await fetch(`${pub}/v1/ca/intermediate.der`)).arrayBuffer()));
-    const expiry = Number(/^service_ca_intermediate_expiration_timestamp_seconds (\S+)$/m.exec(text)?.[1]);
+    const expiry = Number(/^service_ca_intermediate_expiration_timestamp_seconds\{issuer="[0-9a-f]+",active="true"\} (\S+)$/m.exec(text)?.[1]);
     assert.equal(expiry, Date.parse(intermediate.validTo) / 1000);
   });
 

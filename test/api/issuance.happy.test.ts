@@ -49,8 +49,10 @@ describe('issuance for every key type under every intermediate', () => {
           assert.match(text, ku);
           assert.match(text, /Extended Key Usage:\s+TLS Web Server Authentication, TLS Web Client Authentication/);
           assert.match(text, /Subject: CN ?= ?api\.payments\.svc/);
-          assert.match(text, /CRL Distribution Points:\s+Full Name:\s+URI:http:\/\/ca\.test:8080\/v1\/crl/);
-          assert.match(text, /CA Issuers - URI:http:\/\/ca\.test:8080\/v1\/ca\/intermediate\.der/);
+          // The leaf names its own issuer's CRL and certificate, by key id (the intermediate's SKI).
+          const kid = /X509v3 Subject Key Identifier:\s+([0-9A-F:]+)/.exec(x509Text(body.chain[0]!))![1]!.replaceAll(':', '').toLowerCase();
+          assert.match(text, new RegExp(`CRL Distribution Points:\\s+Full Name:\\s+URI:http://ca\\.test:8080/v1/crl/${kid}\\n`));
+          assert.match(text, new RegExp(`CA Issuers - URI:http://ca\\.test:8080/v1/ca/issuers/${kid}\\.der\\n`));
 
           const leaf = new X509Certificate(body.certificate);
           const intermediate = new X509Certificate(body.chain[0]!);

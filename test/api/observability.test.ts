@@ -65,7 +65,7 @@ describe('request ids and metrics', () => {
     const { csrPem } = await createKeyAndCsr('p256', { dns: ['not-granted.example.com'] });
     assert.equal((await app.issue(workload('shop', 'web'), { csr: csrPem })).status, 403);
     await revokeOk(app, issued.serial, ADMIN, 'keyCompromise');
-    await app.running.deps.crl.sync();
+    await app.running.deps.crl.active.sync();
     const res = await fetch(`${app.public}/metrics`);
     assert.equal(res.status, 200);
     assert.match(res.headers.get('Content-Type') ?? '', /^text\/plain/);
@@ -85,13 +85,15 @@ describe('request ids and metrics', () => {
     assert.equal(value(/^service_ca_issuance_batches_total /), 1);
     assert.equal(value(/^service_ca_revocations_total\{reason="keyCompromise"\}/), 1);
     assert.ok(value(/^service_ca_crl_generation_seconds_count/) >= 1);
-    assert.ok(value(/^service_ca_crl_number /) >= 1);
-    assert.equal(value(/^service_ca_crl_entries /), 1);
-    assert.ok(value(/^service_ca_crl_bytes /) > 100);
+    const kid = app.running.deps.crl.active.issuerKeyId;
+    const labelled = (name: string) => new RegExp(`^${name}\\{issuer="${kid}"\\} `);
+    assert.ok(value(labelled('service_ca_crl_number')) >= 1);
+    assert.equal(value(labelled('service_ca_crl_entries')), 1);
+    assert.ok(value(labelled('service_ca_crl_bytes')) > 100);
     // The served CRL's thisUpdate, as an independent reader of the DER (openssl) prints it.
     const crlText = execFileSync('openssl', ['crl', '-inform', 'DER', '-noout', '-lastupdate'], { input: Buffer.from(await (await fetch(`${app.public}/v1/crl`)).arrayBuffer()) }).toString();
-    assert.equal(value(/^service_ca_crl_last_generated_timestamp_seconds /), Date.parse(crlText.replace(/^lastUpdate=/, '').trim()) / 1000);
-    const expiry = value(/^service_ca_intermediate_expiry_seconds /);
+    assert.equal(value(labelled('service_ca_crl_last_generated_timestamp_seconds')), Date.parse(crlText.replace(/^lastUpdate=/, '').trim()) / 1000);
+    const expiry = value(new RegExp(`^service_ca_intermediate_expiry_seconds\\{issuer="${kid}",active="true"\\} `));
     assert.ok(expiry > 0 && expiry < 20 * 365 * 86400, `intermediate expiry ${expiry}`);
     assert.ok(value(/^process_cpu_seconds_total /) > 0);
     assert.ok(value(/^nodejs_heap_size_used_bytes /) > 0);

@@ -9,6 +9,7 @@
  *   npm run bench:issuance -- [--db pglite|postgres|both] [--concurrency 16,64] [--seconds 20]
  *                             [--csrs 2000] [--workers N] [--pool-size N] [--group-commit ROWS,DELAY_MS,IN_FLIGHT] [--profile DIR]
  *                             [--driver wrk|node] [--pgbench-clients 8,16] [--pgbench-rows 1,32] [--pg-socket DIR]
+ *                             [--key file|softhsm|both]
  *
  * --driver: the load generator; wrk (Debian's package, test/bench/wrk.ts) where installed, else
  * node:http in this process (support.ts drive), which takes far more of the two cores.
@@ -19,15 +20,20 @@
  * --pgbench-clients: on Postgres, after the HTTP phases, the issuance statement alone from pgbench
  * (batches of each --pgbench-rows issuances per transaction, default 1,32) with that many connections (test/bench/pgbench.ts), the service idle beside it: what this
  * machine's Postgres can commit when nothing else needs the CPU ("" skips it).
+ * --key: where the intermediate's key is: a PEM file (default), a P-256 key in a SoftHSM2 token
+ * (Debian's softhsm2; ca.key a PKCS#11 URI, every signature made by the token), or both, one after
+ * the other against the same database kind, so the rows compare the two.
  * Postgres comes from BENCH_DATABASE_URL (default postgres://postgres@127.0.0.1:5432/postgres);
  * a fresh database is created and dropped.
  */
+import { X509Certificate } from 'node:crypto';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { createKeyAndCsr } from '../../src/cli/keys.js';
-import { createTestPki } from '../setup/pki.js';
+import { createTestPki, type TestPki } from '../setup/pki.js';
+import { createSoftHsmToken, issueTokenIntermediate, softhsmMissing } from '../setup/softhsm.js';
 import { benchIssuer, drive, parseGroupCommit, percentile, postgresCpuSeconds, startBenchServer, treeStats } from './support.js';
 import { drivePgbench, issuanceScript, pgbenchAvailable } from './pgbench.js';
 import { driveWrk, wrkAvailable, type WrkRun } from './wrk.js';
@@ -47,8 +53,11 @@ const { values } = parseArgs({
     'pgbench-clients': { type: 'string', default: '8,16' },
     'pgbench-rows': { type: 'string', default: '1,32' },
     'pg-socket': { type: 'string' },
+    key: { type: 'string', default: 'file' },
   },
 });
+if (!['file', 'softhsm', 'both'].includes(values.key!)) throw new Error('--key is file, softhsm or both');
+const keys = values.key === 'both' ? ['file', 'softhsm'] : [values.key!];
 /** wrk where installed (a few percent of the CPU), else node:http (15-45% of it). */
 const driver = values.driver ?? (wrkAvailable() ? 'wrk' : 'node');
 if (driver !== 'wrk' && driver !== 'node') throw new Error('--driver is wrk or node');
@@ -81,11 +90,12 @@ function httpRun(run: Awaited<ReturnType<typeof drive>> | WrkRun, self0: NodeJS.
 }
 
 /** One row of the results: throughput, latency percentiles, errors, and who used the CPU. */
-function measured(db: string, phase: string, concurrency: number, run: LoadRun, before: { server: number; cpu0: number; pg0?: number | undefined }) {
+function measured(db: string, phase: string, concurrency: number, run: LoadRun, before: { server: number; cpu0: number; pg0?: number | undefined }, key = 'file') {
   const stats = treeStats(before.server);
   const percent = (cpuSeconds: number) => Math.round((cpuSeconds / run.elapsed) * 100);
   return {
     db,
+    key,
     phase,
     driver: run.driver,
     concurrency,
@@ -128,6 +138,26 @@ async function databaseAlone(url: string, serverPid: number, results: Record<str
   }
 }
 
+/**
+ * The `ca` section for a key kind: the PEM files of `pki`, or a P-256 key made in a fresh SoftHSM2
+ * token with an intermediate for it under a root of its own (the token's SOFTHSM2_CONF is set in
+ * this process, so the server it starts sees the token).
+ */
+async function caSection(key: string, work: string, pki: TestPki): Promise<{ ca: Record<string, unknown>; close(): void }> {
+  if (key === 'file') return { ca: { certificate: pki.intermediateCertificate, key: pki.intermediateKey, chain: pki.rootCertificate }, close() {} };
+  const missing = softhsmMissing();
+  if (missing) throw new Error(`--key softhsm: ${missing}`);
+  const token = await createSoftHsmToken({ keys: [] });
+  const known = token.importKnownKey('bench-p256');
+  const ca = await issueTokenIntermediate(known.publicKeyPem);
+  writeFileSync(join(work, 'token-intermediate.pem'), new X509Certificate(ca.intermediatePem).toString());
+  writeFileSync(join(work, 'token-root.pem'), new X509Certificate(ca.rootPem).toString());
+  return {
+    ca: { certificate: join(work, 'token-intermediate.pem'), chain: join(work, 'token-root.pem'), key: known.uri, pkcs11: { module: token.module, pin: token.pin } },
+    close: () => token.cleanup(),
+  };
+}
+
 async function main() {
   const work = mkdtempSync(join(tmpdir(), 'service-ca-bench-'));
   const pki = await createTestPki('p256');
@@ -140,7 +170,8 @@ async function main() {
   }
   const results: Record<string, unknown>[] = [];
 
-  for (const db of values.db === 'both' ? ['pglite', 'postgres'] : [values.db!]) {
+  for (const db of values.db === 'both' ? ['pglite', 'postgres'] : [values.db!]) for (const key of keys) {
+    const section = await caSection(key, work, pki);
     const server = await startBenchServer({
       db: db as 'postgres' | 'pglite',
       dir: mkdtempSync(join(work, `${db}-`)),
@@ -151,6 +182,7 @@ async function main() {
       groupCommit: parseGroupCommit(values['group-commit']),
       postgresSocket: values['pg-socket'],
       nodeArgs: values.profile ? ['--cpu-prof', '--cpu-prof-dir', values.profile] : [],
+      config: { ca: section.ca },
     });
     const { apiPort, publicPort } = server;
     const serials: string[] = [];
@@ -176,7 +208,7 @@ async function main() {
           driver === 'wrk'
             ? await driveWrk(apiPort, concurrency, seconds * 1000, tokens.map((token, i) => ({ method: 'POST', path: '/v1/certificates', token, body: i % bodies.length })), bodies)
             : await drive(apiPort, concurrency, seconds * 1000, (i) => (i < tokens.length ? issueRequest(tokens[i]!, i) : undefined), keepSerial);
-        const row = measured(db, 'issue', concurrency, httpRun(run, self0), { server: server.pid, cpu0, pg0: db === 'postgres' ? pg0 : undefined });
+        const row = measured(db, 'issue', concurrency, httpRun(run, self0), { server: server.pid, cpu0, pg0: db === 'postgres' ? pg0 : undefined }, key);
         results.push(row);
         console.log(JSON.stringify(row));
       }
@@ -190,12 +222,14 @@ async function main() {
         driver === 'wrk'
           ? await driveWrk(publicPort, lookupConcurrency, lookupMs, serials.map((_, i) => ({ method: 'GET', path: lookupPath(i) })))
           : await drive(publicPort, lookupConcurrency, lookupMs, (i) => ({ method: 'GET', path: lookupPath(i), headers: {} }), () => {});
-      const row = measured(db, 'renewal-info', lookupConcurrency, httpRun(run, self0), { server: server.pid, cpu0 });
+      const row = measured(db, 'renewal-info', lookupConcurrency, httpRun(run, self0), { server: server.pid, cpu0 }, key);
       results.push(row);
       console.log(JSON.stringify(row));
-      if (server.url) await databaseAlone(server.url, server.pid, results);
+      // The database alone once per database kind, whatever the key.
+      if (server.url && key === keys[0]) await databaseAlone(server.url, server.pid, results);
     } finally {
       await server.stop();
+      section.close();
     }
   }
   rmSync(work, { recursive: true, force: true });

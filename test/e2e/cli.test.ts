@@ -371,6 +371,7 @@ describe('--help and bad usage', () => {
     config: [[], ['check'], ['frobnicate'], ['check', 'a.yaml', 'b.yaml']],
     healthcheck: [['--bogus']],
     inspect: [[], ['--bogus'], ['a.pem', 'b.pem']],
+    ca: [[], ['frobnicate'], ['status', '--bogus'], ['status', '--token-file', 't']],
     fleet: [['--bogus'], ['--state', 'sleepy', '--server', 'http://127.0.0.1:9', '--token-file', 't'], ['--severity', 'high', '--server', 'http://127.0.0.1:9', '--token-file', 't']],
     agent: [['--out', 'o', '--dns', 'a.b'], ['--server', 'http://127.0.0.1:9', '--dns', 'a.b'], ['--server', 'http://127.0.0.1:9', '--out', 'o'], ['--server', 'http://127.0.0.1:9', '--out', 'o', '--dns', 'a.b', '--max-backoff', 'soon']],
     bootstrap: [['--url', 'http://127.0.0.1:9', '--out', 'o'], ['--url', 'http://127.0.0.1:9', '--out', 'o', '--fingerprint', 'abc'], ['--url', 'http://127.0.0.1:9', '--fingerprint', 'ab'.repeat(32), '--no-context'], ['--url', 'http://127.0.0.1:9', '--fingerprint', 'ab'.repeat(32), '--context', '../escape']],

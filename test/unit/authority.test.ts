@@ -5,6 +5,7 @@
  * key passphrase never appears in any message.
  */
 import assert from 'node:assert/strict';
+import { generateKeyPairSync } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,8 +14,9 @@ import { after, before, describe, it } from 'node:test';
 import { fixedClock, systemClock } from '../../src/clock.js';
 import { CaError } from '../../src/errors.js';
 import { loadAuthority, type AuthorityFiles } from '../../src/signer/authority.js';
-import { createAuthority } from '../../src/signer/bootstrap.js';
-import { createSigner } from '../../src/signer/signer.js';
+import { createAuthority, createIntermediate, type IntermediateRollover } from '../../src/signer/bootstrap.js';
+import { createSigner, createSigners } from '../../src/signer/signer.js';
+import type { CaIssuerSettings } from '../../src/config.js';
 import { opensslGenpkey, opensslSelfSigned } from '../setup/crafted.js';
 import { createTestPki, type TestPki } from '../setup/pki.js';
 
@@ -202,5 +204,62 @@ describe('loading the CA', () => {
       assert.equal(loaded.chainDer.length, 1);
       assert.deepEqual(loaded.rootDer, loaded.chainDer[0]);
     });
+  });
+});
+
+describe('loading several issuers (ca.issuers)', () => {
+  let pki: TestPki;
+  let other: TestPki;
+  let b: IntermediateRollover;
+  before(async () => {
+    [pki, other] = await Promise.all([createTestPki('p256'), createTestPki('p384')]);
+    dirs.push(pki.dir, other.dir);
+    b = await createIntermediate({ dir: join(tempDir(), 'b'), rootCertificate: pki.rootCertificate, rootKey: pki.rootKey, intermediateDays: 3650, now: new Date() });
+  });
+  const issuer = (files: AuthorityFiles, n: number, active = false): CaIssuerSettings => ({ ...files, active, where: `ca.issuers.${n}` });
+  const ofA = (n: number, active = false) => issuer(pkiFiles(pki), n, active);
+  const ofB = (n: number, active = false) => issuer({ certificate: b.intermediateCertificate, key: b.intermediateKey!, chain: b.chain }, n, active);
+  const load = (ca: CaIssuerSettings[], clock = systemClock) => createSigners({ ca, publicUrl: 'http://ca.test' }, clock);
+
+  /** Asserts that loading refuses with a CaError whose detail is exactly `detail`. */
+  async function refused(ca: CaIssuerSettings[], detail: string): Promise<void> {
+    await assert.rejects(load(ca), (err: unknown) => err instanceof CaError && err.detail === detail);
+  }
+
+  it('loads both, the active one signing leaves that name their issuer by key id; only it signs certificates', async () => {
+    const { signers, skipped } = await load([ofA(0), ofB(1, true)]);
+    assert.deepEqual(skipped, []);
+    assert.deepEqual(signers.all.map((s) => [s.keyId, s.active]), [[loadAuthority(pkiFiles(pki), new Date()).keyId, false], [b.keyId, true]]);
+    assert.equal(signers.active.keyId, b.keyId);
+    assert.equal(signers.byKeyId(b.keyId.toUpperCase()), signers.active);
+    assert.equal(signers.byKeyId('00'), undefined);
+    assert.ok(signers.all.every((s) => s.selfTest()));
+    const retiring = signers.all[0]!;
+    const spki = new Uint8Array(generateKeyPairSync('ec', { namedCurve: 'P-256' }).publicKey.export({ type: 'spki', format: 'der' }));
+    // The control: the active issuer signs the same request.
+    assert.equal(signers.active.issueLeaf({ spki, keyType: 'ecdsa-p256', sans: { dns: ['a.test'], ip: [], uri: [], email: [] }, notBefore: new Date(), notAfter: new Date(Date.now() + 60_000), extendedKeyUsage: ['serverAuth'] }).der[0], 0x30);
+    assert.throws(
+      () => retiring.issueLeaf({ spki, keyType: 'ecdsa-p256', sans: { dns: ['a.test'], ip: [], uri: [], email: [] }, notBefore: new Date(), notAfter: new Date(Date.now() + 60_000), extendedKeyUsage: ['serverAuth'] }),
+      (err: unknown) => err instanceof CaError && err.detail === `issuer ${retiring.keyId} is not active: only the active issuer signs certificates`,
+    );
+    signers.close();
+  });
+
+  it('refuses issuers of another root, one listed twice, and a key of another issuer, naming the entry', async () => {
+    await refused([ofA(0, true), issuer(pkiFiles(other), 1)], 'ca.issuers.1.chain: ends at another root than the first issuer\'s; every issuer must chain to the same root');
+    await refused([ofA(0, true), ofA(1)], `ca.issuers.1.certificate: has the key id ${loadAuthority(pkiFiles(pki), new Date()).keyId} of another issuer (listed twice?)`);
+    await refused([ofA(0, true), issuer({ certificate: b.intermediateCertificate, key: pki.intermediateKey, chain: b.chain }, 1)], 'ca.issuers.1.key: the private key does not match ca.issuers.1.certificate');
+    await refused([ofA(0, true), issuer({ ...pkiFiles(pki), certificate: join(pki.dir, 'missing.pem') }, 1)], `ca.issuers.1.certificate: cannot read ${join(pki.dir, 'missing.pem')} (ENOENT)`);
+  });
+
+  it('leaves out a retiring issuer past its notAfter (its certificates all expired with it), never the active one', async () => {
+    // B was made to live to the root's end (10 years), A the usual 5: a day after A's end, only B is valid.
+    const aEnd = loadAuthority(pkiFiles(pki), new Date()).notAfter;
+    const later = fixedClock(new Date(aEnd.getTime() + DAY));
+    const { signers, skipped } = await load([ofA(0), ofB(1, true)], later);
+    assert.deepEqual(skipped, [{ keyId: loadAuthority(pkiFiles(pki), new Date()).keyId, where: 'ca.issuers.0', notAfter: aEnd }]);
+    assert.deepEqual(signers.all.map((s) => s.keyId), [b.keyId]);
+    signers.close();
+    await assert.rejects(load([ofA(0, true), ofB(1)], later), (err: unknown) => err instanceof CaError && err.detail === `ca.issuers.0.certificate: expired at ${aEnd.toISOString()}`);
   });
 });

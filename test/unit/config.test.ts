@@ -10,7 +10,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join, relative, resolve } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { ConfigError, RESERVED_ISSUER_NAMES, loadConfigFile, parseConfig } from '../../src/config.js';
+import { ConfigError, RESERVED_ISSUER_NAMES, caIssuers, loadConfigFile, parseConfig } from '../../src/config.js';
 import { RENEWAL_ISSUER } from '../../src/policy/holder-renewal.js';
 import { compilePolicies } from '../../src/policy/names.js';
 import { loadAuthority } from '../../src/signer/authority.js';
@@ -55,6 +55,9 @@ policies:
     maxTtl: 24h
     extendedKeyUsage: [serverAuth, clientAuth]
 `;
+
+/** An entry of ca.issuers with files named after `name`. */
+const issuerEntry = (name: string, active?: boolean) => ({ certificate: `/ca/${name}.pem`, key: `/ca/${name}.key`, ...(active === undefined ? {} : { active }) });
 
 /** The smallest valid configuration object. */
 const minimal = () => ({
@@ -135,7 +138,7 @@ describe('the contract example', () => {
     const dir = resolve(file, '..');
     await createAuthority({ dir: join(dir, 'ca'), keyType: 'p256', intermediatePassphrase: 'correct horse battery staple' });
     const c = loadConfigFile(file, { CA_KEY_PASSPHRASE: 'correct horse battery staple' });
-    const loaded = loadAuthority(c.ca, new Date());
+    const loaded = loadAuthority(caIssuers(c.ca)[0]!, new Date());
     assert.equal(loaded.chainDer.length, 1, 'chain: the root');
     assert.equal(loaded.key.asymmetricKeyType, 'ec');
   });
@@ -246,6 +249,14 @@ describe('errors name the key path', () => {
     ['two DNS captures joined by a hyphen', { ...minimal(), policies: [{ identity: 'spiffe://x/{ns}/{sa}', dns: ['{sa}-{ns}.svc'] }] }, /^config: policies\.0\.dns\.0: .*could be filled two ways: \{sa\} and \{ns\}/m],
     ['two URI path captures joined by a dot', { ...minimal(), policies: [{ identity: 'spiffe://x/{ns}/{sa}', uri: ['urn:svc:{ns}.{sa}'] }] }, /^config: policies\.0\.uri\.0: .*could be filled two ways/m],
     ['two email captures side by side', { ...minimal(), policies: [{ identity: 'spiffe://x/{ns}/{sa}', email: ['{sa}{ns}@mail.example.org'] }] }, /^config: policies\.0\.email\.0: .*could be filled two ways/m],
+    ['ca.issuers beside ca.certificate', { ...minimal(), ca: { ...minimal().ca, issuers: [issuerEntry('a', true)] } }, /^config: ca\.issuers: is set together with ca\.certificate\/ca\.key: use one form$/m],
+    ['neither form of ca', { ...minimal(), ca: {} }, /^config: ca\.certificate: is required \(or list ca\.issuers\)$/m],
+    ['two issuers, none active', { ...minimal(), ca: { issuers: [issuerEntry('a'), issuerEntry('b')] } }, /^config: ca\.issuers: no issuer has active: true/m],
+    ['two active issuers', { ...minimal(), ca: { issuers: [issuerEntry('a', true), issuerEntry('b', true)] } }, /^config: ca\.issuers\.1\.active: only one issuer may be active \(issuer 0 is too\)$/m],
+    ['renewBy on the active issuer', { ...minimal(), ca: { issuers: [issuerEntry('a'), { ...issuerEntry('b', true), renewBy: '2027-01-01T00:00:00Z' }] } }, /^config: ca\.issuers\.1\.renewBy: is for an issuer that is not active/m],
+    ['a renewBy that is no RFC 3339 time', { ...minimal(), ca: { issuers: [{ ...issuerEntry('a'), renewBy: 'next week' }, issuerEntry('b', true)] } }, /^config: ca\.issuers\.0\.renewBy: /m],
+    ['a PKCS#11 key without ca.pkcs11', { ...minimal(), ca: { certificate: '/c.pem', key: 'pkcs11:token=ca;object=int' } }, /^config: ca\.key: is a PKCS#11 URI: set ca\.pkcs11 \(module and pin\)$/m],
+    ['a PKCS#11 issuer key without ca.pkcs11', { ...minimal(), ca: { issuers: [{ ...issuerEntry('a', true), key: 'PKCS11:object=int' }] } }, /^config: ca\.issuers\.0\.key: is a PKCS#11 URI/m],
   ];
   for (const [name, raw, expected] of cases) {
     it(`for ${name}`, () => assert.match(errorOf(raw), expected));
@@ -363,6 +374,26 @@ describe('errors name the key path', () => {
     assert.throws(() => loadConfigFile('/nonexistent/service-ca.yaml', {}), (err: unknown) => err instanceof ConfigError && /\/nonexistent\/service-ca\.yaml/.test(err.message));
     const bad = writeConfig('server: [unclosed\n');
     assert.throws(() => loadConfigFile(bad, {}), (err: unknown) => err instanceof ConfigError && err.message.includes(bad) && /YAML/.test(err.message));
+  });
+});
+
+describe('ca.issuers', () => {
+  it('reads the one-issuer form as one active issuer, and a list in its order with the one marked active', () => {
+    assert.deepEqual(caIssuers(parseConfig(minimal(), { baseDir: '/base', env: {} }).ca), [
+      { certificate: '/ca/int.pem', key: '/ca/int.key', keyPassphrase: undefined, chain: undefined, active: true, where: 'ca' },
+    ]);
+    const raw = { ...minimal(), ca: { issuers: [{ ...issuerEntry('old'), key: 'rel/old.key', renewBy: '2027-03-01T12:00:00+01:00' }, { ...issuerEntry('new', true), key: 'pkcs11:token=ca;object=new' }], pkcs11: { module: 'lib/p11.so', pin: '${PIN}' } } };
+    const c = parseConfig(raw, { baseDir: '/base', env: { PIN: '1234' } });
+    assert.deepEqual(caIssuers(c.ca), [
+      { certificate: '/ca/old.pem', key: '/base/rel/old.key', keyPassphrase: undefined, chain: undefined, active: false, renewBy: new Date('2027-03-01T11:00:00Z'), where: 'ca.issuers.0' },
+      // A PKCS#11 URI is not a path: it is kept as written.
+      { certificate: '/ca/new.pem', key: 'pkcs11:token=ca;object=new', keyPassphrase: undefined, chain: undefined, active: true, renewBy: undefined, where: 'ca.issuers.1' },
+    ]);
+    assert.deepEqual(c.ca.pkcs11, { module: '/base/lib/p11.so', pin: '1234' });
+  });
+
+  it('takes a list of one issuer as active without saying so', () => {
+    assert.equal(caIssuers(parseConfig({ ...minimal(), ca: { issuers: [issuerEntry('only')] } }, { baseDir: '/base', env: {} }).ca)[0]!.active, true);
   });
 });
 

@@ -21,7 +21,7 @@ import { dirname, join, posix, resolve } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { parse as parseYaml, parseAllDocuments } from 'yaml';
 import { renderIdentity } from '../../src/auth/identity-template.js';
-import { ConfigError, parseConfig, type Config } from '../../src/config.js';
+import { ConfigError, caIssuers, parseConfig, type Config } from '../../src/config.js';
 import { ensureDevCa } from '../../src/dev-ca.js';
 import { CaError } from '../../src/errors.js';
 import type { SubjectAltNames } from '../../src/model.js';
@@ -321,8 +321,9 @@ function kubernetesProblems(k: Kube): string[] {
     p('the --config file is not config.yaml mounted from the ConfigMap');
   }
   if (config) {
-    const key = fileSource(pod, c, config.ca.key);
-    if (!key?.volume.secret || key.key === undefined) p(`ca.key ${config.ca.key} is not mounted from a Secret`);
+    const caKey = caIssuers(config.ca).find((i) => i.active)!.key;
+    const key = fileSource(pod, c, caKey);
+    if (!key?.volume.secret || key.key === undefined) p(`ca.key ${caKey} is not mounted from a Secret`);
     else {
       const secret = k.secrets.find((s) => s.metadata?.name === key.volume.secret?.secretName);
       if (!secret || !Object.keys({ ...secret.stringData, ...secret.data }).includes(key.key)) {

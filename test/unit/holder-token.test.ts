@@ -45,7 +45,7 @@ describe('verifyHolderToken', () => {
 
   async function detail(t: string): Promise<string> {
     try {
-      await verifyHolderToken(t, clock, 60, ca);
+      await verifyHolderToken(t, clock, 60, [ca]);
     } catch (err) {
       assert.ok(isCaError(err), String(err));
       assert.equal(err.kind, 'unauthorized');
@@ -67,7 +67,7 @@ describe('verifyHolderToken', () => {
 
   it('accepts a token signed by the key of each holder key type', async () => {
     for (const [alg, holder] of [...holders, ['PS256', holders.get('RS256')!] as const]) {
-      const verified = await verifyHolderToken(await token(holder, alg), clock, 60, ca);
+      const verified = await verifyHolderToken(await token(holder, alg), clock, 60, [ca]);
       assert.equal(verified.jti, 'holder-1', alg);
       assert.deepEqual(verified.certificateDer, holder.cert.raw, alg);
     }

@@ -119,8 +119,9 @@ type Catalogue = Map<string, MetricInfo>;
 const NEW_GAUGES: Record<string, MetricInfo> = {
   service_ca_identities: { type: 'gauge', labels: ['state'], values: { state: ['healthy', 'renewalDue', 'missedRenewal', 'expired', 'revoked'] } },
   service_ca_certificates_expiring: { type: 'gauge', labels: ['severity'], values: { severity: ['none', 'warning', 'critical'] } },
-  service_ca_intermediate_expiration_timestamp_seconds: { type: 'gauge', labels: [] },
-  service_ca_crl_last_generated_timestamp_seconds: { type: 'gauge', labels: [] },
+  // One series per configured issuer (key id), `active` telling the one that signs certificates.
+  service_ca_intermediate_expiration_timestamp_seconds: { type: 'gauge', labels: ['issuer', 'active'], values: { active: ['true', 'false'] } },
+  service_ca_crl_last_generated_timestamp_seconds: { type: 'gauge', labels: ['issuer'] },
 };
 /** Labels Prometheus adds to every scraped series. */
 const TARGET_LABELS = ['job', 'instance'];

@@ -140,7 +140,7 @@ export function acmeRoutes(app: OpenAPIHono<AppEnv>): void {
 
   post('/acme/cert/:serial', async (c) => {
     const { acme, auth } = await signed(c, 'account');
-    const pem = await acme.orders.certificate(auth, param(c, 'serial'), acme.chain);
+    const pem = await acme.orders.certificate(auth, param(c, 'serial'), acme.chainOf);
     return c.body(pem, 200, { ...acmeHeaders(c), 'Content-Type': 'application/pem-certificate-chain' });
   });
 

@@ -236,11 +236,11 @@ export function createOrders(deps: OrderDeps) {
     },
 
     /** The certificate of a valid order of this account's identity, as a PEM chain (§7.4.2). */
-    async certificate(auth: Authenticated, serial: string, chain: string[]): Promise<string> {
+    async certificate(auth: Authenticated, serial: string, chainOf: (issuerKeyId: string) => string[]): Promise<string> {
       const account = accountOf(auth);
       const record = /^[0-9a-f]{1,40}$/.test(serial) ? await store.getCertificate(serial) : undefined;
       if (!record || record.identity !== account.identity) throw new CaError('notFound', 'no certificate of this account\'s identity has this serial');
-      return [certificatePem(record.der), ...chain].join('');
+      return [certificatePem(record.der), ...chainOf(record.issuerKeyId)].join('');
     },
   };
 }

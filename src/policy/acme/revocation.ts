@@ -26,7 +26,7 @@ function reasonOf(value: unknown): RevocationReason {
 /** Lower-case hex of serial octets without a leading 00 sign octet (docs/api.md "Conventions"). */
 const serialText = (octets: Buffer) => normalizeSerial(octets.toString('hex'));
 
-export function createAcmeRevocation(deps: { store: Store; revoker: Revoker; renewalInfo: RenewalInfoService; issuerKeyId: Uint8Array }) {
+export function createAcmeRevocation(deps: { store: Store; revoker: Revoker; renewalInfo: RenewalInfoService; issuerKeyIds: readonly string[] }) {
   return {
     async revokeCert(auth: Authenticated): Promise<RevokedView> {
       const { certificate, reason } = auth.payload ?? {};
@@ -56,7 +56,8 @@ export function createAcmeRevocation(deps: { store: Store; revoker: Revoker; ren
     async renewalInfo(certId: string): Promise<RenewalInfo> {
       const m = /^([A-Za-z0-9_-]{1,128})\.([A-Za-z0-9_-]{1,32})$/.exec(certId);
       if (!m) throw new CaError('malformed', 'a certID is base64url(key identifier) "." base64url(serial)');
-      if (!Buffer.from(m[1]!, 'base64url').equals(Buffer.from(deps.issuerKeyId))) throw new CaError('notFound', 'no certificate of this CA has this certID');
+      // Any configured issuer's: holders of a retiring issuer's certificates are told to renew early.
+      if (!deps.issuerKeyIds.includes(Buffer.from(m[1]!, 'base64url').toString('hex'))) throw new CaError('notFound', 'no certificate of this CA has this certID');
       return deps.renewalInfo.get(serialText(Buffer.from(m[2]!, 'base64url')));
     },
   };

@@ -35,9 +35,11 @@ export interface AcmeDeps {
   limiter?: IssuanceLimiter;
   validity: ValidityRules;
   /** The signer's public facts and derived secrets (never its key). */
-  signer: { deriveSecret(purpose: string): Buffer; authority: { notBefore: Date; notAfter: Date; keyIdentifier: Uint8Array } };
-  /** The intermediate(s) above a leaf, PEM: a certificate download's chain. */
-  chain: string[];
+  signer: { deriveSecret(purpose: string): Buffer; authority: { notBefore: Date; notAfter: Date } };
+  /** Key ids of every configured issuer (ARI certIDs name them). */
+  issuerKeyIds: readonly string[];
+  /** The intermediate(s) above a leaf of an issuer, PEM: a certificate download's chain. */
+  chainOf: (issuerKeyId: string) => string[];
   issuerNames: readonly string[];
   onValidated?: (type: string, valid: boolean) => void;
 }
@@ -85,8 +87,8 @@ export function createAcme(deps: AcmeDeps) {
     accounts,
     orders,
     challenges,
-    revocation: createAcmeRevocation({ store, revoker: deps.revoker, renewalInfo: deps.renewalInfo, issuerKeyId: deps.signer.authority.keyIdentifier }),
-    chain: deps.chain,
+    revocation: createAcmeRevocation({ store, revoker: deps.revoker, renewalInfo: deps.renewalInfo, issuerKeyIds: deps.issuerKeyIds }),
+    chainOf: deps.chainOf,
 
     /** The directory (RFC 8555 §7.1.1, RFC 9773 §3). */
     directory(urls: AcmeUrls): Record<string, unknown> {
