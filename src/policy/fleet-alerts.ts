@@ -20,6 +20,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { Clock } from '../clock.js';
+import { deadline } from '../deadline.js';
 import type { PendingFleetAlert, SeverityRules, Store } from '../store/store.js';
 import { periodic } from './periodic.js';
 
@@ -123,12 +124,13 @@ export function createFleetAlerts(deps: FleetAlertsDeps) {
     const body = JSON.stringify(alerts);
     for (let attempt = 1; attempt <= webhook.maxAttempts && !stopping.signal.aborted; attempt++) {
       let message: string;
+      const limit = deadline(webhook.timeout * 1000, stopping.signal);
       try {
         const res = await doFetch(webhook.url, {
           method: 'POST',
           headers: { ...webhook.headers, 'Content-Type': 'application/json' },
           body,
-          signal: AbortSignal.any([stopping.signal, AbortSignal.timeout(webhook.timeout * 1000)]),
+          signal: limit.signal,
           redirect: 'manual',
         });
         await res.arrayBuffer().catch(() => undefined);
@@ -141,6 +143,8 @@ export function createFleetAlerts(deps: FleetAlertsDeps) {
         // Only the error's name and code: never a message that could quote a request's headers.
         const e = err as { name?: string; cause?: { code?: string } };
         message = e.name === 'TimeoutError' ? `no answer within ${webhook.timeout} s` : `request failed (${e.cause?.code ?? e.name ?? 'error'})`;
+      } finally {
+        limit.done();
       }
       const last = attempt >= webhook.maxAttempts;
       deps.onResult?.(last ? 'failed' : 'retried');

@@ -49,6 +49,10 @@ function accepts(port: number): Promise<boolean> {
 const reportOf = (r: CliResult) => JSON.parse(r.stdout) as InspectReport;
 const codes = (r: InspectReport) => r.warnings.map((w) => w.code).sort();
 
+
+/** The key id of the app's (only) issuer: its leaves name its own CRL and certificate URLs. */
+const issuerKeyId = (app: TestApp) => app.running.deps.crl.active.issuerKeyId;
+
 interface Issued {
   key: string;
   leaf: string;
@@ -150,7 +154,7 @@ describe('service-ca inspect', () => {
       { subject: `CN=${NAME}`, sans: { dns: [NAME], ip: [], uri: [], email: [] }, key: { type: 'ECDSA P-256', bits: 256 }, serial: web.serial, notAfter: new Date(x.validTo).toISOString(), fingerprint256: x.fingerprint256.replace(/:/g, '').toLowerCase(), validity: 'valid' },
     );
     assert.ok(leaf!.secondsLeft > 3000 && leaf!.secondsLeft <= 3600, `about an hour left: ${leaf!.secondsLeft}`);
-    assert.deepEqual(leaf!.crlUrls, [`${app.public}/v1/crl`]);
+    assert.deepEqual(leaf!.crlUrls, [`${app.public}/v1/crl/${issuerKeyId(app)}`]);
     assert.equal(leaf!.revocation?.status, 'good', leaf!.revocation?.detail);
     assert.match(leaf!.revocation!.detail, /signature verified/);
     assert.equal(leaf!.renewal?.status, 'found');
@@ -221,7 +225,7 @@ describe('service-ca inspect', () => {
     const report = reportOf(r);
     assert.deepEqual(codes(report), ['missingIntermediate']);
     assert.equal(report.verification!.status, 'trusted', 'with the intermediate from AIA the chain verifies');
-    assert.deepEqual(report.verification!.notCarried, [{ subject: report.certificates[1]!.subject, source: 'aia', url: `${app.public}/v1/ca/intermediate.der` }]);
+    assert.deepEqual(report.verification!.notCarried, [{ subject: report.certificates[1]!.subject, source: 'aia', url: `${app.public}/v1/ca/issuers/${issuerKeyId(app)}.der` }]);
     assert.equal(report.certificates[1]!.source, 'aia');
   });
 
@@ -249,7 +253,7 @@ describe('service-ca inspect', () => {
     const leaf = report.certificates[0]!;
     assert.equal(leaf.revocation?.status, 'revoked');
     assert.equal(leaf.revocation?.reason, 'keyCompromise');
-    assert.equal(leaf.revocation?.url, `${app.public}/v1/crl`);
+    assert.equal(leaf.revocation?.url, `${app.public}/v1/crl/${issuerKeyId(app)}`);
     assert.equal(leaf.revocation?.crl?.issuer, report.certificates[1]!.subject, 'the CRL read is the intermediate\'s');
     assert.equal(leaf.record?.status, 'found');
     assert.equal(leaf.record?.record?.status, 'revoked');

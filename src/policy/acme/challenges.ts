@@ -7,6 +7,7 @@
  * `limits.perProcess` in this process. A redirect during http-01 is followed only to hosts the
  * identity's policy grants. At shutdown the validations in flight stop without a verdict.
  */
+import { setMaxListeners } from 'node:events';
 import { isIP } from 'node:net';
 import type { Logger } from 'pino';
 import type { Clock } from '../../clock.js';
@@ -36,6 +37,8 @@ export function createChallenges(deps: ChallengeDeps) {
   const { store, clock } = deps;
   const running = new Set<Promise<void>>();
   const stopping = new AbortController();
+  // Every validation in flight (up to acme.validations.perProcess) listens for the stop.
+  setMaxListeners(0, stopping.signal);
   // The claim outlives the longest validation, with room for recording its outcome.
   const lease = Math.ceil(longestValidationMs(deps.validation.timeoutMs) / 1000) + 30;
 

@@ -7,6 +7,7 @@
  * `stopped` when the process is shutting down (nothing is recorded: the claim lapses).
  */
 import { setTimeout as sleep } from 'node:timers/promises';
+import { deadline } from '../../../deadline.js';
 import { CaError } from '../../../errors.js';
 import type { AcmeChallengeType, AcmeIdentifier } from '../../../store/store.js';
 import { validateDns01 } from './dns-01.js';
@@ -61,10 +62,15 @@ export async function validateChallenge(
   for (let i = 0; i < ATTEMPTS; i++) {
     try {
       if (i > 0) await sleep(BACKOFF_MS[i - 1] ?? 1500, undefined, { signal: stop });
-      const signal = AbortSignal.any([AbortSignal.timeout(settings.timeoutMs), stop]);
-      const work = attempt(settings, challenge.type, identifier, keyAuthorization, challenge.token, mayFollow, signal);
-      work.catch(() => {}); // settled by `until` below; a late rejection after the deadline is not unhandled
-      await until(work, signal, () => new CaError('connection', `validating ${identifier.value} took longer than ${settings.timeoutMs} ms`));
+      // Not AbortSignal.any() over AbortSignal.timeout(): see src/deadline.ts.
+      const limit = deadline(settings.timeoutMs, stop);
+      try {
+        const work = attempt(settings, challenge.type, identifier, keyAuthorization, challenge.token, mayFollow, limit.signal);
+        work.catch(() => {}); // settled by `until` below; a late rejection after the deadline is not unhandled
+        await until(work, limit.signal, () => new CaError('connection', `validating ${identifier.value} took longer than ${settings.timeoutMs} ms`));
+      } finally {
+        limit.done();
+      }
       return { valid: true };
     } catch (err) {
       if (stop.aborted) return 'stopped';
