@@ -1,5 +1,5 @@
 /**
- * `service-ca init --intermediate` as child processes: a CA made by `init` (P-384, its root key
+ * `service-ca init --intermediate`, the first case as a child process and the rest in process: a CA made by `init` (P-384, its root key
  * encrypted in a folder of its own) gets a new intermediate under the same root, checked by
  * openssl (the chain, the subjectKeyIdentifier the command prints, the name, the dates) and by
  * node:crypto (the key file); the printed `ca.issuers` list is read as YAML. The refusals (a key
@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { parse as parseYaml } from 'yaml';
 import { initCommand } from '../../src/cli/init.js';
-import { inParallel, runCli, runInProcess, type CliResult } from '../setup/cli-run.js';
+import { runCli, runInProcess, type CliResult } from '../setup/cli-run.js';
 import { openssl } from '../setup/openssl.js';
 
 const ROOT_PASS = 'correct horse battery staple';
@@ -56,6 +56,34 @@ function printedIssuers(stdout: string): { text: string; issuers: Record<string,
   return { text, issuers: parsed.ca.issuers };
 }
 
+/**
+ * `service-ca ARGS` run in this process (the command's own run(), its console output captured,
+ * `env` set for the call): the same code as the binary without a process start per case. One
+ * test below runs the real binary. Calls must not overlap (console and env are this process's).
+ */
+async function cli(argv: string[], options: { env?: Record<string, string> } = {}): Promise<CliResult> {
+  assert.equal(argv[0], 'init');
+  const saved = Object.fromEntries(Object.keys(options.env ?? {}).map((k) => [k, process.env[k]]));
+  Object.assign(process.env, options.env);
+  try {
+    const r = await runInProcess(initCommand, argv.slice(1));
+    const line = (t: string) => (t === '' ? '' : `${t}\n`);
+    return { code: r.code, signal: null, stdout: line(r.stdout), stderr: line(r.stderr), describe: `service-ca ${argv.join(' ')} → ${r.code}\nstdout: ${r.stdout}\nstderr: ${r.stderr}` };
+  } finally {
+    for (const [k, v] of Object.entries(saved)) {
+      if (v === undefined) delete process.env[k];
+      else process.env[k] = v;
+    }
+  }
+}
+
+/** Runs the tasks one after the other (in-process runs share the console). */
+async function sequential<T>(tasks: (() => Promise<T>)[]): Promise<T[]> {
+  const results: T[] = [];
+  for (const task of tasks) results.push(await task());
+  return results;
+}
+
 describe('service-ca init --intermediate', () => {
   let base: string;
   let ca: string;
@@ -72,10 +100,10 @@ describe('service-ca init --intermediate', () => {
     rootKey = join(base, 'offline', 'root.key');
     oldIntermediate = join(ca, 'intermediate.pem');
     other = join(base, 'other');
-    const [made, otherMade] = await inParallel([
+    const [made, otherMade] = await sequential([
       // A root of 400 days: the default 1825 days of a new intermediate must be capped to it.
-      () => runCli(['init', '--dir', ca, '--key-type', 'p384', '--root-key-dir', join(base, 'offline'), '--root-passphrase-env', 'ROOT_PASS', '--root-days', '400', '--intermediate-days', '200', '--intermediate-name', OLD_NAME], { env: { ROOT_PASS } }),
-      () => runCli(['init', '--dir', other]),
+      () => cli(['init', '--dir', ca, '--key-type', 'p384', '--root-key-dir', join(base, 'offline'), '--root-passphrase-env', 'ROOT_PASS', '--root-days', '400', '--intermediate-days', '200', '--intermediate-name', OLD_NAME], { env: { ROOT_PASS } }),
+      () => cli(['init', '--dir', other]),
     ]);
     assertExit(made!, 0);
     assertExit(otherMade!, 0);
@@ -132,7 +160,7 @@ describe('service-ca init --intermediate', () => {
 
   it('without --current-certificate: the default name, --key-type, a validity within the root, and a placeholder for the current issuer', async () => {
     const dir = join(base, 'no-current');
-    const r = await runCli(rollover(dir, '--key-type', 'ed25519', '--intermediate-days', '30'), { env: { ROOT_PASS } });
+    const r = await cli(rollover(dir, '--key-type', 'ed25519', '--intermediate-days', '30'), { env: { ROOT_PASS } });
     assertExit(r, 0);
     const cert = join(dir, 'intermediate.pem');
     assert.equal(openssl(['verify', '-x509_strict', '-CAfile', rootPem, cert]).status, 0);
@@ -149,7 +177,7 @@ describe('service-ca init --intermediate', () => {
 
   it('--json prints the paths, key id, validity and root fingerprint; the key type defaults to the root\'s', async () => {
     const dir = join(base, 'json');
-    const r = await runCli(rollover(dir, '--json'), { env: { ROOT_PASS } });
+    const r = await cli(rollover(dir, '--json'), { env: { ROOT_PASS } });
     assertExit(r, 0);
     const out = JSON.parse(r.stdout) as Record<string, string>;
     const cert = join(dir, 'intermediate.pem');
@@ -177,7 +205,7 @@ describe('service-ca init --intermediate', () => {
       { dir: join(base, 'r3'), argv: ['init', '--intermediate', '--dir', join(base, 'r3'), '--root-certificate', rootPem, '--root-key', rootKey], env: {}, message: `the root key ${rootKey} is encrypted and no passphrase was given` },
       { dir: join(base, 'r4'), argv: rollover(join(base, 'r4'), '--current-certificate', join(other, 'intermediate.pem')), env: { ROOT_PASS }, message: `the current intermediate ${join(other, 'intermediate.pem')} was not issued by the root certificate ${rootPem}` },
     ];
-    const runs = await inParallel(cases.map((c) => () => runCli(c.argv, { env: c.env })));
+    const runs = await sequential(cases.map((c) => () => cli(c.argv, { env: c.env })));
     for (const [i, c] of cases.entries()) {
       const r = runs[i]!;
       assertExit(r, 1);
@@ -191,7 +219,7 @@ describe('service-ca init --intermediate', () => {
     // The files of ca/ (ca/2027 of the first test is a folder beside them).
     const filesOf = (dir: string) => readdirSync(dir).filter((f) => statSync(join(dir, f)).isFile()).sort().map((f) => [f, readFileSync(join(dir, f), 'utf8')]);
     const before = filesOf(ca);
-    const [inCa, inOccupied] = await inParallel([() => runCli(rollover(ca), { env: { ROOT_PASS } }), () => runCli(rollover(occupied), { env: { ROOT_PASS } })]);
+    const [inCa, inOccupied] = await sequential([() => cli(rollover(ca), { env: { ROOT_PASS } }), () => cli(rollover(occupied), { env: { ROOT_PASS } })]);
     assertExit(inCa!, 1);
     assert.equal(inCa!.stderr, `service-ca: refusing to overwrite an existing CA: ${['intermediate.key', 'intermediate.pem', 'chain.pem'].map((f) => join(ca, f)).join(', ')}\n`);
     assert.deepEqual(filesOf(ca), before);
@@ -203,7 +231,7 @@ describe('service-ca init --intermediate', () => {
   });
 
   it('without --root-key (or with an option of a new root) it is bad usage: exit 2 and the usage', async () => {
-    const missing = await runCli(['init', '--intermediate', '--dir', join(base, 'u1'), '--root-certificate', rootPem]);
+    const missing = await cli(['init', '--intermediate', '--dir', join(base, 'u1'), '--root-certificate', rootPem]);
     assertExit(missing, 2);
     assert.ok(missing.stderr.startsWith('service-ca: --root-key is required with --intermediate\n\nUsage: service-ca init --dir DIR'), missing.describe);
     assert.equal(missing.stdout, '');
