@@ -1,35 +1,36 @@
-/** The command table. */
-import { acmeCommand } from './acme.js';
-import { listCommand, revokeCommand, statusCommand } from './admin.js';
-import { agentCommand } from './agent.js';
-import { auditCommand } from './audit.js';
-import { bootstrapCommand } from './bootstrap.js';
-import { caCommand } from './ca.js';
+/**
+ * The command table. Each command's module is imported only when that command runs: `serve`
+ * loads the whole CA (HTTP, database drivers, signer), which a client command such as the
+ * image's `healthcheck` or the rotation agent never needs (about a second of start-up each).
+ */
 import type { Command } from './command.js';
-import { configCommand } from './config.js';
-import { fleetCommand } from './fleet.js';
-import { healthcheckCommand } from './healthcheck.js';
-import { initCommand } from './init.js';
-import { inspectCommand } from './inspect.js';
-import { requestCommand } from './request.js';
-import { serveCommand } from './serve.js';
-import { tokenCommand } from './token.js';
 
-export const commands: Command[] = [
-  serveCommand,
-  initCommand,
-  configCommand,
-  healthcheckCommand,
-  tokenCommand,
-  requestCommand,
-  statusCommand,
-  revokeCommand,
-  listCommand,
-  fleetCommand,
-  caCommand,
-  inspectCommand,
-  auditCommand,
-  acmeCommand,
-  agentCommand,
-  bootstrapCommand,
+const loaders: [string, () => Promise<Command>][] = [
+  ['serve', async () => (await import('./serve.js')).serveCommand],
+  ['init', async () => (await import('./init.js')).initCommand],
+  ['config', async () => (await import('./config.js')).configCommand],
+  ['healthcheck', async () => (await import('./healthcheck.js')).healthcheckCommand],
+  ['token', async () => (await import('./token.js')).tokenCommand],
+  ['request', async () => (await import('./request.js')).requestCommand],
+  ['status', async () => (await import('./admin.js')).statusCommand],
+  ['revoke', async () => (await import('./admin.js')).revokeCommand],
+  ['list', async () => (await import('./admin.js')).listCommand],
+  ['fleet', async () => (await import('./fleet.js')).fleetCommand],
+  ['ca', async () => (await import('./ca.js')).caCommand],
+  ['inspect', async () => (await import('./inspect.js')).inspectCommand],
+  ['audit', async () => (await import('./audit.js')).auditCommand],
+  ['acme', async () => (await import('./acme.js')).acmeCommand],
+  ['agent', async () => (await import('./agent.js')).agentCommand],
+  ['bootstrap', async () => (await import('./bootstrap.js')).bootstrapCommand],
 ];
+
+/** The command called name, or undefined when there is none. */
+export async function loadCommand(name: string): Promise<Command | undefined> {
+  const entry = loaders.find(([n]) => n === name);
+  return entry ? entry[1]() : undefined;
+}
+
+/** Every command, in the usage's order (the usage lists their summaries). */
+export function loadCommands(): Promise<Command[]> {
+  return Promise.all(loaders.map(([, load]) => load()));
+}

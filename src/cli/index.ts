@@ -6,12 +6,13 @@
 import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { commands } from './commands.js';
+import { loadCommand, loadCommands } from './commands.js';
 
-const USAGE = `Usage: service-ca <command> [options]
+/** The top-level usage: every command's summary, so every command's module is loaded for it. */
+const usage = async () => `Usage: service-ca <command> [options]
 
 Commands:
-${commands.map((c) => `  ${c.name.padEnd(12)} ${c.summary}`).join('\n')}
+${(await loadCommands()).map((c) => `  ${c.name.padEnd(12)} ${c.summary}`).join('\n')}
 
 Run "service-ca <command> --help" for a command's options, "service-ca --version" for the version.
 
@@ -35,20 +36,20 @@ async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;
   if (!name) {
     // Bad usage: the usage goes to stderr, so that a script's output stays clean.
-    console.error(USAGE);
+    console.error(await usage());
     return 2;
   }
   if (name === '--help' || name === '-h' || name === 'help') {
-    console.log(USAGE);
+    console.log(await usage());
     return 0;
   }
   if (name === '--version' || name === '-V' || name === 'version') {
     console.log(`service-ca ${version()} (node ${process.versions.node}, OpenSSL ${process.versions.openssl})`);
     return 0;
   }
-  const command = commands.find((c) => c.name === name);
+  const command = await loadCommand(name);
   if (!command) {
-    console.error(`service-ca: unknown command "${name}"\n\n${USAGE}`);
+    console.error(`service-ca: unknown command "${name}"\n\n${await usage()}`);
     return 2;
   }
   return command.run(rest);

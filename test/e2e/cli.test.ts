@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
-import { commands } from '../../src/cli/commands.js';
+import { loadCommands } from '../../src/cli/commands.js';
 import { ADMIN, startTestApp, workload, type TestApp } from '../setup/app.js';
 import { inParallel, runCli, runInProcess, type CliResult } from '../setup/cli-run.js';
 import { csrFor } from '../setup/csr.js';
@@ -25,6 +25,8 @@ import type { TestPki } from '../setup/pki.js';
 import { createTestIssuer } from '../setup/tokens.js';
 
 const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+/** Every command of the table, loaded as the program loads them. */
+const commands = await loadCommands();
 
 interface Problem {
   type: string;
