@@ -24,6 +24,9 @@ const loaders: [string, () => Promise<Command>][] = [
   ['bootstrap', async () => (await import('./bootstrap.js')).bootstrapCommand],
 ];
 
+/** The names the program looks commands up by; each is its module's own command name (a test). */
+export const commandNames = loaders.map(([name]) => name);
+
 /** The command called name, or undefined when there is none. */
 export async function loadCommand(name: string): Promise<Command | undefined> {
   const entry = loaders.find(([n]) => n === name);

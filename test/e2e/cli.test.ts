@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
-import { loadCommands } from '../../src/cli/commands.js';
+import { commandNames, loadCommands } from '../../src/cli/commands.js';
 import { ADMIN, startTestApp, workload, type TestApp } from '../setup/app.js';
 import { inParallel, runCli, runInProcess, type CliResult } from '../setup/cli-run.js';
 import { csrFor } from '../setup/csr.js';
@@ -381,6 +381,7 @@ describe('--help and bad usage', () => {
 
   it('covers every command in the command table', () => {
     assert.deepEqual(commands.map((c) => c.name).sort(), Object.keys(BAD_USAGE).sort());
+    assert.deepEqual(commandNames, commands.map((c) => c.name), 'the program finds each command under its own name');
   });
 
   for (const command of commands) {
