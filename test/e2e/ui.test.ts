@@ -258,6 +258,16 @@ describe('the admin console in a headless browser, by keyboard alone', { skip },
       // Enter opens it again; Tab to "Revoke certificate", Enter revokes.
       await page.keyboard.press('Enter');
       await page.locator('dialog[data-confirm-revoke][open]').waitFor({ timeout: 5000 });
+      // A cancel and a reopen quicker than the dialog's close event (it comes in a later task):
+      // the late event must not close the reopened dialog.
+      const stillOpen = await page.evaluate(async () => {
+        const d = document.querySelector<HTMLDialogElement>('dialog[data-confirm-revoke]')!;
+        d.close();
+        document.querySelector<HTMLFormElement>('form.revoke')!.requestSubmit();
+        await new Promise((resolve) => setTimeout(resolve, 200));
+        return d.open;
+      });
+      assert.equal(stillOpen, true, 'the dialog reopened before its close event stays open');
       const confirm = await tabTo(page, 'the confirming button', (f) => f.name === 'Revoke certificate', { max: 3 });
       assert.ok(confirm.inDialog);
       await page.keyboard.press('Enter');

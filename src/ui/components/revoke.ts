@@ -6,7 +6,7 @@
  */
 import { html } from 'htm/preact';
 import type { VNode } from 'preact';
-import { useLayoutEffect, useRef, useState } from 'preact/hooks';
+import { useRef, useState } from 'preact/hooks';
 import { api } from '../api';
 import { problemText } from '../format';
 import { REVOCATION_REASONS, type CertificateRecord, type Revoked } from '../types';
@@ -15,7 +15,6 @@ import { announce } from './common';
 export function RevokeForm(props: { record: CertificateRecord; onRevoked: (r: Revoked) => void; onStale: () => void }): VNode {
   const { record } = props;
   const [reason, setReason] = useState('unspecified');
-  const [open, setOpen] = useState(false);
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<string | null>(null);
   const dialog = useRef<HTMLDialogElement>(null);
@@ -23,28 +22,29 @@ export function RevokeForm(props: { record: CertificateRecord; onRevoked: (r: Re
   const cancel = useRef<HTMLButtonElement>(null);
   const label = REVOCATION_REASONS.find((r) => r.value === reason)?.label ?? reason;
 
-  useLayoutEffect(() => {
-    const d = dialog.current;
-    if (!d) return;
-    if (open && !d.open) {
-      d.showModal();
-      cancel.current?.focus();
-    } else if (!open && d.open) {
-      d.close();
-    }
-  }, [open]);
+  // Set once the revocation went through, so that the dialog's closing is not read as a cancel.
+  const settled = useRef(false);
 
-  const onClose = () => {
-    if (open) announce('Revocation cancelled');
-    setOpen(false);
-    setError(null);
-    if (opener.current?.isConnected) opener.current.focus();
-  };
-
+  // The dialog is opened and closed on the element itself, not through a state that a render
+  // would apply later: its close event comes in a task after it closed, and a quick Escape then
+  // Enter must open it again rather than be undone by that late event.
   const ask = (e: Event) => {
     e.preventDefault();
     setError(null);
-    setOpen(true);
+    const d = dialog.current;
+    if (d && !d.open) {
+      d.showModal();
+      cancel.current?.focus();
+    }
+  };
+
+  const onClose = () => {
+    // Opened again since it closed: this close event is stale.
+    if (dialog.current?.open) return;
+    setError(null);
+    if (settled.current) return;
+    announce('Revocation cancelled');
+    if (opener.current?.isConnected) opener.current.focus();
   };
 
   const confirm = async (e: Event) => {
@@ -53,7 +53,8 @@ export function RevokeForm(props: { record: CertificateRecord; onRevoked: (r: Re
     setError(null);
     try {
       const revoked = await api.revoke(record.serial, reason);
-      setOpen(false);
+      settled.current = true;
+      dialog.current?.close();
       props.onRevoked(revoked);
     } catch (err) {
       setError(problemText(err));
