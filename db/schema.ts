@@ -52,10 +52,11 @@ export const certificates = pgTable(
     index('certificates_dns_names_idx').using('gin', t.dnsNames),
     index('certificates_revoked_idx').on(t.serial).where(sql`${t.status} = 'revoked'`),
     // The fleet view (src/store/fleet.ts): each identity's newest certificate, read from this index
-    // alone (an index-only scan: every column the query needs is a key here), identities in byte
-    // order ("C": the same order, and the same identity-prefix ranges, whatever the database's
-    // default collation). Postgres takes `(identity collate "C")` as the column with that collation.
-    index('certificates_fleet_idx').on(sql`${t.identity} collate "C"`, t.notBefore.desc(), t.serial.desc(), t.notAfter, t.revokedAt),
+    // alone (an index-only scan: every column the query needs is a key here, the issuer for a
+    // retiring issuer's renewBy included), identities in byte order ("C": the same order, and the
+    // same identity-prefix ranges, whatever the database's default collation). Postgres takes
+    // `(identity collate "C")` as the column with that collation.
+    index('certificates_fleet_idx').on(sql`${t.identity} collate "C"`, t.notBefore.desc(), t.serial.desc(), t.notAfter, t.revokedAt, t.issuerKeyId),
     // certificates_crl_entries_idx (issuer_key_id, not_after) INCLUDE (serial, revoked_at, revocation_reason)
     // WHERE status = 'revoked' is created by migrations 0003 and 0005 (drizzle has no INCLUDE).
     check('certificates_status_check', sql`${t.status} in ('valid', 'revoked')`),

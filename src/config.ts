@@ -243,7 +243,7 @@ const caIssuer = z
         message: 'must be an RFC 3339 time with its offset, e.g. 2027-03-01T00:00:00Z',
       })
       .optional()
-      .describe('For a retiring issuer: renewal-info tells holders of its certificates to renew by this time (RFC 3339), before their usual window, so that they move to the active issuer early.'),
+      .describe('For a retiring issuer: renewal-info tells holders of its certificates to renew by this time (RFC 3339), before their usual window, so that they move to the active issuer early; the fleet view judges them by that window.'),
   })
   .strict();
 

@@ -149,11 +149,16 @@ export async function createDeps(config: Config, options: { clock: Clock; logger
     polls,
     renewBy: (issuerKeyId) => signers.byKeyId(issuerKeyId)?.renewBy,
   });
-  const severityRules = { warningAt: config.monitor.warningAt, criticalAt: config.monitor.criticalAt, criticalRemainingMs: config.monitor.criticalRemaining * 1000 };
+  const fleetRules = {
+    warningAt: config.monitor.warningAt,
+    criticalAt: config.monitor.criticalAt,
+    criticalRemainingMs: config.monitor.criticalRemaining * 1000,
+    renewBy: new Map(signers.all.flatMap((s) => (s.renewBy ? [[s.keyId, s.renewBy] as const] : []))),
+  };
   const fleetMonitor = createFleetMonitor({
     store,
     clock,
-    rules: severityRules,
+    rules: fleetRules,
     refreshSeconds: config.monitor.refresh,
     report: (counts) => metrics.setFleet(counts),
     onError: (err) => logger.warn({ err: (err as Error).message }, 'could not refresh the fleet gauges'),
@@ -163,7 +168,7 @@ export async function createDeps(config: Config, options: { clock: Clock; logger
     ? createFleetAlerts({
         store,
         clock,
-        rules: severityRules,
+        rules: fleetRules,
         webhook,
         onResult: (result) => metrics.webhookNotifications.inc({ result }),
         // The detail names the URL without credentials or query, and never a header value.
@@ -245,7 +250,7 @@ export async function createDeps(config: Config, options: { clock: Clock; logger
       // Refusals of these count against the caller's issuance budget too (policy/refusals.ts).
       lister: createLister({ store, clock, limiter }),
       audit: createAuditLog({ store, clock, limiter }),
-      fleet: createFleet({ store, clock, limiter, rules: severityRules }),
+      fleet: createFleet({ store, clock, limiter, rules: fleetRules }),
       issuers: createIssuerStatus({ store, clock, limiter, signers, crlOf: (keyId) => crl.byKeyId(keyId)?.current() }),
       renewalInfo,
       crl,

@@ -21,7 +21,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Clock } from '../clock.js';
 import { deadline } from '../deadline.js';
-import type { PendingFleetAlert, SeverityRules, Store } from '../store/store.js';
+import type { PendingFleetAlert, FleetRules, Store } from '../store/store.js';
 import { periodic } from './periodic.js';
 
 export interface WebhookSettings {
@@ -89,7 +89,7 @@ export function alertOf(row: PendingFleetAlert): AlertmanagerAlert {
 export interface FleetAlertsDeps {
   store: Pick<Store, 'claimFleetAlertCheck' | 'extendFleetAlertCheck' | 'syncFleetAlerts' | 'pendingFleetAlerts' | 'markFleetAlertsSent'>;
   clock: Clock;
-  rules: SeverityRules;
+  rules: FleetRules;
   webhook: WebhookSettings;
   /** One per POST attempt's outcome: sent (2xx), retried (another attempt follows), failed (the last one failed). */
   onResult?: (result: WebhookResult) => void;

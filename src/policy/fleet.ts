@@ -12,7 +12,7 @@
 import type { Principal } from '../auth/principal.js';
 import type { Clock } from '../clock.js';
 import { CaError } from '../errors.js';
-import { FLEET_SEVERITIES, FLEET_STATES, type FleetCounts, type FleetPosition, type FleetRow, type FleetSeverity, type FleetState, type SeverityRules, type Store } from '../store/store.js';
+import { FLEET_SEVERITIES, FLEET_STATES, type FleetCounts, type FleetPosition, type FleetRow, type FleetSeverity, type FleetState, type FleetRules, type Store } from '../store/store.js';
 import { requireAdmin } from './admin.js';
 import { createAuditLog } from './audit.js';
 import { pageLimit, usedFilters } from './queries.js';
@@ -21,7 +21,7 @@ import { auditingRefusals } from './refusals.js';
 import { renewalWindow, type RenewalWindow } from './renewal.js';
 import { periodic } from './periodic.js';
 
-export type { FleetCounts, FleetSeverity, FleetState, SeverityRules };
+export type { FleetCounts, FleetSeverity, FleetState, FleetRules };
 export { FLEET_SEVERITIES, FLEET_STATES };
 
 export interface FleetQueryText {
@@ -98,7 +98,7 @@ function oneOf<T extends string>(name: string, value: string | undefined, allowe
   return value as T;
 }
 
-function itemOf(row: FleetRow, at: Date): FleetItem {
+function itemOf(row: FleetRow, at: Date, renewBy: FleetRules['renewBy']): FleetItem {
   return {
     identity: row.identity,
     state: row.state,
@@ -107,14 +107,14 @@ function itemOf(row: FleetRow, at: Date): FleetItem {
       serial: row.serial,
       notBefore: row.notBefore,
       notAfter: row.notAfter,
-      renewalInfo: renewalWindow({ notBefore: row.notBefore, notAfter: row.notAfter, revokedAt: row.revokedAt }, at),
+      renewalInfo: renewalWindow({ notBefore: row.notBefore, notAfter: row.notAfter, revokedAt: row.revokedAt }, at, renewBy.get(row.issuerKeyId)),
     },
     lastPoll: row.lastPoll,
     lastRefusal: row.lastRefusal,
   };
 }
 
-export function createFleet(deps: { store: Store; clock: Clock; rules: SeverityRules; limiter?: IssuanceLimiter | undefined }): FleetService {
+export function createFleet(deps: { store: Store; clock: Clock; rules: FleetRules; limiter?: IssuanceLimiter | undefined }): FleetService {
   const audit = createAuditLog(deps);
   // The fleet's reads and their refusals are audited as listings (an action of the audit trail);
   // a read's detail says `view: fleet`.
@@ -132,7 +132,7 @@ export function createFleet(deps: { store: Store; clock: Clock; rules: SeverityR
       const items = rows.slice(0, limit);
       const last = items[items.length - 1];
       await audit.read(principal, 'certificates.list', { view: 'fleet', ...usedFilters(q) });
-      return { items: items.map((r) => itemOf(r, at)), nextCursor: rows.length > limit && last ? encodeCursor(at, last) : null };
+      return { items: items.map((r) => itemOf(r, at, deps.rules.renewBy)), nextCursor: rows.length > limit && last ? encodeCursor(at, last) : null };
     },
     async summary(principal) {
       await admin(principal);
@@ -149,7 +149,7 @@ export function createFleet(deps: { store: Store; clock: Clock; rules: SeverityR
 export function createFleetMonitor(deps: {
   store: Pick<Store, 'sharedFleetCounts'>;
   clock: Clock;
-  rules: SeverityRules;
+  rules: FleetRules;
   refreshSeconds: number;
   report: (counts: FleetCounts) => void;
   onError?: (err: unknown) => void;

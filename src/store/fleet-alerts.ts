@@ -9,7 +9,7 @@
  */
 import { sql } from 'drizzle-orm';
 import type { Database, Db } from './database.js';
-import { judged, type SeverityRules } from './fleet.js';
+import { judged, type FleetRules } from './fleet.js';
 import { asDate, rawRows } from './rows.js';
 
 export type FleetAlertKind = 'missedRenewal' | 'critical';
@@ -63,7 +63,7 @@ export async function extendFleetAlertCheck(db: Db, holder: string, leaseSeconds
  * the open rows of identities that left. At most one open row per identity and alert (the
  * partial unique index fleet_alerts_open_idx).
  */
-export async function syncFleetAlerts(database: Database, now: Date, rules: SeverityRules): Promise<FleetAlertChanges> {
+export async function syncFleetAlerts(database: Database, now: Date, rules: FleetRules): Promise<FleetAlertChanges> {
   const at = sql`${now.toISOString()}::timestamptz`;
   const [row] = await database.transaction(
     (tx) =>

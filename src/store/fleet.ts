@@ -11,10 +11,12 @@
  * - the renewal window is renewal-info's (policy/renewal.ts renewalWindow): start =
  *   notBefore + round(⅔·L), end = notBefore + round(⅚·L), in milliseconds, L = notAfter −
  *   notBefore, computed in double precision with the same operations as Math.round((L·2)/3)
- *   (floor(x + 0.5)); a test holds the two to the millisecond at both edges;
- * - severity from the share of the lifetime used and the time left (SeverityRules), its
+ *   (floor(x + 0.5)); a test holds the two to the millisecond at both edges; a certificate of a
+ *   retiring issuer with renewBy has its window closed by then, as renewal-info tells its holder;
+ * - severity from the share of the lifetime used and the time left (FleetRules), its
  *   thresholds rounded to the millisecond like the window's, so that the default warning (⅚)
- *   begins at the very millisecond the window ends.
+ *   begins at the very millisecond the window ends; a certificate whose window renewBy closed
+ *   early is a warning from the window's end on.
  * - a revoked identity's severity is `none`: its certificate was ended on purpose and expires
  *   no more; an expired one is `critical` (no time left).
  * Order (needing attention first): severity, then state (expired, missedRenewal, revoked,
@@ -35,14 +37,19 @@ export const FLEET_STATES: readonly FleetState[] = ['expired', 'missedRenewal', 
 /** Severities, most severe first (the rank is the position). */
 export const FLEET_SEVERITIES: readonly FleetSeverity[] = ['critical', 'warning', 'none'];
 
-/** When a valid certificate's identity is `warning` or `critical` (monitor.* in config.ts). */
-export interface SeverityRules {
+/**
+ * How identities are judged: when a valid certificate's identity is `warning` or `critical`
+ * (monitor.* in config.ts), and the renewBy of retiring issuers (ca.issuers[].renewBy).
+ */
+export interface FleetRules {
   /** Share of the lifetime used from which it is a warning (default ⅚: the window's end). */
   warningAt: number;
   /** Share of the lifetime used from which it is critical. */
   criticalAt: number;
   /** Time left (ms) under which it is critical. */
   criticalRemainingMs: number;
+  /** Issuer key id → its renewBy: the windows of that issuer's certificates close by then. */
+  renewBy: ReadonlyMap<string, Date>;
 }
 
 /** A place in the fleet's order: what a cursor holds (distance: milliseconds between notAfter and now, as decimal text). */
@@ -55,7 +62,7 @@ export interface FleetPosition {
 
 export interface FleetQuery {
   now: Date;
-  rules: SeverityRules;
+  rules: FleetRules;
   state?: FleetState | undefined;
   severity?: FleetSeverity | undefined;
   identityPrefix?: string | undefined;
@@ -71,6 +78,7 @@ export interface FleetRow extends FleetPosition {
   notBefore: Date;
   notAfter: Date;
   revokedAt: Date | null;
+  issuerKeyId: string;
   lastPoll: { at: Date; address: string | null } | null;
   lastRefusal: { at: Date; code: string } | null;
 }
@@ -109,18 +117,23 @@ function prefixFilter(prefix: string | undefined): SQL {
  * `judged`: one row per identity (identity, serial, not_before, not_after, revoked_at,
  * state_rank, severity_rank, distance), at `now`.
  */
-export function judged(now: Date, rules: SeverityRules, identityPrefix: string | undefined): SQL {
+export function judged(now: Date, rules: FleetRules, identityPrefix: string | undefined): SQL {
   const nowMs = now.getTime();
+  // A retiring issuer's renewBy, in milliseconds, for each certificate (null for the others).
+  const renewBy = rules.renewBy.size === 0
+    ? sql`null::float8`
+    : sql`case h.issuer_key_id ${sql.join([...rules.renewBy].map(([kid, at]) => sql`when ${kid} then ${at.getTime()}::float8`), sql` `)} end`;
   return sql`newest as (
-      select distinct on (c.identity collate "C") c.identity, c.serial, c.not_before, c.not_after, c.revoked_at
+      select distinct on (c.identity collate "C") c.identity, c.serial, c.not_before, c.not_after, c.revoked_at, c.issuer_key_id
       from certificates c
       where ${prefixFilter(identityPrefix)}
       order by c.identity collate "C", c.not_before desc nulls last, c.serial desc nulls last
     ), held as (
       select n.identity, coalesce(v.serial, n.serial) as serial, coalesce(v.not_before, n.not_before) as not_before,
-        coalesce(v.not_after, n.not_after) as not_after, case when v.serial is null then n.revoked_at end as revoked_at
+        coalesce(v.not_after, n.not_after) as not_after, case when v.serial is null then n.revoked_at end as revoked_at,
+        coalesce(v.issuer_key_id, n.issuer_key_id) as issuer_key_id
       from newest n left join lateral (
-        select c.serial, c.not_before, c.not_after from certificates c
+        select c.serial, c.not_before, c.not_after, c.issuer_key_id from certificates c
         where (n.revoked_at is not null or n.not_after <= ${time(now)})
           and c.identity collate "C" = n.identity collate "C" and c.revoked_at is null and c.not_after > ${time(now)}
         order by c.identity collate "C", c.not_before desc nulls last, c.serial desc nulls last
@@ -130,22 +143,33 @@ export function judged(now: Date, rules: SeverityRules, identityPrefix: string |
       -- offset 0 keeps a subquery a step of its own: each time and rank is computed once per
       -- identity, not again wherever a later expression, the filters or the sort name it. Times
       -- are milliseconds in double precision, exact for the whole seconds of certificates and
-      -- the milliseconds of now.
+      -- the milliseconds of now; the window's edges (opens, closes) are offsets from notBefore.
       select * from (
-        select t.identity, t.serial, t.not_before, t.not_after, t.revoked_at,
+        select t.identity, t.serial, t.not_before, t.not_after, t.revoked_at, t.issuer_key_id,
           case when t.revoked_at is not null then 2
                when t.remaining <= 0 then 0
-               when t.elapsed < floor(t.life * 2 / 3 + 0.5) then 4
-               when t.elapsed < floor(t.life * 5 / 6 + 0.5) then 3
+               when t.elapsed < t.opens then 4
+               when t.elapsed < t.closes then 3
                else 1 end as state_rank,
           case when t.revoked_at is not null then 2
                when t.remaining < ${rules.criticalRemainingMs}::float8 or t.elapsed >= floor(t.life * ${rules.criticalAt}::float8 + 0.5) then 0
-               when t.elapsed >= floor(t.life * ${rules.warningAt}::float8 + 0.5) then 1
+               when t.elapsed >= floor(t.life * ${rules.warningAt}::float8 + 0.5) or (t.renew_by is not null and t.elapsed >= t.closes) then 1
                else 2 end as severity_rank,
           abs(t.remaining)::bigint as distance
         from (
-          select e.*, ${nowMs}::float8 - e.nb as elapsed, e.na - e.nb as life, e.na - ${nowMs}::float8 as remaining
-          from (select h.*, date_part('epoch', h.not_before) * 1000 as nb, date_part('epoch', h.not_after) * 1000 as na from held h offset 0) e
+          -- A renewBy before the usual end closes the window there (not before notBefore), and
+          -- the window keeps its width where it can: policy/renewal.ts renewalWindow.
+          select w.*,
+            case when w.renew_by is null then w.usual_opens else greatest(0, least(w.usual_opens, w.renew_by - (w.usual_closes - w.usual_opens))) end as opens,
+            coalesce(w.renew_by, w.usual_closes) as closes
+          from (
+            select u.*, case when u.rb < u.nb + u.usual_closes then greatest(0, u.rb - u.nb) end as renew_by
+            from (
+              select e.*, ${nowMs}::float8 - e.nb as elapsed, e.na - e.nb as life, e.na - ${nowMs}::float8 as remaining,
+                floor((e.na - e.nb) * 2 / 3 + 0.5) as usual_opens, floor((e.na - e.nb) * 5 / 6 + 0.5) as usual_closes
+              from (select h.*, date_part('epoch', h.not_before) * 1000 as nb, date_part('epoch', h.not_after) * 1000 as na, ${renewBy} as rb from held h offset 0) e
+            ) u
+          ) w
         ) t
         offset 0
       ) j
@@ -158,6 +182,7 @@ interface RawFleetRow {
   not_before: unknown;
   not_after: unknown;
   revoked_at: unknown;
+  issuer_key_id: string;
   state_rank: number | string;
   severity_rank: number | string;
   distance: string;
@@ -181,7 +206,7 @@ export function fleetPageStatement(q: FleetQuery): SQL {
         order by severity_rank, state_rank, distance, identity collate "C"
         limit ${q.limit}::int
       )
-      select p.identity, p.serial, p.not_before, p.not_after, p.revoked_at, p.state_rank, p.severity_rank, p.distance::text as distance,
+      select p.identity, p.serial, p.not_before, p.not_after, p.revoked_at, p.issuer_key_id, p.state_rank, p.severity_rank, p.distance::text as distance,
         poll.polled_at, poll.address, r.at as refused_at, r.outcome as refusal
       from page p
       left join renewal_info_polls poll on poll.serial = p.serial
@@ -207,6 +232,7 @@ export async function listFleet(db: Db, q: FleetQuery): Promise<FleetRow[]> {
       notBefore: asDate(r.not_before),
       notAfter: asDate(r.not_after),
       revokedAt: r.revoked_at === null ? null : asDate(r.revoked_at),
+      issuerKeyId: r.issuer_key_id,
       lastPoll: r.polled_at === null ? null : { at: asDate(r.polled_at), address: r.address },
       lastRefusal: r.refused_at === null || r.refusal === null ? null : { at: asDate(r.refused_at), code: r.refusal },
       severityRank,
@@ -217,12 +243,12 @@ export async function listFleet(db: Db, q: FleetQuery): Promise<FleetRow[]> {
 }
 
 /** The statement of the counts (exported for the benchmark's EXPLAIN). */
-export function fleetCountStatement(now: Date, rules: SeverityRules, identityPrefix?: string): SQL {
+export function fleetCountStatement(now: Date, rules: FleetRules, identityPrefix?: string): SQL {
   return sql`with ${judged(now, rules, identityPrefix)} select state_rank, severity_rank, count(*) as n from judged group by 1, 2`;
 }
 
 /** Identities by state and by severity at `now` (every state and severity present, 0 included). */
-export async function countFleet(db: Db, now: Date, rules: SeverityRules, identityPrefix?: string): Promise<FleetCounts> {
+export async function countFleet(db: Db, now: Date, rules: FleetRules, identityPrefix?: string): Promise<FleetCounts> {
   const rows = await rawRows<{ state_rank: number | string; severity_rank: number | string; n: number | string }>(db, fleetCountStatement(now, rules, identityPrefix));
   const counts: FleetCounts = {
     states: { healthy: 0, renewalDue: 0, missedRenewal: 0, expired: 0, revoked: 0 },
@@ -276,7 +302,7 @@ export interface StoredFleetCounts {
  * the computation with a guarded upsert, computes them on the long-query pool and stores them;
  * every caller then gets the stored counts (undefined until a first computation has ended).
  */
-export async function sharedFleetCounts(database: Database, now: Date, rules: SeverityRules, refreshSeconds: number): Promise<StoredFleetCounts | undefined> {
+export async function sharedFleetCounts(database: Database, now: Date, rules: FleetRules, refreshSeconds: number): Promise<StoredFleetCounts | undefined> {
   const { db } = database;
   const claimed = await rawRows<{ id: number }>(
     db,

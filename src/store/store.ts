@@ -15,7 +15,7 @@ import { createGroupCommit, type GroupCommitOptions } from './group-commit.js';
 import { databaseError, openDatabase, type Database, type DatabaseConfig, type PoolStats } from './database.js';
 import { listCertificates, type ListFilter } from './listing.js';
 import { claimFleetAlertCheck, extendFleetAlertCheck, markFleetAlertsSent, pendingFleetAlerts, syncFleetAlerts, type FleetAlertChanges, type FleetAlertKind, type PendingFleetAlert } from './fleet-alerts.js';
-import { countFleet, listFleet, recordPolls, sharedFleetCounts, type FleetCounts, type FleetQuery, type FleetRow, type Poll, type SeverityRules, type StoredFleetCounts } from './fleet.js';
+import { countFleet, listFleet, recordPolls, sharedFleetCounts, type FleetCounts, type FleetQuery, type FleetRow, type Poll, type FleetRules, type StoredFleetCounts } from './fleet.js';
 import { revokeIdentity, revokeOne, type Revocation, type RevokedCertificate } from './revocations.js';
 import { CaError } from '../errors.js';
 import { acmeAccountStore, type AcmeAccountStore } from './acme-accounts.js';
@@ -27,7 +27,7 @@ export type { CrlListenerHandlers, CrlNotice, Subscription };
 export type { GroupCommitOptions };
 export { FLEET_SEVERITIES, FLEET_STATES, type FleetPosition, type FleetSeverity, type FleetState } from './fleet.js';
 export type { FleetAlertChanges, FleetAlertKind, PendingFleetAlert };
-export type { FleetCounts, FleetQuery, FleetRow, Poll, SeverityRules, StoredFleetCounts };
+export type { FleetCounts, FleetQuery, FleetRow, Poll, FleetRules, StoredFleetCounts };
 export type { AuditFilter, BuiltCrl, CrlBuild, CrlStatus, IssuanceAudit, IssuanceOutcome, ListFilter, PoolStats, Revocation, RevokedCertificate, StoredAuditEvent, StoredCrl };
 
 export interface NewCertificate {
@@ -85,18 +85,18 @@ export interface Store {
   /** A page of the fleet: every identity's state at query.now, needing attention first (store/fleet.ts). */
   listFleet(query: FleetQuery): Promise<FleetRow[]>;
   /** Identities by state and by severity at now. */
-  countFleet(now: Date, rules: SeverityRules): Promise<FleetCounts>;
+  countFleet(now: Date, rules: FleetRules): Promise<FleetCounts>;
   /**
    * The counts behind the gauges, computed once per refreshSeconds by whichever process on the
    * database claims it first, and read by all (undefined before the first computation ends).
    */
-  sharedFleetCounts(now: Date, rules: SeverityRules, refreshSeconds: number): Promise<StoredFleetCounts | undefined>;
+  sharedFleetCounts(now: Date, rules: FleetRules, refreshSeconds: number): Promise<StoredFleetCounts | undefined>;
   /** Claims the fleet alerts' check for holder (store/fleet-alerts.ts) when the last claim lapsed; true when claimed. */
   claimFleetAlertCheck(holder: string, leaseSeconds: number): Promise<boolean>;
   /** Moves holder's claim to leaseSeconds from now; false when another process holds it now. */
   extendFleetAlertCheck(holder: string, leaseSeconds: number): Promise<boolean>;
   /** Opens alert rows for identities now missedRenewal or critical, resolves those that left. */
-  syncFleetAlerts(now: Date, rules: SeverityRules): Promise<FleetAlertChanges>;
+  syncFleetAlerts(now: Date, rules: FleetRules): Promise<FleetAlertChanges>;
   /** Alert rows whose firing or resolution is still to be delivered, oldest first. */
   pendingFleetAlerts(limit: number): Promise<PendingFleetAlert[]>;
   /** Marks deliveries done, each only once; the rows this call marked. */

@@ -21,6 +21,7 @@ import { ConfigError, parseConfig } from '../../src/config.js';
 import { createLogger } from '../../src/logging.js';
 import { start, type Running } from '../../src/main.js';
 import { createPollRecorder } from '../../src/policy/renewal-info.js';
+import { renewalWindow } from '../../src/policy/renewal.js';
 import type { FleetItem, FleetSummary } from '../../src/client/index.js';
 import type { Poll } from '../../src/store/store.js';
 import { ADMIN, defaultPolicies, workload } from '../setup/app.js';
@@ -48,6 +49,8 @@ const I = id('reissued');
 const J = id('shortlived');
 const K = workload('other', 'web');
 const FLEET_PREFIX = 'spiffe://example.org/ns/fleet/';
+/** monitor.*'s defaults, no issuer retiring. */
+const DEFAULT_RULES = { warningAt: 5 / 6, criticalAt: 0.95, criticalRemainingMs: 900_000, renewBy: new Map<string, Date>() };
 
 interface Issued {
   serial: string;
@@ -288,8 +291,35 @@ describe('fleet view', () => {
     clock.set(Q);
   });
 
+  it('closes the window of a retiring issuer\'s certificate at its renewBy, to the millisecond of renewal-info\'s', async () => {
+    const c = issued.get(C)!;
+    const record = (await running.deps.store.getCertificate(c.serial))!;
+    const cert = { notBefore: new Date(c.notBefore), notAfter: new Date(c.notAfter), revokedAt: null };
+    const nb = cert.notBefore.getTime();
+    const rules = (renewBy: Date) => ({ ...DEFAULT_RULES, renewBy: new Map([[record.issuerKeyId, renewBy], ['another issuer', new Date(nb)]]) });
+    const judge = async (renewBy: Date, ms: number) => {
+      const [row] = await running.deps.store.listFleet({ now: new Date(ms), rules: rules(renewBy), identityPrefix: C, limit: 10 });
+      return `${row!.state} ${row!.severity}`;
+    };
+    // After the usual end (no change), inside the usual window, before the window's width from
+    // notBefore (it opens at notBefore), and before notBefore (open and closed at once).
+    for (const renewBy of [nb + 12 * H, nb + 9 * H + 123, nb + H, nb - H]) {
+      const window = renewalWindow(cert, Q, new Date(renewBy));
+      const start = window.start.getTime();
+      const end = window.end.getTime();
+      assert.equal(end, Math.min(Math.max(renewBy, nb), Date.parse(c.renewalInfo.end)), 'the window closes by renewBy');
+      const expected = (ms: number) => (ms < start ? 'healthy none' : ms < end ? 'renewalDue none' : 'missedRenewal warning');
+      for (const ms of [start - 1, start, end - 1, end, end + H]) {
+        assert.equal(await judge(new Date(renewBy), ms), expected(ms), `renewBy notBefore${renewBy >= nb ? '+' : ''}${(renewBy - nb) / H} h, judged at notBefore+${(ms - nb) / H} h`);
+      }
+    }
+    // Only the certificates of the issuer named: another issuer's renewBy changes nothing.
+    const [row] = await running.deps.store.listFleet({ now: Q, rules: { ...DEFAULT_RULES, renewBy: new Map([['another issuer', new Date(nb)]]) }, identityPrefix: C, limit: 10 });
+    assert.equal(`${row!.state} ${row!.severity}`, 'renewalDue none');
+  });
+
   it('takes its thresholds from the rules (monitor.* in the configuration)', async () => {
-    const rows = await running.deps.store.listFleet({ now: Q, rules: { warningAt: 0.3, criticalAt: 0.6, criticalRemainingMs: 0 }, identityPrefix: FLEET_PREFIX, limit: 100 });
+    const rows = await running.deps.store.listFleet({ now: Q, rules: { warningAt: 0.3, criticalAt: 0.6, criticalRemainingMs: 0, renewBy: new Map() }, identityPrefix: FLEET_PREFIX, limit: 100 });
     const severity = new Map(rows.map((r) => [r.identity, r.severity]));
     // Shares of the lifetime used at Q: C 0.77, A and I 0.42, B 0.08, J 0.21; H is revoked.
     assert.deepEqual([C, A, I, B, J, HR].map((x) => severity.get(x)), ['critical', 'warning', 'warning', 'none', 'none', 'none']);

@@ -6,7 +6,8 @@
  * - every new certificate, and the renewal of an A certificate by its holder, comes from B;
  * - revoking a certificate of A and one of B puts each in its own issuer's CRL, numbered on its
  *   own, and `openssl verify -crl_check` against that CRL reports each revoked;
- * - renewal-info tells the holder of an A certificate to renew by A's renewBy;
+ * - renewal-info tells the holder of an A certificate to renew by A's renewBy, and the fleet view
+ *   judges its identity by that window;
  * - GET /v1/ca/issuers shows both, A removable once its last certificate has expired;
  * - with A removed from the configuration, start-up is clean (no warning or error logged), A's
  *   URLs are gone and B's CRL carries on from its last number.
@@ -32,6 +33,8 @@ import { createTestIssuer, issuerConfig, type TestIssuer } from '../setup/tokens
 
 const OWNER = workload('shop', 'web');
 const NAMES = { dns: ['web.shop.svc'] };
+/** The holder of an A certificate that is not renewed: the fleet judges this identity by it. */
+const KEEPER = workload('shop', 'keeper');
 /** Short lifetimes, so that A's last certificate expires while the test waits. */
 const ISSUANCE = { defaultTtl: '30s', maxTtl: '1h', backdate: '1s' };
 const CRL = { validity: '1h', refresh: '30m', maxDelay: '1s' };
@@ -154,7 +157,7 @@ describe('intermediate rollover: two issuers, one active, each with its own CRL'
     try {
       renewed = await issueHolder(one, OWNER, NAMES);
       revokedA = await issueHolder(one, OWNER, NAMES);
-      keptA = await issueHolder(one, OWNER, NAMES);
+      keptA = await issueHolder(one, KEEPER, { dns: ['keeper.shop.svc'] });
       const token = await one.token(OWNER);
       const { csrPem } = await createKeyAndCsr('p256', NAMES);
       const res = await one.issue(OWNER, { csr: csrPem }, { Authorization: `Bearer ${token}` });
@@ -276,6 +279,17 @@ describe('intermediate rollover: two issuers, one active, each with its own CRL'
     const width = Math.round((lifetime * 5) / 6) - Math.round((lifetime * 2) / 3);
     assert.equal(new Date(suggestedWindow.end).getTime(), renewBy.getTime());
     assert.equal(new Date(suggestedWindow.start).getTime(), renewBy.getTime() - width);
+
+    // The fleet view shows the same window, and judges the identity by it.
+    const before = Date.now();
+    const fleet = await fetch(`${app!.api}/v1/fleet?${new URLSearchParams({ identityPrefix: KEEPER })}`, { headers: { Authorization: `Bearer ${await app!.token(ADMIN)}` } });
+    const after = Date.now();
+    assert.equal(fleet.status, 200, await fleet.clone().text());
+    const [item] = ((await fleet.json()) as { items: { state: string; certificate: { serial: string; renewalInfo: { start: string; end: string } } }[] }).items;
+    assert.equal(item!.certificate.serial, keptA.issued.serial);
+    assert.deepEqual(item!.certificate.renewalInfo, suggestedWindow);
+    const state = (ms: number) => (ms < renewBy.getTime() - width ? 'healthy' : ms < renewBy.getTime() ? 'renewalDue' : 'missedRenewal');
+    if (state(before) === state(after)) assert.equal(item!.state, state(before));
 
     const ofB = await issueHolder(app!, OWNER, NAMES);
     const info = (await (await fetch(`${app!.public}/v1/certificates/${ofB.issued.serial}/renewal-info`)).json()) as { suggestedWindow: { start: string; end: string } };

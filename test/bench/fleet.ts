@@ -40,7 +40,7 @@ const identities = count / 5;
 
 const ADMIN = 'spiffe://example.org/admin';
 const TEMPLATE = 'spiffe://example.org/ns/bench/sa/template';
-const rules = { warningAt: MONITOR_DEFAULTS.warningAt, criticalAt: MONITOR_DEFAULTS.criticalAt, criticalRemainingMs: MONITOR_DEFAULTS.criticalRemaining * 1000 };
+const rules = { warningAt: MONITOR_DEFAULTS.warningAt, criticalAt: MONITOR_DEFAULTS.criticalAt, criticalRemainingMs: MONITOR_DEFAULTS.criticalRemaining * 1000, renewBy: new Map<string, Date>() };
 
 /** Five certificates per identity; the bucket b = (i · 7919) mod 100 decides the newest one's age. */
 const SEED = `
@@ -147,8 +147,12 @@ try {
   const now = new Date();
   const plans: Record<string, string> = {};
   await withPg(server.url!, async (client) => {
+    // Every certificate here is the template's issuer's: as retiring, its renewBy is in every row's judgement.
+    const { rows: [kid] } = await client.query<{ issuer_key_id: string }>('select issuer_key_id from certificates where serial = $1', [template.serial]);
+    const retiring = { ...rules, renewBy: new Map([[kid!.issuer_key_id, now]]) };
     for (const [name, statement] of [
       ['page', fleetPageStatement({ now, rules, limit: 101 })],
+      ['page, its issuer retiring', fleetPageStatement({ now, rules: retiring, limit: 101 })],
       ['page, state=missedRenewal', fleetPageStatement({ now, rules, state: 'missedRenewal', limit: 101 })],
       ['page, one namespace', fleetPageStatement({ now, rules, identityPrefix: 'spiffe://example.org/ns/ns7/', limit: 101 })],
       ['counts', fleetCountStatement(now, rules)],
