@@ -97,7 +97,8 @@ function fixture(name: string, offsetMs = 0) {
     logDir: mkdtempSync(join(tmpdir(), 'fleet-webhook-')),
     apps: [] as Running[],
     async setUp() {
-      [f.pki, f.issuer, f.database] = await Promise.all([createTestPki('p256'), createTestIssuer(), createTestDatabase()]);
+      // The CA is made at the clock's start: one made now would not be valid yet for a clock set in the past.
+      [f.pki, f.issuer, f.database] = await Promise.all([createTestPki('p256', { now: T0 }), createTestIssuer(), createTestDatabase()]);
     },
     config(url: string) {
       return parseConfig(
@@ -276,7 +277,7 @@ describe('fleet webhook: two instances on one database', () => {
       const second = createFleetAlerts({
         store: first.deps.store,
         clock: f.clock,
-        rules: { warningAt: config.monitor.warningAt, criticalAt: config.monitor.criticalAt, criticalRemainingMs: config.monitor.criticalRemaining * 1000 },
+        rules: { warningAt: config.monitor.warningAt, criticalAt: config.monitor.criticalAt, criticalRemainingMs: config.monitor.criticalRemaining * 1000, renewBy: new Map() },
         webhook: config.monitor.webhook!,
       });
       second.start();
@@ -293,7 +294,8 @@ describe('fleet webhook: two instances on one database', () => {
 
 const alertmanager = (() => {
   try {
-    return execFileSync('sh', ['-c', 'command -v alertmanager'], { encoding: 'utf8' }).trim() || undefined;
+    // Debian names its binary prometheus-alertmanager; upstream's is alertmanager.
+    return execFileSync('sh', ['-c', 'command -v prometheus-alertmanager || command -v alertmanager'], { encoding: 'utf8' }).trim() || undefined;
   } catch {
     return undefined;
   }

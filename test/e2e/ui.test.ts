@@ -17,15 +17,12 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { Browser, Page } from 'playwright-core';
-import { createAuthority } from '../../src/signer/bootstrap.js';
 import { ADMIN, startTestApp, workload, type TestApp } from '../setup/app.js';
-import { removeAtExit } from '../setup/cleanup.js';
-import type { TestPki } from '../setup/pki.js';
+import { createTestPki } from '../setup/pki.js';
 import { getRecord, issueFor } from '../setup/revoking.js';
 import { chromiumSkip, launchChromium } from '../setup/browser.js';
 
@@ -111,14 +108,6 @@ function buildConsole(): void {
   execFileSync(process.execPath, ['src/ui/build.mjs', '--if-stale'], { cwd: ROOT, stdio: 'pipe', timeout: 120_000 });
 }
 
-/** A throwaway CA whose certificates start a day ago, so that issuance may backdate far. */
-async function pkiFromYesterday(): Promise<TestPki> {
-  const dir = mkdtempSync(join(tmpdir(), 'service-ca-pki-ui-'));
-  removeAtExit(dir);
-  const paths = await createAuthority({ dir, keyType: 'p256', now: new Date(Date.now() - 86_400_000) });
-  return { ...paths, dir, keyType: 'p256' };
-}
-
 describe('the admin console in a headless browser, by keyboard alone', { skip }, () => {
   let app: TestApp;
   let browser: Browser;
@@ -129,7 +118,8 @@ describe('the admin console in a headless browser, by keyboard alone', { skip },
     rmSync(SHOTS, { recursive: true, force: true });
     mkdirSync(SHOTS, { recursive: true });
     console.log(`# screenshots of the admin console: ${SHOTS}`);
-    app = await startTestApp({ pki: await pkiFromYesterday(), config: { issuance: { backdate: '110m', defaultTtl: '24h', maxTtl: '72h' } } });
+    // A CA whose certificates start a day ago, so that issuance may backdate far.
+    app = await startTestApp({ pki: await createTestPki('p256', { now: new Date(Date.now() - 86_400_000) }), config: { issuance: { backdate: '110m', defaultTtl: '24h', maxTtl: '72h' } } });
     await issueFor(app, HEALTHY, ['web.shop.svc'], '24h');
     await issueFor(app, DUE, ['cart.shop.svc'], '150m');
     missedSerial = (await issueFor(app, MISSED, ['ledger.billing.svc'], '2h')).serial;

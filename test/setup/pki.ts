@@ -10,9 +10,10 @@ export interface TestPki extends AuthorityPaths {
   keyType: AuthorityKeyType;
 }
 
-export async function createTestPki(keyType: AuthorityKeyType = 'p256', options: { intermediatePassphrase?: string; intermediateDays?: number } = {}): Promise<TestPki> {
+/** `now`: when the CA is made (its certificates start a few minutes before), for apps on a clock set in the past. */
+export async function createTestPki(keyType: AuthorityKeyType = 'p256', options: { intermediatePassphrase?: string; intermediateDays?: number; now?: Date } = {}): Promise<TestPki> {
   const dir = mkdtempSync(join(tmpdir(), `service-ca-pki-${keyType}-`));
   removeAtExit(dir);
-  const paths = await createAuthority({ dir, keyType, intermediatePassphrase: options.intermediatePassphrase, intermediateDays: options.intermediateDays });
+  const paths = await createAuthority({ dir, keyType, intermediatePassphrase: options.intermediatePassphrase, intermediateDays: options.intermediateDays, ...(options.now ? { now: options.now } : {}) });
   return { ...paths, dir, keyType };
 }

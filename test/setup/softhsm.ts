@@ -10,11 +10,12 @@
  * every session, change the PIN).
  */
 import { spawnSync } from 'node:child_process';
-import { createPublicKey, generateKeyPairSync, randomBytes, webcrypto, X509Certificate, type JsonWebKey } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createPublicKey, generateKeyPairSync, randomBytes, X509Certificate, type JsonWebKey } from 'node:crypto';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CaError } from '../../src/errors.js';
+import { createAuthority, createIntermediate } from '../../src/signer/bootstrap.js';
 import { CKA, CKC_X_509, CKF, CKK, CKM, CKO, CKR, CKU_USER } from '../../src/signer/pkcs11-constants.js';
 import { loadBinding, type Attribute, type Cryptoki, type Handle } from '../../src/signer/pkcs11-binding.js';
 import { x509 } from '../../src/x509/library.js';
@@ -315,63 +316,34 @@ function initialise(c: Cryptoki): void {
   }
 }
 
-const DAY = 86_400_000;
-
-function importAlgorithm(key: ReturnType<typeof createPublicKey>): webcrypto.EcKeyImportParams | webcrypto.RsaHashedImportParams | webcrypto.Algorithm {
-  if (key.asymmetricKeyType === 'rsa') return { name: 'RSASSA-PKCS1-v1_5', hash: 'SHA-256' };
-  if (key.asymmetricKeyType === 'ed25519') return { name: 'Ed25519' };
-  return { name: 'ECDSA', namedCurve: key.asymmetricKeyDetails?.namedCurve === 'secp384r1' ? 'P-384' : 'P-256' };
-}
-
 /**
- * An intermediate CA certificate for a key in the token, signed by a fresh root whose key is a
- * software key (only the intermediate's key lives in the token), as src/signer/bootstrap.ts
- * makes a CA: basicConstraints CA with pathLen 0, keyCertSign and cRLSign, SKI and AKI.
+ * An intermediate CA certificate for a key in the token, made the way an operator makes one
+ * (`service-ca init --intermediate --public-key`, src/signer/bootstrap.ts createIntermediate)
+ * under a fresh test root whose key is a software key: only the intermediate's key lives in the
+ * token.
  */
 export async function issueTokenIntermediate(publicKeyPem: string, options: { subject?: string; now?: Date } = {}): Promise<{ rootPem: string; intermediatePem: string; intermediateDer: Buffer; intermediate: X509Certificate; subjectDer: Buffer }> {
   const now = options.now ?? new Date();
-  const notBefore = new Date(now.getTime() - 5 * 60_000);
-  const usage = x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign | x509.KeyUsageFlags.digitalSignature;
-  const sign = { name: 'ECDSA', hash: 'SHA-256' } as webcrypto.EcdsaParams;
-  const rootKeys = (await webcrypto.subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-256' }, false, ['sign', 'verify'])) as webcrypto.CryptoKeyPair;
-  const tokenPublic = createPublicKey(publicKeyPem);
-  const intermediateKey = await webcrypto.subtle.importKey('spki', tokenPublic.export({ type: 'spki', format: 'der' }), importAlgorithm(tokenPublic), true, ['verify']);
-  const serial = () => `01${randomBytes(15).toString('hex')}`;
-  const root = await x509.X509CertificateGenerator.createSelfSigned({
-    serialNumber: serial(),
-    name: 'CN=service-ca test Root CA',
-    notBefore,
-    notAfter: new Date(notBefore.getTime() + 3650 * DAY),
-    keys: rootKeys as unknown as CryptoKeyPair,
-    signingAlgorithm: sign,
-    extensions: [
-      new x509.BasicConstraintsExtension(true, undefined, true),
-      new x509.KeyUsagesExtension(usage, true),
-      await x509.SubjectKeyIdentifierExtension.create(rootKeys.publicKey as unknown as CryptoKey),
-    ],
+  const dir = mkdtempSync(join(tmpdir(), 'service-ca-token-ca-'));
+  removeAtExit(dir);
+  const root = await createAuthority({ dir: join(dir, 'root'), rootName: 'CN=service-ca test Root CA', now });
+  const publicKey = join(dir, 'token-key.pem');
+  writeFileSync(publicKey, publicKeyPem);
+  const made = await createIntermediate({
+    dir: join(dir, 'intermediate'),
+    rootCertificate: root.rootCertificate,
+    rootKey: root.rootKey,
+    publicKey,
+    intermediateName: options.subject ?? 'CN=service-ca test Intermediate CA (token key)',
+    intermediateDays: 365,
+    now,
   });
-  const intermediate = await x509.X509CertificateGenerator.create({
-    serialNumber: serial(),
-    subject: options.subject ?? 'CN=service-ca test Intermediate CA (token key)',
-    issuer: root.subject,
-    notBefore,
-    notAfter: new Date(notBefore.getTime() + 365 * DAY),
-    publicKey: intermediateKey as unknown as CryptoKey,
-    signingKey: rootKeys.privateKey as unknown as CryptoKey,
-    signingAlgorithm: sign,
-    extensions: [
-      new x509.BasicConstraintsExtension(true, 0, true),
-      new x509.KeyUsagesExtension(usage, true),
-      await x509.SubjectKeyIdentifierExtension.create(intermediateKey as unknown as CryptoKey),
-      await x509.AuthorityKeyIdentifierExtension.create(rootKeys.publicKey as unknown as CryptoKey),
-    ],
-  });
-  const intermediateDer = Buffer.from(intermediate.rawData);
+  const intermediate = new X509Certificate(readFileSync(made.intermediateCertificate));
   return {
-    rootPem: root.toString('pem'),
-    intermediatePem: intermediate.toString('pem'),
-    intermediateDer,
-    intermediate: new X509Certificate(intermediateDer),
-    subjectDer: Buffer.from(intermediate.subjectName.toArrayBuffer()),
+    rootPem: readFileSync(root.rootCertificate, 'utf8'),
+    intermediatePem: intermediate.toString(),
+    intermediateDer: intermediate.raw,
+    intermediate,
+    subjectDer: Buffer.from(new x509.X509Certificate(new Uint8Array(intermediate.raw)).subjectName.toArrayBuffer()),
   };
 }
