@@ -56,6 +56,15 @@ function contactsOf(value: unknown): string[] {
 export function createAccounts(deps: AccountDeps) {
   const { store, clock } = deps;
   const macKeyOf = (kid: string) => createHmac('sha256', deps.bindingSecret).update(`acme-eab:${kid}`).digest();
+  // A kid whose kid and HMAC key (base64url) both start with a letter, a digit or "_": a value
+  // starting with "-" is read as an option by the clients' argument parsers (certbot's
+  // `--eab-hmac-key -x…` stops with "expected one argument"), once in 32 bindings otherwise.
+  const newBindingKid = (): string => {
+    for (;;) {
+      const kid = randomBytes(16).toString('base64url');
+      if (!kid.startsWith('-') && !macKeyOf(kid).toString('base64url').startsWith('-')) return kid;
+    }
+  };
 
   const matchesSomePolicy = (identity: string, issuer: string | null) =>
     deps.policies.some((p) => (!p.issuers || (issuer !== null && p.issuers.has(issuer))) && p.match(identity) !== undefined);
@@ -73,7 +82,7 @@ export function createAccounts(deps: AccountDeps) {
         const issuer = forOther ? (request.issuer ?? null) : (request.issuer ?? principal.issuer);
         if (!matchesSomePolicy(identity, issuer)) throw new CaError('forbidden', 'no policy grants certificates to this identity');
         const now = clock.now();
-        const kid = randomBytes(16).toString('base64url');
+        const kid = newBindingKid();
         const expires = new Date(now.getTime() + deps.bindingTtl * 1000);
         const tokenUse = principal.jti ? { issuer: principal.issuer, jti: principal.jti.value, expiresAt: principal.jti.expiresAt } : undefined;
         const binding = { kid, identity, issuer, tokenSans: forOther ? null : (principal.tokenSans ?? null), createdBy: principal.identity, createdAt: now, expiresAt: expires };
