@@ -140,6 +140,8 @@ export async function createDeps(config: Config, options: { clock: Clock; logger
     store,
     onError: (err, kept) => logger.warn({ err: (err as Error).message, kept }, 'could not write renewal-info polls; kept for the next batch'),
   });
+  // Each retiring issuer's renewBy: renewal-info and the fleet view close its certificates' windows by then.
+  const renewByIssuer = new Map(signers.all.flatMap((s) => (s.renewBy ? [[s.keyId, s.renewBy] as const] : [])));
   // Held at most half of crl.maxDelay (and 2 s): another replica's revocation opens the window well within it.
   const renewalInfo = createRenewalInfo({
     store,
@@ -147,13 +149,13 @@ export async function createDeps(config: Config, options: { clock: Clock; logger
     ttlMs: Math.min(2000, (config.crl.maxDelay * 1000) / 2),
     onLookup: (result) => metrics.renewalInfoLookups.inc({ result }),
     polls,
-    renewBy: (issuerKeyId) => signers.byKeyId(issuerKeyId)?.renewBy,
+    renewBy: (issuerKeyId) => renewByIssuer.get(issuerKeyId),
   });
   const fleetRules = {
     warningAt: config.monitor.warningAt,
     criticalAt: config.monitor.criticalAt,
     criticalRemainingMs: config.monitor.criticalRemaining * 1000,
-    renewBy: new Map(signers.all.flatMap((s) => (s.renewBy ? [[s.keyId, s.renewBy] as const] : []))),
+    renewBy: renewByIssuer,
   };
   const fleetMonitor = createFleetMonitor({
     store,
